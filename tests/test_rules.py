@@ -280,3 +280,9 @@ def test_refusal_is_made_before_anything_else_and_pickles():
         route(MULTI, "globex", parse("gs://acme-data/k"))
     again = pickle.loads(pickle.dumps(info.value))
     assert (again.rule, again.tenant, str(again)) == ("unclaimed", "globex", str(info.value))
+
+
+def test_tenant_is_checked_before_the_azure_account():
+    config = load_config({"tenants": {"globex": {}}})
+    with pytest.raises(AccessRefused):
+        route(config, None, parse("az://cont/a.png"))

@@ -111,13 +111,23 @@ def route(config: Config | None, tenant: str | None, location: Location) -> Rout
     backend = location.backend
     if backend not in ("s3", "gcs", "azure", "http"):
         raise ValueError(f"unknown backend {backend!r} for {location.uri!r}")
+    ambient = config is None or not config.multi_tenant
+    if ambient and tenant is not None:
+        where = ("no config is set" if config is None
+                 else f"{config.source or 'the config'} defines no tenants")
+        raise AccessRefused(
+            f"read refused for tenant {tenant!r}: {where}, so no tenant rules would apply. "
+            "Point $ATTACHFS_CONFIG (or config=) at a config with [tenants], or drop tenant= "
+            "and unset $ATTACHFS_TENANT for ambient mode",
+            uri=location.uri, tenant=tenant, rule="tenant-without-config")
+    t = None if ambient else _tenant(config, tenant, location)
     proxy = None
     if config is not None and backend != "s3":  # the seed: S3 uses IAM, not IP allowlists
         proxy = config.platform.http.proxy
     if backend == "azure" and location.account is None and config is not None:
         if config.platform.azure.account:
             location = dataclasses.replace(location, account=config.platform.azure.account)
-        elif config.multi_tenant:
+        elif not ambient:  # which account is read decides whose data it is
             raise ConfigError(f"{location.uri} names no storage account: use "
                               "https://{account}.blob.core.windows.net/{container}/{key}, or set "
                               "platform.azure.account", source=config.source,
@@ -128,21 +138,10 @@ def route(config: Config | None, tenant: str | None, location: Location) -> Rout
                      identity=identity, claim=claim, proxy=proxy, tenant=tenant, grant=grant,
                      rule=rule)
 
-    if config is None or not config.multi_tenant:
-        if tenant is not None:
-            where = "no config is set" if config is None else f"{config.source or 'the config'} defines no tenants"
-            raise AccessRefused(
-                f"read refused for tenant {tenant!r}: {where}, so no tenant rules would apply. "
-                "Point $ATTACHFS_CONFIG (or config=) at a config with [tenants], or drop tenant= "
-                "and unset $ATTACHFS_TENANT for ambient mode",
-                uri=location.uri, tenant=tenant, rule="tenant-without-config")
-        if backend == "http":
-            return make("url", Grant("none"), RULE_URL)
-        return make("ambient", Grant("ambient"), RULE_AMBIENT)
-
-    t = _tenant(config, tenant, location)
     if backend == "http":
         return make("url", Grant("none"), RULE_URL)
+    if ambient:
+        return make("ambient", Grant("ambient"), RULE_AMBIENT)
     if backend == "s3":
         if t.aws is not None:
             arn = f"arn:aws:iam::{t.aws.account_id}:role/{config.platform.aws.role_name}"
