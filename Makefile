@@ -1,0 +1,35 @@
+# The two commands of the README's quick start, and what CI runs (.ci/run -> `make test`).
+# Each target installs what it needs into .venv first, so a fresh machine needs only
+# Python >= 3.10, Node.js >= 20 with npm, and make.
+
+PYTHON ?= python3
+VENV   := .venv
+PIP    := $(VENV)/bin/python -m pip
+
+.PHONY: demo test install-demo install-test azurite lint clean
+
+demo: install-demo azurite
+	$(VENV)/bin/attachfs demo
+
+test: install-test azurite
+	$(VENV)/bin/python -m pytest
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+install-demo: $(VENV)/bin/python
+	$(PIP) install --quiet -c constraints.txt -e '.[demo]'
+
+install-test: $(VENV)/bin/python
+	$(PIP) install --quiet -c constraints.txt -e '.[test]'
+
+# Azurite (Azure Blob emulator) from the npm registry, pinned by tools/azurite/package-lock.json.
+azurite:
+	cd tools/azurite && npm ci --no-audit --no-fund --silent
+
+lint: install-test
+	$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf $(VENV) tools/azurite/node_modules

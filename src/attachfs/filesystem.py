@@ -1,0 +1,261 @@
+"""AttachFileSystem: the ``attach`` protocol.
+
+Paths are full attachment URIs (``s3://b/k``, ``gs://b/k``, an Azure blob URL, ``https://...``).
+Each call parses its URI (uri.py), asks rules.py for the Route (tenant + config decide the
+identity), and delegates to the inner filesystem that backends.py keeps for that Route. Names the
+inner filesystems return are mapped back to full URIs, so ``ls``/``find``/``glob`` results can be
+passed straight back to ``open``. Delegation is explicit, method by method (as fsspec's
+``dirfs.py`` does), so every entry point can be found by name.
+
+Chaining: ``fsspec.open("attach::s3://b/k")`` constructs us with ``target_protocol="s3"`` and
+hands us the inner filesystem's stripped path (``"b/k"``); ``_qualify`` puts the scheme back.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from fsspec.asyn import AsyncFileSystem
+from fsspec.implementations.chained import ChainedFileSystem
+from fsspec.utils import stringify_path
+
+from . import rules
+from .backends import Backends, inner_path, outer_location
+from .config import Config, resolve_config
+from .errors import AccessDenied, AccessRefused, ReadOnlyError, not_found
+from .uri import Location, parse
+
+_GLOB_CHARS = ("*", "?", "[")
+
+_READ_ONLY = (
+    "attachfs is read-only for now: open attachments with mode 'rb' (or 'r'); "
+    "write with the cloud's own client"
+)
+
+
+class AttachFileSystem(AsyncFileSystem, ChainedFileSystem):
+    """Read attachments from S3, GCS, Azure Blob and http(s) with per-tenant credentials."""
+
+    protocol = ("attach",)
+    root_marker = ""
+    async_impl = True
+
+    def __init__(
+        self,
+        *,
+        tenant: str | None = None,
+        config: str | os.PathLike | dict | Config | None = None,
+        target_protocol: str | None = None,
+        target_options: dict | None = None,
+        fo: str | None = None,
+        **kwargs: Any,
+    ):
+        super().__init__(**kwargs)
+        self.tenant = tenant if tenant is not None else (os.environ.get("ATTACHFS_TENANT") or None)
+        self.config = resolve_config(config)
+        self.target_protocol = target_protocol
+        self.target_options = dict(target_options or {})
+        self._backends = Backends(self.config, self._loop, self.asynchronous)
+
+    def __repr__(self) -> str:
+        if self.config is None:
+            return "<AttachFileSystem ambient>"
+        source = self.config.source or "<mapping>"
+        return f"<AttachFileSystem tenant={self.tenant!r} config={source!r}>"
+
+    def __reduce__(self):
+        # A recipe, not a live session: the tenant and the config *reference* (a Config
+        # pickles as its file path or its secret-free mapping); the receiving process builds
+        # its own backends and credentials.
+        return _rebuild, (type(self), self.tenant, self.config, self.target_protocol,
+                          self.target_options)
+
+    # -- paths ------------------------------------------------------------------------------
+
+    @classmethod
+    def _strip_protocol(cls, path):
+        if isinstance(path, list):
+            return [cls._strip_protocol(p) for p in path]
+        path = stringify_path(path)
+        for prefix in ("attach://", "attach::"):
+            if path.startswith(prefix):
+                path = path[len(prefix):]
+        # Unlike fsspec's default, keep a trailing "/": it is part of an object key.
+        return path
+
+    def unstrip_protocol(self, name: str) -> str:
+        return name
+
+    def _qualify(self, path: str) -> str:
+        path = self._strip_protocol(path)
+        if "://" in path or not self.target_protocol:
+            return path
+        protocol = self.target_protocol
+        if protocol in ("abfs", "abfss", "az", "adl") and self.target_options.get("account_name"):
+            container, _, key = path.partition("/")
+            account = self.target_options["account_name"]
+            return f"az://{container}@{account}.blob.core.windows.net/{key}"
+        if protocol in ("http", "https"):
+            return path
+        return f"{protocol}://{path}"
+
+    def _location(self, path: str, *, require_key: bool = True) -> Location:
+        return parse(self._qualify(path), require_key=require_key)
+
+    def _route(self, path: str, *, require_key: bool = True) -> rules.Route:
+        return rules.route(self.config, self.tenant, self._location(path, require_key=require_key))
+
+    def route(self, path: str) -> rules.Route:
+        """The Route a read of ``path`` takes (no request is made)."""
+        return self._route(path)
+
+    def _inner(self, route: rules.Route):
+        return self._backends.get(route), inner_path(route.location)
+
+    def _outer(self, route: rules.Route, info: dict) -> dict:
+        out = dict(info)
+        out["name"] = outer_location(route.location, info["name"]).uri
+        return out
+
+    def _named(self, route: rules.Route, found: dict, detail: bool):
+        out = {}
+        for info in found.values():
+            info = self._outer(route, info)
+            out[info["name"]] = info
+        return out if detail else sorted(out)
+
+    # -- reads ------------------------------------------------------------------------------
+
+    async def _cat_file(self, path, start=None, end=None, **kwargs):
+        route = self._route(path)
+        fs, ipath = self._inner(route)
+        return await _guarded(route, fs._cat_file(ipath, start=start, end=end, **kwargs))
+
+    async def _info(self, path, **kwargs):
+        route = self._route(path, require_key=False)
+        fs, ipath = self._inner(route)
+        info = await _guarded(route, fs._info(ipath, **kwargs))
+        return self._outer(route, info)
+
+    async def _ls(self, path, detail=True, **kwargs):
+        route = self._route(path, require_key=False)
+        fs, ipath = self._inner(route)
+        entries = await _guarded(route, fs._ls(ipath, detail=True, **kwargs))
+        entries = [self._outer(route, e) for e in entries]
+        return entries if detail else [e["name"] for e in entries]
+
+    async def _find(self, path, maxdepth=None, withdirs=False, detail=False, **kwargs):
+        route = self._route(path, require_key=False)
+        fs, ipath = self._inner(route)
+        found = await _guarded(
+            route, fs._find(ipath, maxdepth=maxdepth, withdirs=withdirs, detail=True, **kwargs)
+        )
+        return self._named(route, found, detail)
+
+    async def _glob(self, path, maxdepth=None, **kwargs):
+        detail = kwargs.pop("detail", False)
+        route = self._route(path, require_key=False)
+        fs, ipath = self._inner(route)
+        found = await _guarded(route, fs._glob(ipath, maxdepth=maxdepth, detail=True, **kwargs))
+        return self._named(route, found, detail)
+
+    async def _expand_path(self, path, recursive=False, maxdepth=None):
+        # fsspec's version globs any path with * ? or [ in it; a query string in a plain
+        # https URL is not a glob, and inputs that are not globs keep their exact spelling so
+        # that cat() returns a dict keyed by what the caller passed.
+        paths = [path] if isinstance(path, str) else list(path)
+        out: list[str] = []
+        for p in paths:
+            p = self._strip_protocol(p)
+            loc = self._location(p, require_key=False)
+            if loc.backend != "http" and any(c in loc.key for c in _GLOB_CHARS):
+                out.extend(await self._glob(p, maxdepth=maxdepth))
+            elif recursive and loc.backend != "http":
+                found = await self._find(p, maxdepth=maxdepth, withdirs=True)
+                out.extend(found or [p])
+            else:
+                out.append(p)
+        if not out:
+            raise not_found(str(path), "nothing matched")
+        return list(dict.fromkeys(out))
+
+    async def _get_file(self, rpath, lpath, **kwargs):
+        route = self._route(rpath)
+        fs, ipath = self._inner(route)
+        return await _guarded(route, fs._get_file(ipath, lpath, **kwargs))
+
+    def _open(self, path, mode="rb", block_size=None, autocommit=True, cache_options=None,
+              **kwargs):
+        if mode != "rb":
+            raise ReadOnlyError(f"{_READ_ONLY} (got mode {mode!r} for {path})")
+        route = self._route(path)
+        fs, ipath = self._inner(route)
+        try:
+            return fs._open(ipath, mode="rb", block_size=block_size, cache_options=cache_options,
+                            **kwargs)
+        except Exception as err:
+            _reraise(route, err)
+
+    def invalidate_cache(self, path=None):
+        for fs in list(self._backends._fs.values()):
+            fs.invalidate_cache()
+
+    # -- writes are refused, by name --------------------------------------------------------
+
+    async def _pipe_file(self, path, value, **kwargs):
+        raise ReadOnlyError(f"{_READ_ONLY} (pipe to {path})")
+
+    async def _put_file(self, lpath, rpath, **kwargs):
+        raise ReadOnlyError(f"{_READ_ONLY} (put to {rpath})")
+
+    async def _rm_file(self, path, **kwargs):
+        raise ReadOnlyError(f"{_READ_ONLY} (rm {path})")
+
+    async def _rm(self, path, recursive=False, **kwargs):
+        raise ReadOnlyError(f"{_READ_ONLY} (rm {path})")
+
+    async def _cp_file(self, path1, path2, **kwargs):
+        raise ReadOnlyError(f"{_READ_ONLY} (cp to {path2})")
+
+    async def _mkdir(self, path, create_parents=True, **kwargs):
+        raise ReadOnlyError(f"{_READ_ONLY} (mkdir {path})")
+
+    async def _makedirs(self, path, exist_ok=False):
+        raise ReadOnlyError(f"{_READ_ONLY} (makedirs {path})")
+
+
+def _rebuild(cls, tenant, config, target_protocol, target_options):
+    return cls(tenant=tenant, config=config, target_protocol=target_protocol,
+               target_options=target_options)
+
+
+async def _guarded(route: rules.Route, awaitable):
+    try:
+        return await awaitable
+    except Exception as err:
+        _reraise(route, err)
+
+
+def _reraise(route: rules.Route, err: Exception):
+    new = _translate(route, err)
+    if new is err:
+        raise err
+    raise new from err
+
+
+def _translate(route: rules.Route, err: BaseException) -> BaseException:
+    """Say what failed in attachfs's terms, naming the URI and the identity used."""
+    if isinstance(err, (AccessRefused, AccessDenied, ReadOnlyError)):
+        return err
+    if isinstance(err, FileNotFoundError):
+        return not_found(route.uri)
+    if isinstance(err, PermissionError):
+        who = route.identity or f"the {route.mode} identity"
+        return AccessDenied(
+            f"{route.backend} refused to read {route.uri} as {who}",
+            uri=route.uri, identity=route.identity,
+            hint="grant this identity read access to the object, or check the tenant's setup "
+                 "with `attachfs check`",
+        )
+    return err
