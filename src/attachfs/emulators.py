@@ -40,6 +40,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from threading import main_thread
 from typing import Any, NamedTuple
 from urllib.parse import quote
 
@@ -193,14 +194,14 @@ def _parse_range(value: str, size: int) -> tuple[int, int] | None:
                 raise _Unsatisfiable
             return max(size - n, 0), size - 1
         first = int(first_s)
-        last = int(last_s) if last_s else size - 1
+        last = int(last_s) if last_s else None
     except ValueError:
         return None
-    if first < 0 or last < first:
+    if first < 0 or (last is not None and last < first):
         return None
     if first >= size:
         raise _Unsatisfiable
-    return first, min(last, size - 1)
+    return first, size - 1 if last is None else min(last, size - 1)
 
 
 class LocalHTTPServer:
@@ -391,8 +392,8 @@ def _free_port() -> int:
 
 def _die_with_parent() -> Callable[[], None] | None:
     """A preexec_fn asking Linux to SIGTERM the child when we die, even by SIGKILL."""
-    if not sys.platform.startswith("linux") or threading.current_thread() is not \
-            threading.main_thread():  # the signal follows the *thread* that forked
+    # The signal follows the *thread* that forked: only ask for it from the main thread.
+    if not sys.platform.startswith("linux") or threading.current_thread() is not main_thread():
         return None
     try:
         prctl = ctypes.CDLL(None, use_errno=True).prctl
@@ -506,7 +507,7 @@ def _install_safety_net() -> None:
         return
     _safety_net_installed = True
     atexit.register(_stop_all_live)
-    if threading.current_thread() is threading.main_thread():
+    if threading.current_thread() is main_thread():
         for signum in (signal.SIGTERM, signal.SIGHUP):
             if signal.getsignal(signum) == signal.SIG_DFL:
                 signal.signal(signum, _on_fatal_signal)
@@ -534,10 +535,14 @@ class Emulators:
         self._moto: Any = None
         self._procs: list[_PeerProcess] = []
         self._clients: dict[str, Any] = {}
+        self._started = False
 
     # -- lifecycle
 
     def start(self) -> Emulators:
+        if self._started:
+            raise RuntimeError("Emulators.start() called twice; stop() first")
+        self._started = True
         _install_safety_net()
         with _LIVE_LOCK:
             _LIVE.add(self)
@@ -663,6 +668,7 @@ class Emulators:
             if close is not None:
                 close()
         self._clients.clear()
+        self._started = False
         with _LIVE_LOCK:
             _LIVE.discard(self)
 
