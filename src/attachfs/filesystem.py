@@ -20,10 +20,11 @@ from fsspec.asyn import AsyncFileSystem
 from fsspec.implementations.chained import ChainedFileSystem
 from fsspec.utils import stringify_path
 
-from . import rules
+from . import fetch, rules
 from .backends import Backends, inner_path, outer_location
 from .config import Config, resolve_config
 from .errors import AccessDenied, AccessRefused, ReadOnlyError, not_found
+from .file import AttachFile
 from .uri import Location, parse
 
 _GLOB_CHARS = ("*", "?", "[")
@@ -129,8 +130,18 @@ class AttachFileSystem(AsyncFileSystem, ChainedFileSystem):
 
     async def _cat_file(self, path, start=None, end=None, **kwargs):
         route = self._route(path)
-        fs, ipath = self._inner(route)
-        return await _guarded(route, fs._cat_file(ipath, start=start, end=end, **kwargs))
+        fs, _ = self._inner(route)
+        return await _guarded(route, self._read(fs, route, start, end))
+
+    async def _read(self, fs, route: rules.Route, start, end) -> bytes:
+        start = start or 0
+        if start < 0 or (end is not None and end < 0):
+            # fsspec's negative offsets count from the end: that needs the size first.
+            size = (await self._info(route.uri))["size"]
+            start = max(0, size + start) if start < 0 else start
+            end = size + end if end is not None and end < 0 else end
+        part = await fetch.read(fs, route, start, end)
+        return part.data
 
     async def _info(self, path, **kwargs):
         route = self._route(path, require_key=False)
@@ -190,10 +201,10 @@ class AttachFileSystem(AsyncFileSystem, ChainedFileSystem):
         if mode != "rb":
             raise ReadOnlyError(f"{_READ_ONLY} (got mode {mode!r} for {path})")
         route = self._route(path)
-        fs, ipath = self._inner(route)
+        fs, _ = self._inner(route)
         try:
-            return fs._open(ipath, mode="rb", block_size=block_size, cache_options=cache_options,
-                            **kwargs)
+            return AttachFile(self, path, route, fs, block_size=block_size,
+                              cache_options=cache_options, **kwargs)
         except Exception as err:
             _reraise(route, err)
 
