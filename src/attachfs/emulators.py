@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from threading import main_thread
 from typing import Any, NamedTuple
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 __all__ = [
     "AZURITE_VERSION",
@@ -204,6 +204,10 @@ def _parse_range(value: str, size: int) -> tuple[int, int] | None:
     return first, size - 1 if last is None else min(last, size - 1)
 
 
+def _path_key(raw_path: str) -> tuple[str, ...]:
+    return tuple(unquote(segment) for segment in raw_path.split("/"))
+
+
 class LocalHTTPServer:
     """Serves stored objects over http or https on 127.0.0.1, recording every request.
 
@@ -211,10 +215,14 @@ class LocalHTTPServer:
     416 out of range; other forms are ignored and answered 200), ``If-Match`` (412),
     ``ETag``, ``Last-Modified``, ``Content-Length`` and ``Accept-Ranges``; 404 when missing.
 
-    Path matching: a request matches an object stored under its raw, percent-encoded path
-    (``put("/a%20b")`` is served for ``GET /a%20b`` only), otherwise one stored under its decoded
-    path (``put("/a b")`` is served for ``GET /a%20b``). The query string is never part of the
-    match (signed-URL-style queries are ignored) but is recorded in :attr:`requests`.
+    Path matching: ``put`` takes the path as it appears in a URL (percent-encoded; characters
+    that need no encoding may also be given as they are). Paths are compared segment by segment
+    after percent-decoding each segment, because clients differ in what they encode (yarl sends
+    ``/=`` for ``/%3D``, requests sends ``%20`` for a space): ``put("/a b")`` and ``put("/a%20b")``
+    are the same object, ``/%3D`` and ``/=`` too, but an encoded slash is not a slash
+    (``/a%2Fb`` is one segment, ``/a/b`` two) and ``%252F`` is the three characters ``%2F``.
+    The query string is never part of the match (signed-URL-style queries are ignored) but is
+    recorded in :attr:`requests`, raw.
 
     The server runs on its own thread and event loop: a fake on the caller's loop plus a
     synchronous fsspec call deadlocks.
@@ -223,7 +231,7 @@ class LocalHTTPServer:
     def __init__(self, *, ssl_context: ssl.SSLContext | None = None) -> None:
         self.requests: list[RecordedRequest] = []
         self._ssl = ssl_context
-        self._objects: dict[str, _Stored] = {}
+        self._objects: dict[tuple[str, ...], _Stored] = {}
         self._sock: socket.socket | None = None
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -236,7 +244,7 @@ class LocalHTTPServer:
         """Store ``data`` at ``path``; ``headers`` override the defaults (``None`` drops one)."""
         if not path.startswith("/"):
             path = "/" + path
-        self._objects[path] = _Stored(
+        self._objects[_path_key(path)] = _Stored(
             data=bytes(data), headers=dict(headers or {}),
             etag=f'"{hashlib.md5(data, usedforsecurity=False).hexdigest()}"',
             last_modified=email.utils.formatdate(usegmt=True))
@@ -308,7 +316,7 @@ class LocalHTTPServer:
             RecordedRequest(request.method, request.raw_path, CIMultiDict(request.headers)))
         if request.method not in ("GET", "HEAD"):
             return web.Response(status=405, headers={"Allow": "GET, HEAD"})
-        obj = self._objects.get(request.rel_url.raw_path) or self._objects.get(request.path)
+        obj = self._objects.get(_path_key(request.rel_url.raw_path))
         if obj is None:
             return web.Response(status=404, text="not found\n")
         headers = {"Accept-Ranges": "bytes", "ETag": obj.etag,
