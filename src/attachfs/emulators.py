@@ -427,8 +427,11 @@ class _PeerProcess:
     """One emulator subprocess in its own process group, retried on a port clash."""
 
     def __init__(self, name: str, argv: Callable[[int], list[str]], cwd: Path,
-                 is_ready: Callable[[int], bool]) -> None:
+                 is_ready: Callable[[int], bool], says_ready: str = "") -> None:
         self.name, self._argv, self._cwd, self._is_ready = name, argv, cwd, is_ready
+        # Printed by the process itself once it listens: proves the port answering the probe
+        # is ours and not a server that took the port between _free_port() and our bind.
+        self._says_ready = says_ready
         self.log = cwd / f"{name}.log"
         self.port = 0
         self.proc: subprocess.Popen[bytes] | None = None
@@ -455,7 +458,8 @@ class _PeerProcess:
                     self.spawn()
                     continue
                 raise self._failure(f"exited with code {self.proc.returncode}")
-            if self._is_ready(self.port):
+            if (self._says_ready in self.log.read_text(errors="replace")
+                    and self._is_ready(self.port) and self.proc.poll() is None):
                 return
             if time.monotonic() > deadline:
                 self.terminate()
@@ -628,7 +632,8 @@ class Emulators:
             answer = _probe(port, "GET", f"/{AZURE_DEV_ACCOUNT}?comp=list")
             return answer is not None and answer[1].get("Server", "").startswith("Azurite")
 
-        return _PeerProcess("azurite", argv, self._scratch("azurite"), is_ready)
+        return _PeerProcess("azurite", argv, self._scratch("azurite"), is_ready,
+                            says_ready="successfully listens on")
 
     def _scratch(self, name: str) -> Path:
         return Path(tempfile.mkdtemp(prefix=f"{name}-", dir=self.workdir))
