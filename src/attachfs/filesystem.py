@@ -16,11 +16,11 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from fsspec.asyn import AsyncFileSystem
+from fsspec.asyn import AsyncFileSystem, sync
 from fsspec.implementations.chained import ChainedFileSystem
 from fsspec.utils import stringify_path
 
-from . import fetch, rules
+from . import credentials, fetch, rules
 from .backends import Backends, inner_path, outer_location
 from .config import Config, resolve_config
 from .errors import AccessDenied, AccessRefused, ReadOnlyError, not_found
@@ -111,7 +111,10 @@ class AttachFileSystem(AsyncFileSystem, ChainedFileSystem):
         """The Route a read of ``path`` takes (no request is made)."""
         return self._route(path)
 
-    def _inner(self, route: rules.Route):
+    async def _inner(self, route: rules.Route):
+        """The inner filesystem for ``route`` with its credentials valid now (fetched off-loop;
+        a refusal raises here, before any storage request)."""
+        await _guarded(route, credentials.ready(self.config, route))
         return self._backends.get(route), inner_path(route.location)
 
     def _outer(self, route: rules.Route, info: dict) -> dict:
@@ -130,7 +133,7 @@ class AttachFileSystem(AsyncFileSystem, ChainedFileSystem):
 
     async def _cat_file(self, path, start=None, end=None, **kwargs):
         route = self._route(path)
-        fs, _ = self._inner(route)
+        fs, _ = await self._inner(route)
         return await _guarded(route, self._read(fs, route, start, end))
 
     async def _read(self, fs, route: rules.Route, start, end) -> bytes:
@@ -145,20 +148,20 @@ class AttachFileSystem(AsyncFileSystem, ChainedFileSystem):
 
     async def _info(self, path, **kwargs):
         route = self._route(path, require_key=False)
-        fs, ipath = self._inner(route)
+        fs, ipath = await self._inner(route)
         info = await _guarded(route, fs._info(ipath, **kwargs))
         return self._outer(route, info)
 
     async def _ls(self, path, detail=True, **kwargs):
         route = self._route(path, require_key=False)
-        fs, ipath = self._inner(route)
+        fs, ipath = await self._inner(route)
         entries = await _guarded(route, fs._ls(ipath, detail=True, **kwargs))
         entries = [self._outer(route, e) for e in entries]
         return entries if detail else [e["name"] for e in entries]
 
     async def _find(self, path, maxdepth=None, withdirs=False, detail=False, **kwargs):
         route = self._route(path, require_key=False)
-        fs, ipath = self._inner(route)
+        fs, ipath = await self._inner(route)
         found = await _guarded(
             route, fs._find(ipath, maxdepth=maxdepth, withdirs=withdirs, detail=True, **kwargs)
         )
@@ -167,7 +170,7 @@ class AttachFileSystem(AsyncFileSystem, ChainedFileSystem):
     async def _glob(self, path, maxdepth=None, **kwargs):
         detail = kwargs.pop("detail", False)
         route = self._route(path, require_key=False)
-        fs, ipath = self._inner(route)
+        fs, ipath = await self._inner(route)
         found = await _guarded(route, fs._glob(ipath, maxdepth=maxdepth, detail=True, **kwargs))
         return self._named(route, found, detail)
 
@@ -193,7 +196,7 @@ class AttachFileSystem(AsyncFileSystem, ChainedFileSystem):
 
     async def _get_file(self, rpath, lpath, **kwargs):
         route = self._route(rpath)
-        fs, ipath = self._inner(route)
+        fs, ipath = await self._inner(route)
         return await _guarded(route, fs._get_file(ipath, lpath, **kwargs))
 
     def _open(self, path, mode="rb", block_size=None, autocommit=True, cache_options=None,
@@ -201,8 +204,8 @@ class AttachFileSystem(AsyncFileSystem, ChainedFileSystem):
         if mode != "rb":
             raise ReadOnlyError(f"{_READ_ONLY} (got mode {mode!r} for {path})")
         route = self._route(path)
-        fs, _ = self._inner(route)
         try:
+            fs, _ = sync(self.loop, self._inner, route)
             return AttachFile(self, path, route, fs, block_size=block_size,
                               cache_options=cache_options, **kwargs)
         except Exception as err:

@@ -1,3 +1,76 @@
 """Credentials, one module per cloud: each turns a Route's Grant into the options an inner
-filesystem (and later the hot read path) needs. Nothing here decides *which* identity to use:
-rules.py did that; these modules only build, cache and refresh what the Grant names."""
+filesystem needs. Nothing here decides *which* identity to use: rules.py did that; these modules
+only build, cache and refresh what the Grant names.
+
+Leases are kept per process, keyed by (config digest, grant): every filesystem instance in a
+process shares one lease per tenant identity (200 concurrent opens, one AssumeRole), a forked
+child inherits the still-valid lease, and a spawned child derives its own.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Hashable
+
+from .refresh import Refreshable
+
+_leases: dict[Hashable, Refreshable] = {}
+_leases_lock = threading.Lock()
+
+
+def shared(key: Hashable, build: Callable[[], Refreshable]) -> Refreshable:
+    """The process-wide Refreshable for ``key``, built on first use."""
+    lease = _leases.get(key)
+    if lease is None:
+        with _leases_lock:
+            lease = _leases.get(key)
+            if lease is None:
+                lease = _leases[key] = build()
+    return lease
+
+
+def forget_all() -> None:
+    """Drop every cached lease (tests; a config reload)."""
+    with _leases_lock:
+        _leases.clear()
+
+
+def _after_fork() -> None:
+    global _leases_lock
+    _leases_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)
+
+
+def lease_for(config, route) -> Refreshable | None:
+    """The refreshing credentials ``route`` needs, or None where the backend's own chain (or
+    nothing: anonymous, plain URLs) authenticates."""
+    grant = route.grant
+    if grant.kind == "aws-assume-role":
+        from . import aws
+
+        return aws.assumed_role(config, grant)
+    if route.backend == "gcs" and grant.kind in ("gcp-impersonate", "gcp-platform", "ambient"):
+        from . import gcp
+
+        return gcp.token_lease(config, grant)
+    if grant.kind == "azure-app":
+        from . import azure
+
+        return azure.token_lease(config, grant)
+    return None
+
+
+async def ready(config, route) -> None:
+    """Make sure the credentials ``route`` needs are valid now.
+
+    Fetching runs off the event loop; a refusal surfaces here, at once, as ``AccessDenied``
+    naming the identity and the missing grant, instead of after a backend's retries (gcsfs
+    retries a refused impersonation for ~34 s, adlfs a refused token for 78-91 s).
+    """
+    lease = lease_for(config, route)
+    if lease is not None:
+        await lease.get()

@@ -1,11 +1,27 @@
-"""AWS credentials for a Route: the platform's own identity (default boto chain or a profile)."""
+"""AWS credentials for a Route.
+
+* ``ambient`` / ``aws-platform``: the platform's own identity, boto's default chain (or the
+  configured profile), handed to s3fs as is.
+* ``aws-assume-role``: STS AssumeRole into the tenant's role with its ExternalId, from the
+  platform's identity, refreshed before expiry (refresh.py). s3fs gets an aiobotocore session
+  whose credential chain holds *only* that role: there is no provider behind it to fall back to
+  the platform's keys (the seed: with the integration enabled, never fetch as ourselves).
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
+from botocore.credentials import ReadOnlyCredentials
+
 from ..config import Config
-from ..rules import Route
+from ..errors import AccessDenied
+from ..rules import Grant, Route
+from . import refresh, shared
+
+#: STS session length asked for; refresh.py refreshes 15 (advisory) / 10 (mandatory) min early.
+DURATION_SECONDS = 3600
 
 
 def s3fs_options(config: Config | None, route: Route) -> dict[str, Any]:
@@ -17,4 +33,109 @@ def s3fs_options(config: Config | None, route: Route) -> dict[str, Any]:
         if aws_cfg is not None and aws_cfg.profile:
             opts["profile"] = aws_cfg.profile
         return opts
-    raise NotImplementedError(f"AWS grant {kind!r} is not supported yet")
+    if kind == "aws-assume-role":
+        return {"session": _role_session(assumed_role(config, route.grant))}
+    raise ValueError(f"not an AWS grant: {kind!r}")
+
+
+def assumed_role(config: Config | None, grant: Grant) -> refresh.Refreshable:
+    """The process-wide refreshing credentials of the tenant role ``grant`` names."""
+    digest = config.digest if config else None
+    return shared(("aws", digest, grant), lambda: refresh.Refreshable(
+        lambda: _assume(config, grant), what=f"role {grant.role_arn}",
+        clock=refresh.now))
+
+
+def platform_session(config: Config | None):
+    """A boto3 session as the platform's own AWS identity (default chain or profile)."""
+    import boto3
+
+    aws_cfg = config.platform.aws if config else None
+    return boto3.Session(profile_name=aws_cfg.profile if aws_cfg else None)
+
+
+def _sts_client(config: Config | None):
+    aws_cfg = config.platform.aws if config else None
+    kwargs: dict[str, Any] = {}
+    if aws_cfg is not None:
+        if aws_cfg.sts_endpoint_url:
+            kwargs["endpoint_url"] = aws_cfg.sts_endpoint_url
+        if aws_cfg.region:
+            kwargs["region_name"] = aws_cfg.region
+    kwargs.setdefault("region_name", "us-east-1")
+    return platform_session(config).client("sts", **kwargs)
+
+
+def _assume(config: Config | None, grant: Grant) -> refresh.Lease[ReadOnlyCredentials]:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        resp = _sts_client(config).assume_role(
+            RoleArn=grant.role_arn,
+            RoleSessionName=grant.session_name,
+            ExternalId=grant.external_id,
+            DurationSeconds=DURATION_SECONDS,
+        )
+    except ClientError as err:
+        code = err.response.get("Error", {}).get("Code", "")
+        raise AccessDenied(
+            f"AssumeRole into {grant.role_arn} as the platform's AWS identity was refused "
+            f"({code}); the tenant's role trust policy must allow it",
+            uri=None, identity=grant.role_arn,
+            hint=(f"in the tenant's account, the trust policy of {grant.role_arn} must allow "
+                  "sts:AssumeRole for the platform account with the condition "
+                  "sts:ExternalId = the tenant's external ID (see `attachfs policy aws`)"),
+        ) from None
+    except BotoCoreError as err:
+        raise AccessDenied(
+            f"could not assume {grant.role_arn}: the platform's AWS identity is not usable "
+            f"({type(err).__name__})", identity=grant.role_arn,
+            hint="check the platform's own AWS credentials (default chain or "
+                 "platform.aws.profile) and platform.aws.sts_endpoint_url",
+        ) from None
+    creds = resp["Credentials"]
+    expires = creds["Expiration"]
+    if isinstance(expires, dt.datetime):
+        expires_at = expires.timestamp()
+    else:  # pragma: no cover - botocore always parses it
+        expires_at = dt.datetime.fromisoformat(str(expires)).timestamp()
+    value = ReadOnlyCredentials(creds["AccessKeyId"], creds["SecretAccessKey"],
+                                creds["SessionToken"])
+    return refresh.Lease(value, expires_at)
+
+
+class _RoleCredentials:
+    """What aiobotocore's signer asks for (``get_frozen_credentials``), served from the lease."""
+
+    method = "attachfs-assume-role"
+
+    def __init__(self, lease: refresh.Refreshable):
+        self._lease = lease
+
+    def __repr__(self) -> str:
+        return f"<RoleCredentials {self._lease.what}>"
+
+    async def get_frozen_credentials(self) -> ReadOnlyCredentials:
+        return await self._lease.get()
+
+
+class _RoleProvider:
+    METHOD = "attachfs-assume-role"
+    CANONICAL_NAME = "attachfs"
+
+    def __init__(self, lease: refresh.Refreshable):
+        self._credentials = _RoleCredentials(lease)
+
+    async def load(self):
+        return self._credentials
+
+
+def _role_session(lease: refresh.Refreshable):
+    from aiobotocore.credentials import AioCredentialResolver
+    from aiobotocore.session import AioSession
+
+    session = AioSession()
+    # The only provider: no env keys, profile or instance role can stand in for the tenant's.
+    session.register_component("credential_provider",
+                               AioCredentialResolver(providers=[_RoleProvider(lease)]))
+    return session

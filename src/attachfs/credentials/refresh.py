@@ -31,6 +31,14 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+#: The clock leases are judged by. Tests replace it to move time; production uses time.time.
+CLOCK: Callable[[], float] = time.time
+
+
+def now() -> float:
+    return CLOCK()
+
+
 ADVISORY_SECONDS = 15 * 60
 MANDATORY_SECONDS = 10 * 60
 
