@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from stores import BACKENDS, new_store
 
 import attachfs
+from stores import BACKENDS, new_store
 
 # Characters that break naive URI handling, plus ordinary ones and some non-ASCII.
 AWKWARD = [" ", "+", "%", "#", "?", "=", "&", ";", "@", ":", ",", "'", "!", "(", ")", "~",

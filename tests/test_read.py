@@ -46,6 +46,11 @@ def test_open_seek_read(fs, store):
         assert f.read() == DATA
     with attachfs.open(uri, config=fs.config) as f:
         assert f.read() == DATA
+    # A first block smaller than the object: the size must come from the response's
+    # Content-Range, not from the length of the first range.
+    with fs.open(uri, block_size=4096) as f:
+        assert f.size == len(DATA)
+        assert f.read() == DATA
 
 
 def test_text_mode(fs, store):

@@ -305,10 +305,6 @@ def test_listing_under_delegation_returns_uris(cfg, google, proxy):
     assert len(_impersonations(google, READER)) == 1
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "filesystem.py _translate() only maps PermissionError to AccessDenied; gcsfs reports a 403 "
-    "as a plain OSError('Forbidden: ...'), which fetch._gcs converts for reads but nothing "
-    "converts for ls/find/info/glob, so the raw OSError escapes without the identity"))
 @pytest.mark.parametrize("call", ["ls", "find", "info"])
 def test_listing_a_bucket_the_tenant_cannot_read_is_denied_not_empty(cfg, proxy, call):
     fs = _fs("acme", cfg)

@@ -120,13 +120,19 @@ async def _gcs(fs, route, start, end, version) -> Part:
     except FileExistsError as err:  # gcsfs's name for 412 Precondition Failed
         raise _changed(route, version) from err
     except OSError as err:
-        if "Forbidden" in str(err) and not isinstance(err, PermissionError):
+        if is_gcs_forbidden(route, err):
             raise PermissionError(str(err)) from err
         if "416" in str(err) or "Requested range not satisfiable" in str(err):
             return _unsatisfiable(start, version)
         raise
     size = _size_from(resp_headers.get("Content-Range"), start, len(data))
     return Part(data, start, size, resp_headers.get("x-goog-generation"))
+
+
+def is_gcs_forbidden(route: Route, err: BaseException) -> bool:
+    """gcsfs reports a 403 as a plain ``OSError("Forbidden: ...")``, not a PermissionError."""
+    return (route.backend == "gcs" and type(err) is OSError
+            and str(err).startswith("Forbidden"))
 
 
 async def _azure(fs, route, start, end, version) -> Part:
@@ -162,7 +168,9 @@ async def _azure(fs, route, start, end, version) -> Part:
         if err.status_code in (401, 403, 409):
             raise PermissionError(f"Azure refused the read: {err.reason}") from err
         raise
-    return Part(data, start, stream.properties.size, stream.properties.etag)
+    # properties.size is the length of the range downloaded; the blob's size is in Content-Range.
+    size = _size_from(stream.properties.content_range, start, len(data))
+    return Part(data, start, size, stream.properties.etag)
 
 
 async def _http(fs, route, start, end, version) -> Part:

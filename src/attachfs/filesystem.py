@@ -260,16 +260,19 @@ def _reraise(route: rules.Route, err: Exception):
 
 def _translate(route: rules.Route, err: BaseException) -> BaseException:
     """Say what failed in attachfs's terms, naming the URI and the identity used."""
-    if isinstance(err, (AccessRefused, AccessDenied, ReadOnlyError)):
+    if isinstance(err, AccessDenied):
+        if err.uri is not None:
+            return err
+        # Raised by the credential layer, which does not know the URI being read.
+        return AccessDenied(f"{err} (reading {route.uri}); to fix: {err.hint}",
+                            uri=route.uri, identity=err.identity, hint=err.hint)
+    if isinstance(err, (AccessRefused, ReadOnlyError)):
         return err
     if isinstance(err, FileNotFoundError):
         return not_found(route.uri)
-    if isinstance(err, PermissionError):
+    if fetch.is_gcs_forbidden(route, err) or isinstance(err, PermissionError):
         who = route.identity or f"the {route.mode} identity"
-        return AccessDenied(
-            f"{route.backend} refused to read {route.uri} as {who}",
-            uri=route.uri, identity=route.identity,
-            hint="grant this identity read access to the object, or check the tenant's setup "
-                 "with `attachfs check`",
-        )
+        hint = rules.denied_hint(route)
+        return AccessDenied(f"{route.backend} refused to read {route.uri} as {who}; "
+                            f"to fix: {hint}", uri=route.uri, identity=route.identity, hint=hint)
     return err

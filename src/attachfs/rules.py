@@ -200,3 +200,35 @@ def _claim(config: Config, t: Tenant, location: Location, cloud: str, setup: str
         f"\"{bucket}\" to tenants.{t.name}.direct in {config.source or 'the config'}; or set up "
         f"delegated access: {setup}",
         uri=location.uri, tenant=t.name, rule="unclaimed")
+
+
+def denied_hint(route: Route) -> str:
+    """What the customer (or the platform) must grant when the cloud refuses ``route``'s read.
+
+    The counterpart of the table above: for each way a read is made, the grant it relies on.
+    """
+    loc = route.location
+    g = route.grant
+    if g.kind == "aws-assume-role":
+        return (f"the permission policy of {g.role_arn} must allow s3:GetObject on "
+                f"arn:aws:s3:::{loc.bucket}/* (see `attachfs policy aws`)")
+    if g.kind == "aws-platform":
+        owner = f" (owner {g.expected_bucket_owner})" if g.expected_bucket_owner else ""
+        return (f"the bucket policy of {loc.bucket}{owner} must allow s3:GetObject for the "
+                "platform account (see `attachfs policy bucket`), or set up delegated access")
+    if g.kind == "gcp-impersonate":
+        return (f"grant {g.service_account} the role Storage Object Viewer "
+                f"(roles/storage.objectViewer) on gs://{loc.bucket} (see `attachfs policy gcp`)")
+    if g.kind == "gcp-platform":
+        return (f"grant the platform's service account Storage Object Viewer on "
+                f"gs://{loc.bucket}, or set up service-account impersonation")
+    if g.kind == "azure-app":
+        return (f"assign the app's service principal (client id {g.client_id}) the role "
+                f"Storage Blob Data Reader on the storage account {loc.account} or the "
+                f"container {loc.bucket} (see `attachfs policy azure`)")
+    if g.kind == "anonymous":
+        return (f"the container {loc.bucket} does not allow anonymous reads: connect the "
+                "tenant's Azure directory (delegated access) or make the container public")
+    if g.kind == "none":
+        return "the URL's own authority (signature, token, or public access) was refused"
+    return "check the credentials of the backend's default chain"

@@ -53,7 +53,11 @@ class AuthorizingProxy(ThreadedServer):
         tls: tuple[str | Path, str | Path] | ssl.SSLContext | None = None,
         upstream_ca: str | Path | ssl.SSLContext | None = None,
         host: str = "127.0.0.1",
+        preserve_host: bool = False,
     ):
+        # preserve_host: forward the client's Host header, so SigV4 signatures (which cover
+        # Host) still match at an upstream that does not route by host (moto's STS, path-style).
+        self.preserve_host = preserve_host
         if isinstance(tls, tuple):
             server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             server_ctx.load_cert_chain(str(tls[0]), str(tls[1]))
@@ -93,6 +97,8 @@ class AuthorizingProxy(ThreadedServer):
         record = request[RECORD]
         record.principal = request.get(PRINCIPAL)
         headers = [(k, v) for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP]
+        if self.preserve_host:
+            headers.append(("Host", request.host))
         url = URL(self.upstream + request.raw_path, encoded=True)
         async with self._session.request(
             request.method, url, headers=headers, data=await request.read(), allow_redirects=False

@@ -43,7 +43,7 @@ def assumed_role(config: Config | None, grant: Grant) -> refresh.Refreshable:
     digest = config.digest if config else None
     return shared(("aws", digest, grant), lambda: refresh.Refreshable(
         lambda: _assume(config, grant), what=f"role {grant.role_arn}",
-        clock=refresh.now))
+        clock=refresh.now, secrets=lambda c: (c.secret_key, c.token)))
 
 
 def platform_session(config: Config | None):
@@ -105,7 +105,8 @@ def _assume(config: Config | None, grant: Grant) -> refresh.Lease[ReadOnlyCreden
 
 
 class _RoleCredentials:
-    """What aiobotocore's signer asks for (``get_frozen_credentials``), served from the lease."""
+    """aiobotocore's refreshable-credentials interface (as ``AioRefreshableCredentials``),
+    served from the lease: every getter makes sure the lease is valid first."""
 
     method = "attachfs-assume-role"
 
@@ -117,6 +118,21 @@ class _RoleCredentials:
 
     async def get_frozen_credentials(self) -> ReadOnlyCredentials:
         return await self._lease.get()
+
+    async def get_access_key(self) -> str:
+        return (await self._lease.get()).access_key
+
+    async def get_secret_key(self) -> str:
+        return (await self._lease.get()).secret_key
+
+    async def get_token(self) -> str:
+        return (await self._lease.get()).token
+
+    async def get_account_id(self) -> None:
+        return None  # S3 does not use account-id-based endpoints
+
+    def get_deferred_property(self, name: str):
+        return lambda: None
 
 
 class _RoleProvider:

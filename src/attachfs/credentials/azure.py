@@ -17,7 +17,7 @@ from typing import Any
 from ..config import Config
 from ..errors import AccessDenied, ConfigError
 from ..rules import Grant, Route
-from . import refresh, shared
+from . import refresh, scrub, shared
 
 STORAGE_SCOPE = "https://storage.azure.com/.default"
 
@@ -71,7 +71,8 @@ def token_lease(config: Config | None, grant: Grant) -> refresh.Refreshable:
     digest = config.digest if config else None
     return shared(("azure", digest, grant), lambda: refresh.Refreshable(
         _fetcher(config, grant), what=f"azure-app:{grant.client_id}@{grant.azure_tenant_id}",
-        clock=refresh.now, advisory=600, mandatory=300))
+        clock=refresh.now, advisory=600, mandatory=300,
+        secrets=lambda token: (token.token,)))
 
 
 def _app_credential(config: Config, grant: Grant):
@@ -85,6 +86,7 @@ def _app_credential(config: Config, grant: Grant):
         kwargs["disable_instance_discovery"] = True
     if az.client_secret_env:
         secret = os.environ.get(az.client_secret_env)
+        scrub.remember([secret])
         if not secret:
             raise ConfigError(
                 f"environment variable {az.client_secret_env} (the platform app's client "
@@ -102,14 +104,7 @@ def _fetcher(config: Config, grant: Grant):
         try:
             token = credential.get_token(STORAGE_SCOPE)
         except ClientAuthenticationError as err:
-            raise AccessDenied(
-                f"the platform's Azure app {grant.client_id} could not get a token in directory "
-                f"{grant.azure_tenant_id} ({_aadsts(err)})",
-                identity=f"azure-app:{grant.client_id}@{grant.azure_tenant_id}",
-                hint=("an administrator of that directory must consent to the app (the "
-                      "integration's 'Connect to Azure' step); if it was consented, check the "
-                      "platform app's secret or certificate"),
-            ) from None
+            raise _refused(config, grant, err) from None
         finally:
             credential.close()
         return refresh.Lease(token, float(token.expires_on))
@@ -117,11 +112,62 @@ def _fetcher(config: Config, grant: Grant):
     return fetch
 
 
-def _aadsts(err: Exception) -> str:
-    """The AADSTS code of an Entra refusal (a code, never the token or secret)."""
+#: Entra found no service principal of the app in the directory: nobody there consented.
+_NOT_CONSENTED = frozenset({"AADSTS700016"})
+#: Entra refused the app's own secret or certificate assertion (invalid, expired, wrong key).
+_BAD_APP_CREDENTIAL = frozenset({"AADSTS7000215", "AADSTS7000222", "AADSTS700027",
+                                 "AADSTS700024", "AADSTS700021", "AADSTS50027"})
+
+
+def _refused(config: Config, grant: Grant, err: Exception) -> Exception:
+    """Say why Entra gave no token. A missing consent (the tenant's administrator acts) and a
+    refused app secret (the platform acts) are different fixes, and an Entra that answered no
+    refusal at all (an outage: HTTP 5xx after azure-identity's retries) is an OSError a caller
+    may retry, never an ``AccessDenied``."""
+    app, directory = grant.client_id, grant.azure_tenant_id
+    identity = f"azure-app:{app}@{directory}"
+    code = _aadsts(err)
+    if code is None:
+        authority = config.platform.azure.authority or "https://login.microsoftonline.com"
+        return ConnectionError(
+            f"the platform's Azure app {app} could not get a token in directory {directory}: "
+            f"Entra ID ({authority}) answered neither a token nor a refusal "
+            f"({_http_status(err)}); it may be unavailable, try again later")
+    if code in _NOT_CONSENTED:
+        return AccessDenied(
+            f"the platform's Azure app {app} is not consented in directory {directory} ({code}: "
+            "the app has no service principal there)", identity=identity,
+            hint=(f"an administrator of directory {directory} must consent to the app (the "
+                  "integration's 'Connect to Azure' step)"))
+    if code in _BAD_APP_CREDENTIAL:
+        az = config.platform.azure
+        which = (f"client secret (${az.client_secret_env})" if az.client_secret_env
+                 else f"certificate ({az.client_certificate_path})")
+        return AccessDenied(
+            f"Entra ID refused the platform's Azure app {app} {which} in directory {directory} "
+            f"({code})", identity=identity,
+            hint=f"the platform app's {which} is wrong or expired: renew it in the app "
+                 "registration and in the platform's configuration")
+    return AccessDenied(
+        f"the platform's Azure app {app} could not get a token in directory {directory} ({code})",
+        identity=identity,
+        hint=("an administrator of that directory must consent to the app (the integration's "
+              "'Connect to Azure' step); if it was consented, check the platform app's secret "
+              "or certificate"))
+
+
+def _aadsts(err: Exception) -> str | None:
+    """The AADSTS code of an Entra refusal (a code, never the token or secret), or None."""
     import re
 
     m = re.search(r"AADSTS\d+", str(err))
+    return m.group(0) if m else None
+
+
+def _http_status(err: Exception) -> str:
+    import re
+
+    m = re.search(r"HTTP Error: \d{3}", str(err))
     return m.group(0) if m else type(err).__name__
 
 

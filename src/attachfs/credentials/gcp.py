@@ -50,7 +50,7 @@ def token_lease(config: Config | None, grant: Grant) -> refresh.Refreshable | No
             else "the platform's Google identity")
     digest = config.digest if config else None
     return shared(("gcp", digest, grant), lambda: refresh.Refreshable(
-        _fetcher(config, grant), what=what, clock=refresh.now,
+        _fetcher(config, grant), what=what, clock=refresh.now, secrets=lambda token: (token,),
         # Google tokens live an hour. Refresh 10 / 5 minutes early: gcsfs refreshes by itself
         # (blocking, on the loop) when a token has under 5 minutes left, so ready() keeps it
         # out of that range.

@@ -23,9 +23,11 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
+
+from . import scrub
 
 log = logging.getLogger(__name__)
 
@@ -66,10 +68,12 @@ class Refreshable(Generic[T]):
 
     def __init__(self, fetch: Callable[[], Lease[T]], *, what: str,
                  clock: Callable[[], float] = time.time,
-                 advisory: float = ADVISORY_SECONDS, mandatory: float = MANDATORY_SECONDS):
+                 advisory: float = ADVISORY_SECONDS, mandatory: float = MANDATORY_SECONDS,
+                 secrets: Callable[[T], Iterable[str | None]] = lambda value: ()):
         if mandatory > advisory:
             raise ValueError("the mandatory window must be inside the advisory window")
         self._fetch = fetch
+        self._secrets = secrets
         self.what = what
         self.clock = clock
         self.advisory = advisory
@@ -129,7 +133,9 @@ class Refreshable(Generic[T]):
     def _call_fetch(self) -> Lease[T]:
         self.fetches += 1
         log.debug("refreshing credentials for %s", self.what)
-        return self._fetch()
+        lease = self._fetch()
+        scrub.remember(self._secrets(lease.value))
+        return lease
 
     def _after_fork(self) -> None:
         self._lock = threading.Lock()
