@@ -174,13 +174,13 @@ def wait_until_serving(url: str, process: subprocess.Popen, verify: str | bool =
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            pytest.skip(f"{process.args[0]} exited with {process.returncode}")
+            pytest.fail(f"{process.args[0]} exited with {process.returncode}")
         try:
             requests.get(url, timeout=1, verify=verify)
             return
         except requests.ConnectionError:
             time.sleep(0.05)
-    pytest.skip(f"{process.args[0]} did not serve {url} within 20 s")
+    pytest.fail(f"{process.args[0]} did not serve {url} within 20 s")
 
 
 # --- FakeGoogle with google-auth ---------------------------------------------------------------------
@@ -633,7 +633,7 @@ def test_azure_policy(entra, app_id, store, server_cert, ca_path, caller, path, 
     assert proxy.requests[-1].principal == principal
 
 
-# --- End to end with the emulators (skipped when they cannot run) ------------------------------------
+# --- End to end with the emulators (failing, never skipped, when they cannot run) ------------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -646,7 +646,7 @@ def fake_gcs_server(tmp_path_factory):
         )
     )
     if not binaries:
-        pytest.skip("no fake-gcs-server binary for this platform")
+        pytest.fail("no fake-gcs-server binary for this platform")
     port = free_port()
     process = subprocess.Popen(
         [
@@ -708,7 +708,7 @@ def test_gcsfs_through_proxy_to_fake_gcs_server(google, platform_key, fake_gcs_s
 def azurite(server_cert, ca_path, tmp_path_factory):
     binary = Path(__file__).parents[1] / "tools/azurite/node_modules/.bin/azurite-blob"
     if not binary.exists() or shutil.which("node") is None:
-        pytest.skip("Azurite is not installed under tools/azurite")
+        pytest.fail("Azurite is not installed under tools/azurite: run make test (npm ci in tools/azurite)")
     port = free_port()
     cert, key = server_cert
     process = subprocess.Popen(

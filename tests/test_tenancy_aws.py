@@ -268,3 +268,39 @@ def test_no_secret_in_repr_pickle_errors_or_debug_logs(aws, config, caplog):
     # And the pickled file reopens in this process from the recipe alone.
     clone = pickle.loads(pickle.dumps(fs.open(uri)))
     assert clone.read(4) == PAYLOAD[:4]
+
+
+def _read_in_child(fs, uri, f, queue):
+    """Runs in the child: read through an inherited/unpickled filesystem and an open file."""
+    try:
+        whole = fs.cat_file(uri)
+        f.seek(500_000)
+        queue.put((whole == PAYLOAD, f.read(100) == PAYLOAD[500_000:500_100], None))
+    except BaseException as err:  # report, don't hang the parent
+        queue.put((False, False, repr(err)))
+
+
+@pytest.mark.parametrize("start_method", ["fork", "spawn"])
+def test_reads_work_in_forked_and_spawned_children(aws, config, start_method):
+    import multiprocessing
+
+    ctx = multiprocessing.get_context(start_method)
+    uri = f"s3://{aws['buckets']['acme']}/doc.bin"
+    fs = fs_for("acme", config)
+    f = fs.open(uri, block_size=64 * 1024)
+    assert f.read(4) == PAYLOAD[:4]  # the parent holds a lease and a live session
+    assert assume_role_calls(aws) == 1
+    queue = ctx.Queue()
+    child = ctx.Process(target=_read_in_child, args=(fs, uri, f, queue))
+    child.start()
+    try:
+        result = queue.get(timeout=60)
+    finally:
+        child.join(timeout=30)
+        if child.is_alive():
+            child.kill()
+    assert result == (True, True, None)
+    assert child.exitcode == 0
+    # A forked child inherits the still-valid lease; a spawned one derives its own.
+    assert assume_role_calls(aws) == (1 if start_method == "fork" else 2)
+    f.close()

@@ -8,6 +8,8 @@ never gets bytes of two different objects.
 
 from __future__ import annotations
 
+import os
+
 from fsspec.asyn import sync
 from fsspec.spec import AbstractBufferedFile
 
@@ -25,6 +27,7 @@ class AttachFile(AbstractBufferedFile):
         block_size = block_size if block_size not in (None, "default") else DEFAULT_BLOCK_SIZE
         self.route = route
         self._inner = inner
+        self._pid = os.getpid()
         first = sync(fs.loop, fetch.read, inner, route, 0, block_size)
         self.version = first.version
         self._first = first.data
@@ -45,8 +48,11 @@ class AttachFile(AbstractBufferedFile):
         first = self._first
         if first is not None and end <= len(first):
             return first[start:end]
-        part = sync(self.fs.loop, fetch.read, self._inner, self.route, start, end,
-                    version=self.version)
+        loop = self.fs.loop
+        if self._pid != os.getpid():  # inherited by a forked child: use the child's backends
+            self._inner, _ = sync(loop, self.fs._inner, self.route)
+            self._pid = os.getpid()
+        part = sync(loop, fetch.read, self._inner, self.route, start, end, version=self.version)
         return part.data
 
     def close(self) -> None:

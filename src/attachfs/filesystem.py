@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from fsspec.asyn import AsyncFileSystem, sync
+from fsspec.asyn import AsyncFileSystem, get_loop, sync
 from fsspec.implementations.chained import ChainedFileSystem
 from fsspec.utils import stringify_path
 
@@ -58,6 +58,19 @@ class AttachFileSystem(AsyncFileSystem, ChainedFileSystem):
         self.target_protocol = target_protocol
         self.target_options = dict(target_options or {})
         self._backends = Backends(self.config, self._loop, self.asynchronous)
+
+    @property
+    def loop(self):
+        # fsspec refuses to run an instance in a forked child ("not fork-safe"); a DataLoader
+        # worker inherits ours. Its inner filesystems hold sessions bound to the parent's loop,
+        # so the child takes fsspec's fresh loop and builds its own; credential leases are
+        # process-wide and inherited (still valid), so nothing is fetched again.
+        if self._pid != os.getpid():
+            self._pid = os.getpid()
+            if not self.asynchronous:
+                self._loop = get_loop()
+            self._backends = Backends(self.config, self._loop, self.asynchronous)
+        return self._loop
 
     def __repr__(self) -> str:
         if self.config is None:
