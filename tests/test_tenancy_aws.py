@@ -10,7 +10,6 @@ proxy so the tests count AssumeRole requests on the wire.
 from __future__ import annotations
 
 import asyncio
-import http.client
 import json
 import logging
 import pickle
@@ -30,16 +29,6 @@ ACCOUNT = "123456789012"  # moto's default account: platform and tenant role sha
 ROLE = "AttachmentReader"
 EXTERNAL_ID = "acme-5f0c"
 PAYLOAD = bytes(range(256)) * 4096  # 1 MiB
-
-
-def _moto_auth(endpoint: str, body: bytes) -> None:
-    host, port = endpoint.rsplit("/", 1)[1].split(":")
-    conn = http.client.HTTPConnection(host, int(port), timeout=30)
-    try:
-        conn.request("POST", "/moto-api/reset-auth", body=body)
-        assert conn.getresponse().status == 200
-    finally:
-        conn.close()
 
 
 @pytest.fixture(scope="module")
@@ -79,11 +68,11 @@ def aws(peers):
                        "Resource": [f"arn:aws:s3:::{buckets['acme']}",
                                     f"arn:aws:s3:::{buckets['acme']}/*"]}]}))
     with AuthorizingProxy(peers.s3_endpoint, preserve_host=True) as sts_proxy:
-        _moto_auth(peers.s3_endpoint, b"0")
+        peers.enable_iam()
         try:
             yield {"buckets": buckets, "keys": keys, "sts": sts_proxy, "peers": peers}
         finally:
-            _moto_auth(peers.s3_endpoint, b"inf")
+            peers.disable_iam()
 
 
 @pytest.fixture
@@ -304,3 +293,30 @@ def test_reads_work_in_forked_and_spawned_children(aws, config, start_method):
     # A forked child inherits the still-valid lease; a spawned one derives its own.
     assert assume_role_calls(aws) == (1 if start_method == "fork" else 2)
     f.close()
+
+
+def test_tenants_never_share_inner_filesystems_or_credentials(aws, config):
+    import fsspec
+
+    from attachfs.backends import Backends
+
+    uri = f"s3://{aws['buckets']['acme']}/doc.bin"
+    fs_acme, fs_globex = fs_for("acme", config), fs_for("globex", config)
+    fs_acme.cat_file(uri)
+    with pytest.raises(attachfs.AccessRefused):  # globex has not claimed acme's bucket
+        fs_globex.cat_file(uri)
+    cfg2 = json.loads(json.dumps(config))
+    cfg2["tenants"]["globex"]["direct"].append(f"s3://{aws['buckets']['acme']}")
+    fs_globex = fs_for("globex", cfg2)
+    with pytest.raises(attachfs.AccessDenied):  # the platform identity cannot read it
+        fs_globex.cat_file(uri)
+    r_acme, r_globex = fs_acme.route(uri), fs_globex.route(uri)
+    assert Backends.cache_key(r_acme) != Backends.cache_key(r_globex)
+    inner_acme = fs_acme._backends.get(r_acme)
+    assert inner_acme is not fs_globex._backends.get(r_globex)
+    assert inner_acme.session is not None and fs_globex._backends.get(r_globex).session is not (
+        inner_acme.session)
+    # fsspec's own instance cache keys on the tenant too.
+    a = fsspec.filesystem("attach", tenant="acme", config=config)
+    b = fsspec.filesystem("attach", tenant="globex", config=config)
+    assert a is not b and a is fsspec.filesystem("attach", tenant="acme", config=config)

@@ -334,3 +334,34 @@ def test_pandas_reads_through_delegation(cfg, google, proxy):
     with pytest.raises(attachfs.AccessDenied, match=READER):
         with fsspec.open(other, tenant="acme", config=cfg) as f:
             f.read()
+
+
+# --------------------------------------------------------------------------- failure causes
+
+
+def test_an_iam_outage_is_retryable_not_a_verdict_on_the_setup(cfg, google, proxy):
+    uri = f"gs://{ACME_BUCKET}/docs/report.bin"
+    google.fail_next(1, status=500, endpoint="iam")
+    with pytest.raises(ConnectionError) as exc:
+        _fs("acme", cfg).cat_file(uri)
+    assert not isinstance(exc.value, PermissionError)
+    assert "Token Creator" not in str(exc.value) and READER in str(exc.value)
+    assert proxy.requests == []
+    assert _fs("acme", cfg).cat_file(uri, start=0, end=4) == DATA[:4]  # the next try works
+
+
+def test_a_broken_platform_key_is_named_as_such(cfg, google, proxy, tmp_path):
+    bad = dict(cfg, platform=dict(cfg["platform"]))
+    bad["platform"]["gcp"] = dict(cfg["platform"]["gcp"])
+    # A key the fake never issued: the platform's own token request is refused.
+    other = FakeGoogle()
+    path = tmp_path / "stale-key.json"
+    with other:
+        other.write_service_account_file(PLATFORM, str(path))
+    bad["platform"]["gcp"]["credentials"] = str(path)
+    with pytest.raises(attachfs.AccessDenied) as exc:
+        _fs("acme", bad).cat_file(f"gs://{ACME_BUCKET}/docs/report.bin")
+    assert exc.value.identity == "platform:gcp"
+    assert "platform.gcp.credentials" in str(exc.value)
+    assert "Token Creator" not in str(exc.value)
+    assert _impersonations(google) == [] and proxy.requests == []

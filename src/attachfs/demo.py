@@ -19,6 +19,7 @@ from urllib.parse import quote
 
 @dataclass
 class Read:
+    tenant: str | None
     uri: str
     backend: str
     mode: str
@@ -26,7 +27,11 @@ class Read:
     what: str
     nbytes: int
     seconds: float
-    ok: bool
+    outcome: str  # "ok", "MISMATCH", or the refusal ("AccessDenied: ...")
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome != "MISMATCH"
 
 
 def sample_png(width: int = 64, height: int = 48) -> bytes:
@@ -87,6 +92,26 @@ def seed(peers, files: dict[str, bytes]) -> dict[str, str]:
     }
 
 
+def timed_read(uri: str, data: bytes, config: dict, tenant: str | None) -> Read:
+    """Read ``uri`` for ``tenant`` through attachfs.open; a refusal is an outcome, not a crash."""
+    import attachfs
+
+    t0 = time.perf_counter()
+    try:
+        route = attachfs.explain(uri, tenant=tenant, config=config)
+    except attachfs.AccessRefused as err:
+        return Read(tenant, uri, "-", "refused", None, "attachfs.explain", 0,
+                    time.perf_counter() - t0, f"AccessRefused ({err.rule}: nothing sent)")
+    try:
+        with attachfs.open(uri, tenant=tenant, config=config) as f:
+            got = f.read()
+    except attachfs.AccessDenied:
+        return Read(tenant, uri, route.backend, route.mode, route.identity, "attachfs.open", 0,
+                    time.perf_counter() - t0, f"AccessDenied (by {route.backend}; no fallback)")
+    return Read(tenant, uri, route.backend, route.mode, route.identity, "attachfs.open",
+                len(got), time.perf_counter() - t0, "ok" if got == data else "MISMATCH")
+
+
 def read_all(prefixes: dict[str, str], files: dict[str, bytes], config: dict,
              tenant: str | None = None) -> Iterator[Read]:
     import pandas as pd
@@ -97,30 +122,102 @@ def read_all(prefixes: dict[str, str], files: dict[str, bytes], config: dict,
     for prefix in prefixes.values():
         for name, data in files.items():
             uri = prefix + name
-            route = attachfs.explain(uri, tenant=tenant, config=config)
-            t0 = time.perf_counter()
-            with attachfs.open(uri, tenant=tenant, config=config) as f:
-                got = f.read()
-            yield Read(uri, route.backend, route.mode, route.identity, "attachfs.open",
-                       len(got), time.perf_counter() - t0, got == data)
+            yield timed_read(uri, data, config, tenant)
             if name.endswith(".parquet"):
+                route = attachfs.explain(uri, tenant=tenant, config=config)
                 t0 = time.perf_counter()
                 df = pd.read_parquet(f"attach::{uri}", columns=["invoice", "amount"],
                                      storage_options={"tenant": tenant, "config": config})
-                yield Read(uri, route.backend, route.mode, route.identity,
+                same = df.equals(frame[["invoice", "amount"]])
+                yield Read(tenant, uri, route.backend, route.mode, route.identity,
                            "pd.read_parquet", int(df.memory_usage(deep=True).sum()),
-                           time.perf_counter() - t0,
-                           df.equals(frame[["invoice", "amount"]]))
+                           time.perf_counter() - t0, "ok" if same else "MISMATCH")
+
+
+ROLE = "AttachmentReader"
+EXTERNAL_ID = "acme-5f0c"
+
+
+def set_up_tenants(peers, files: dict[str, bytes]) -> tuple[dict, list[tuple]]:
+    """Two tenants on the emulators, with moto enforcing IAM.
+
+    acme set up delegated access (a role the platform assumes with acme's ExternalId, allowed
+    to read acme's bucket only); globex did not, and claims its buckets for direct reads by
+    the platform's own identity. Returns the config and the reads to make:
+    (tenant, uri, expected bytes or None when the read must be refused).
+    """
+    import json
+
+    import boto3
+
+    from . import emulators
+
+    admin = dict(endpoint_url=peers.s3_endpoint, region_name="us-east-1",
+                 aws_access_key_id="testing", aws_secret_access_key="testing")
+    s3 = boto3.client("s3", **admin)
+    for bucket in ("acme-attachments", "globex-attachments"):
+        s3.create_bucket(Bucket=bucket)
+        for name, data in files.items():
+            s3.put_object(Bucket=bucket, Key=f"samples/{name}", Body=data)
+    peers.make_gcs_bucket("globex-attachments")
+    peers.put_gcs("globex-attachments", "samples/photo.png", files["photo.png"])
+    peers.make_azure_container("globex-public", public=True)
+    peers.put_azure("globex-public", "samples/photo.png", files["photo.png"])
+
+    iam = boto3.client("iam", **admin)
+    iam.create_user(UserName="attachfs-platform")
+    keys = iam.create_access_key(UserName="attachfs-platform")["AccessKey"]
+    platform_arn = "arn:aws:iam::123456789012:user/attachfs-platform"
+    iam.put_user_policy(UserName="attachfs-platform", PolicyName="platform",
+                        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
+                            {"Effect": "Allow", "Action": ["s3:GetObject", "s3:ListBucket"],
+                             "Resource": ["arn:aws:s3:::globex-attachments",
+                                          "arn:aws:s3:::globex-attachments/*"]},
+                            {"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}]}))
+    iam.create_role(RoleName=ROLE, AssumeRolePolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Principal": {"AWS": platform_arn}, "Action": "sts:AssumeRole",
+            "Condition": {"StringEquals": {"sts:ExternalId": EXTERNAL_ID}}}]}))
+    iam.put_role_policy(RoleName=ROLE, PolicyName="read", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Action": ["s3:GetObject", "s3:ListBucket"],
+            "Resource": ["arn:aws:s3:::acme-attachments", "arn:aws:s3:::acme-attachments/*"]}]}))
+    peers.enable_iam()
+    # From here on this process is the platform: its own AWS identity is the IAM user.
+    emulators.apply_environment({"AWS_ACCESS_KEY_ID": keys["AccessKeyId"],
+                                 "AWS_SECRET_ACCESS_KEY": keys["SecretAccessKey"]})
+    config = peers.config()
+    config["platform"]["aws"].update(role_name=ROLE, account_id="123456789012")
+    config["tenants"] = {
+        "acme": {"aws": {"account_id": "123456789012", "external_id": EXTERNAL_ID}},
+        "globex": {"direct": ["s3://globex-attachments", "gs://globex-attachments"]},
+    }
+    azure = f"https://{peers.azure_account}.blob.core.windows.net"
+    reads = [
+        ("acme", "s3://acme-attachments/samples/report.csv", files["report.csv"]),
+        ("acme", "s3://acme-attachments/samples/table.parquet", files["table.parquet"]),
+        ("acme", f"{peers.http.url}/files/samples/photo.png", files["photo.png"]),
+        ("globex", "s3://globex-attachments/samples/report.csv", files["report.csv"]),
+        ("globex", "gs://globex-attachments/samples/photo.png", files["photo.png"]),
+        ("globex", f"{azure}/globex-public/samples/photo.png", files["photo.png"]),
+        # Refused: acme's role cannot read globex's bucket, and attachfs never falls back to
+        # the platform's own keys; globex never claimed acme's bucket (the confused deputy).
+        ("acme", "s3://globex-attachments/samples/report.csv", None),
+        ("globex", "s3://acme-attachments/samples/report.csv", None),
+    ]
+    return config, reads
 
 
 def print_table(reads: list[Read], out=sys.stdout) -> None:
-    rows = [("backend", "mode", "read with", "uri", "bytes", "ms", "ok")]
+    rows = [("tenant", "backend", "mode", "identity", "read with", "uri", "bytes", "ms",
+             "outcome")]
     for r in reads:
-        rows.append((r.backend, r.mode, r.what, r.uri, f"{r.nbytes:,}",
-                     f"{r.seconds * 1000:.1f}", "yes" if r.ok else "NO"))
+        rows.append((r.tenant or "-", r.backend, r.mode, r.identity or "-", r.what, r.uri,
+                     f"{r.nbytes:,}", f"{r.seconds * 1000:.1f}", r.outcome))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for n, row in enumerate(rows):
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip(), file=out)
+        cells = [cell.ljust(w) for cell, w in zip(row, widths, strict=True)]
+        print("  ".join(cells).rstrip(), file=out)
         if n == 0:
             print("  ".join("-" * w for w in widths), file=out)
 
@@ -145,12 +242,26 @@ def run(out=sys.stdout) -> int:
                 print(f"  put {len(files)} sample attachments (csv, parquet, png) in each "
                       "backend\n", file=out, flush=True)
                 reads = list(read_all(prefixes, files, peers.config()))
+                print("1. ambient mode (no tenants): each backend's default credentials",
+                      file=out)
                 print_table(reads, out)
+                config, plan = set_up_tenants(peers, files)
+                tenant_reads = []
+                for tenant, uri, data in plan:
+                    read = timed_read(uri, data or b"", config, tenant)
+                    refused = read.outcome.startswith("Access")
+                    if refused != (data is None):
+                        read.outcome = f"UNEXPECTED ({read.outcome})"
+                    tenant_reads.append(read)
+                print("\n2. two tenants, moto enforcing IAM: acme delegated (AssumeRole with "
+                      "its ExternalId), globex direct (claimed buckets)", file=out)
+                print_table(tenant_reads, out)
+                reads += tenant_reads
         except KeyboardInterrupt:
             print("\ninterrupted: emulators stopped", file=out)
             return 130
-    bad = [r for r in reads if not r.ok]
+    bad = [r for r in reads if r.outcome == "MISMATCH" or r.outcome.startswith("UNEXPECTED")]
     total = sum(r.nbytes for r in reads)
-    print(f"\n{len(reads)} reads, {total:,} bytes, {len(bad)} mismatches; "
+    print(f"\n{len(reads)} reads, {total:,} bytes, {len(bad)} unexpected outcomes; "
           "emulators stopped.", file=out)
     return 1 if bad else 0

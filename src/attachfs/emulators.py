@@ -771,22 +771,33 @@ class Emulators:
     def put_azure(self, container: str, key: str, data: bytes) -> None:
         self._azure().get_blob_client(container, key).upload_blob(data, overwrite=True)
 
+    # -- IAM enforcement (moto evaluates identity policies and same-account trust policies)
+
+    def enable_iam(self) -> None:
+        """From now on moto authenticates every request and enforces IAM policies."""
+        self._moto_api("/moto-api/reset-auth", b"0")
+
+    def disable_iam(self) -> None:
+        self._moto_api("/moto-api/reset-auth", b"inf")
+
+    def _moto_api(self, path: str, body: bytes) -> None:
+        port = int(self.s3_endpoint.rsplit(":", 1)[1])
+        conn = http.client.HTTPConnection(_LOOPBACK, port, timeout=30)
+        try:
+            conn.request("POST", path, body=body)
+            status = conn.getresponse().status
+        finally:
+            conn.close()
+        if status != 200:
+            raise RuntimeError(f"moto: POST {path} -> {status}")
+
     # -- reset
 
     def reset(self) -> None:
         """Empty every peer: buckets, objects, containers, stored http objects, request logs."""
         if self._moto is not None:
-            port = int(self.s3_endpoint.rsplit(":", 1)[1])
-            for path, body in (("/moto-api/reset", b""), ("/moto-api/reset-auth", b"inf")):
-                # /moto-api/reset keeps IAM enforcement on; reset-auth "inf" turns it off.
-                conn = http.client.HTTPConnection(_LOOPBACK, port, timeout=30)
-                try:
-                    conn.request("POST", path, body=body)
-                    status = conn.getresponse().status
-                finally:
-                    conn.close()
-                if status != 200:
-                    raise RuntimeError(f"moto: POST {path} -> {status}")
+            self._moto_api("/moto-api/reset", b"")
+            self.disable_iam()  # /moto-api/reset keeps IAM enforcement on
         if self.gcs_endpoint:
             self._reset_gcs()
         if self.azure_endpoint:

@@ -83,8 +83,12 @@ def _fetcher(config: Config | None, grant: Grant):
             if grant.kind == "gcp-impersonate":
                 creds = _impersonated(config, creds, grant.service_account)
             creds.refresh(Request())
-        except GoogleAuthError as err:
-            raise _refused(grant, err) from None
+        except (GoogleAuthError, OSError) as err:
+            # google-auth words a failed generateAccessToken call this way; anything else
+            # failed before it, getting the platform's own (source) token.
+            if "Unable to acquire impersonated credentials" in " ".join(map(str, err.args)):
+                raise _impersonation_failed(grant, err) from None
+            raise _platform_unusable(err) from None
         expiry = creds.expiry
         if expiry is None:  # pragma: no cover - both kinds always set it
             expires_at = refresh.now() + 3600
@@ -111,22 +115,30 @@ def _impersonated(config: Config | None, source, service_account: str):
     )
 
 
-def _refused(grant: Grant, err: Exception) -> AccessDenied:
-    if grant.kind == "gcp-impersonate":
-        sa = grant.service_account
-        return AccessDenied(
-            f"impersonating {sa} as the platform's Google identity was refused "
-            f"({type(err).__name__})", identity=sa,
-            hint=(f"in the tenant's project, grant the platform's service account the role "
-                  f"Service Account Token Creator (roles/iam.serviceAccountTokenCreator) on "
-                  f"{sa} (see `attachfs policy gcp`)"),
-        )
+def _platform_unusable(err: Exception) -> AccessDenied:
     return AccessDenied(
         f"the platform's Google identity could not get a token ({type(err).__name__})",
         identity="platform:gcp",
         hint="check platform.gcp.credentials (a service-account key file) or the "
              "application default credentials",
     )
+
+
+def _impersonation_failed(grant: Grant, err: Exception) -> Exception:
+    """A refusal (401/403 from generateAccessToken) names the missing grant; anything else
+    (an outage, a 5xx) is a retryable ConnectionError, not a verdict on the setup."""
+    sa = grant.service_account
+    text = " ".join(str(a) for a in err.args)
+    if "PERMISSION_DENIED" in text or "403" in text or "UNAUTHENTICATED" in text or (
+            "401" in text):
+        return AccessDenied(
+            f"impersonating {sa} as the platform's Google identity was refused", identity=sa,
+            hint=(f"in the tenant's project, grant the platform's service account the role "
+                  f"Service Account Token Creator (roles/iam.serviceAccountTokenCreator) on "
+                  f"{sa} (see `attachfs policy gcp`)"),
+        )
+    return ConnectionError(f"could not impersonate {sa}: the IAM Credentials API failed "
+                           f"({type(err).__name__}); try again")
 
 
 class LeasedCredentials(ga_credentials.Credentials):
