@@ -8,8 +8,10 @@ So before the ``attachfs`` package is imported at all, a standalone copy of
 
 from __future__ import annotations
 
+import collections
 import importlib.util
 import ipaddress
+import logging
 import shutil
 import socket
 import sys
@@ -186,3 +188,72 @@ def names():
 @pytest.fixture
 def attach_config(peers):
     return peers.config()
+
+
+# --------------------------------------------------------------------------- secrets in logs
+
+
+class SecretWatch(logging.Handler):
+    """Every DEBUG record of the whole run, checked for every credential value attachfs leases.
+
+    A secret is often logged (by an SDK) moments before its value is known to anyone (the
+    response that carries it), so the last few thousand messages are kept and re-checked
+    whenever a new secret is leased. The emulators' own loggers are left out: moto runs
+    in-process and logs the headers it receives, which is the cloud's side of the wire.
+    """
+
+    PEER_LOGGERS = ("moto", "werkzeug")
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.recent: collections.deque[tuple[str, str]] = collections.deque(maxlen=5000)
+        self.secrets: set[str] = set()
+        self.leaks: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.name.startswith(self.PEER_LOGGERS):
+            return
+        try:
+            message = record.getMessage()
+        except Exception:
+            return
+        self.recent.append((record.name, message))
+        self._check([(record.name, message)], self.secrets)
+
+    def learn(self, values) -> None:
+        new = {v for v in values if v and len(v) >= 8} - self.secrets
+        if new:
+            self.secrets |= new
+            self._check(list(self.recent), new)
+
+    def _check(self, messages, secrets) -> None:
+        for name, message in messages:
+            for secret in secrets:
+                if secret in message:
+                    self.leaks.append(f"{name}: ...{secret[:4]}... in {message[:120]!r}")
+
+
+_WATCH = SecretWatch()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_secret_in_debug_logs():
+    from attachfs.credentials import scrub
+
+    remember = scrub.remember
+
+    def remember_and_watch(values):
+        values = list(values)
+        _WATCH.learn(values)
+        remember(values)
+
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.DEBUG)
+    root.addHandler(_WATCH)
+    scrub.remember = remember_and_watch
+    yield _WATCH
+    scrub.remember = remember
+    root.removeHandler(_WATCH)
+    root.setLevel(level)
+    assert not _WATCH.leaks, "secrets reached the DEBUG logs:\n" + "\n".join(_WATCH.leaks[:20])
