@@ -1,31 +1,736 @@
-"""The attachfs command line."""
+"""The attachfs command line: cat, cp, ls, stat, explain, check, policy (and demo).
+
+Data goes to stdout, messages to stderr. Every command except ``demo`` takes ``--tenant``
+(default ``$ATTACHFS_TENANT``), ``--config`` (default ``$ATTACHFS_CONFIG``, else ambient mode)
+and ``--json`` (one JSON document on stdout; an error is one JSON object on stderr).
+
+Exit codes:
+
+* 0 -- done.
+* 1 -- the read could not be made: refused by attachfs's rules (``AccessRefused``), denied by
+  the cloud (``AccessDenied``), no such object (``FileNotFoundError``), the object changed
+  mid-read (``IntegrityError``), a service or network failure (any other ``OSError``), or a
+  ``check`` step that failed for one of these reasons.
+* 2 -- the command itself is wrong: bad arguments, a config error (``ConfigError``), a
+  malformed URI (``ValueError``); also a ``check`` that fails on the configuration.
+* 130 -- interrupted (Ctrl-C); ``cp`` keeps its ``.part`` file to resume from.
+* 141 -- stdout was closed early (``attachfs cat ... | head``).
+
+URIs are all routed before the first request, so a usage error or a refused URI stops a
+command before it has printed or written anything.
+"""
 
 from __future__ import annotations
 
 import argparse
+import base64
+import datetime as dt
+import hashlib
+import json
+import os
 import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+EXIT_OK, EXIT_ACCESS, EXIT_USAGE = 0, 1, 2
+EXIT_INTERRUPTED, EXIT_PIPE = 130, 141
+
+#: Sequential read size for cat/cp, and the first block fetched at open (small: a resumed copy
+#: throws it away).
+CHUNK = 2 * 2**20
+OPEN_BLOCK = 256 * 2**10
+
+_EPILOG = """\
+common options: --tenant T (default $ATTACHFS_TENANT), --config PATH (default
+$ATTACHFS_CONFIG, else ambient mode), --json.
+exit codes: 0 ok; 1 access problem (refused, denied, not found, changed, network);
+2 usage or config error; 130 interrupted; 141 stdout closed early."""
+
+
+class UsageError(ValueError):
+    """The command line asks for something that cannot be done as written (exit 2)."""
+
+
+# ----------------------------------------------------------------------------------- parser
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="attachfs",
         description="Open any attachment URI with the right credentials for its tenant.",
+        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"attachfs {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--tenant", metavar="T",
+                        help="the tenant the read is made for (default: $ATTACHFS_TENANT)")
+    common.add_argument("--config", metavar="PATH",
+                        help="attachfs TOML config (default: $ATTACHFS_CONFIG, else ambient "
+                             "mode: the backends' default credentials)")
+    common.add_argument("--json", action="store_true",
+                        help="print one JSON document on stdout (errors: JSON on stderr)")
+
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def command(name: str, help: str, description: str | None = None):
+        return sub.add_parser(name, parents=[common], help=help,
+                              description=description or help)
+
+    p = command("cat", "write objects to stdout",
+                "Write each object to stdout in turn; stops at the first that fails. "
+                "--json: [{uri, size, version, content_base64}].")
+    p.add_argument("uris", nargs="+", metavar="URI")
+
+    p = command("cp", "copy objects to local files, resumably",
+                "Copy objects to a local file or directory. Each is written to DEST.part and "
+                "renamed when complete and of the right size; an interrupted copy resumes "
+                "from the .part file if the object is still the same version. A progress bar "
+                "with throughput is shown when stderr is a terminal.")
+    p.add_argument("uris", nargs="+", metavar="URI")
+    p.add_argument("dest", metavar="DEST",
+                   help="a file (one URI), or a directory: existing, or ending in '/'")
+    p.add_argument("-r", "--recursive", action="store_true",
+                   help="copy every object under each URI (a prefix), keeping relative paths")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bar even on a terminal")
+
+    p = command("ls", "list a bucket, container or prefix")
+    p.add_argument("uri", metavar="URI")
+    p.add_argument("-l", "--long", action="store_true", help="show type and size")
+    p.add_argument("-r", "--recursive", action="store_true", help="every object below URI")
+
+    p = command("stat", "show an object's metadata")
+    p.add_argument("uri", metavar="URI")
+
+    p = command("explain", "show how a read would be made (no request)",
+                "Print the route a read of URI takes: backend, canonical URI, mode, identity, "
+                "claim, proxy and the rule that decided it. Makes no request.")
+    p.add_argument("uri", metavar="URI")
+
+    p = command("check", "diagnose a read step by step and name the fix",
+                "Route, credentials, then a 1-byte read of URI; on failure, say which step "
+                "failed and what to change.")
+    p.add_argument("uri", metavar="URI")
+
+    p = command("policy", "print what a customer must create for a tenant",
+                "Print the exact policies and commands a customer runs so the platform can "
+                "read their data, filled in from the config for one tenant. aws: the role, "
+                "its trust and permission policy. bucket: direct-access grants (S3 bucket "
+                "policy, GCS bucket role) for the tenant's claimed or the given buckets. gcp: "
+                "the service account, Token Creator grant and bucket reader role. azure: the "
+                "consent step and the role assignment.")
+    p.add_argument("cloud", choices=("aws", "gcp", "azure", "bucket"))
+    p.add_argument("--bucket", action="append", metavar="B",
+                   help="a bucket to grant (name or URI; s3://b/prefix/ for a prefix; Azure: "
+                        "https://ACCOUNT.blob.core.windows.net/CONTAINER); repeatable")
+    p.add_argument("--list", action="store_true", dest="allow_list",
+                   help="S3: also allow s3:ListBucket (needed by `attachfs ls`)")
+    p.add_argument("--platform-service-account", metavar="EMAIL",
+                   help="the platform's Google service account (default: client_email of the "
+                        "platform.gcp.credentials key file)")
+
     sub.add_parser("demo", help="start local emulators, read sample attachments from each "
                                 "backend, print what was read; stops everything it started")
     return parser
 
 
+# ------------------------------------------------------------------------------------- main
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # --help, --version, or argparse's usage error (2)
+        return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
     if args.command == "demo":
         from .demo import run
 
         return run()
-    parser.print_help(sys.stderr)
-    return 2
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    ctx = Context(args)
+    try:
+        return COMMANDS[args.command](ctx)
+    except KeyboardInterrupt:
+        ctx.error("interrupted", EXIT_INTERRUPTED)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (`| head`): no message, and no second error at exit.
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return EXIT_PIPE
+    except Exception as err:  # noqa: BLE001 -- mapped to an exit code below, or re-raised
+        code = exit_code(err)
+        if code is None:
+            raise
+        ctx.error(err, code)
+        return code
+
+
+def exit_code(err: BaseException) -> int | None:
+    """The documented exit code for ``err``; None for a bug (let it show its traceback)."""
+    if isinstance(err, (PermissionError, OSError)):
+        return EXIT_ACCESS      # refused, denied, not found, changed, network
+    if isinstance(err, ValueError):
+        return EXIT_USAGE       # ConfigError, a malformed URI, UsageError
+    return None
+
+
+@dataclass
+class Context:
+    """One invocation: arguments, the tenant and config they resolve to, and output."""
+
+    args: argparse.Namespace
+
+    def __post_init__(self) -> None:
+        # "" stays "" (the library reads it as "no tenant"): --tenant "" overrides the env.
+        given = self.args.tenant
+        self.tenant = given if given is not None else os.environ.get("ATTACHFS_TENANT")
+        self._config: Any = None
+        self._loaded = False
+
+    @property
+    def json(self) -> bool:
+        return self.args.json
+
+    @property
+    def config(self):
+        if not self._loaded:
+            from .config import resolve_config
+
+            self._config = resolve_config(self.args.config or None)
+            self._loaded = True
+        return self._config
+
+    def filesystem(self):
+        from .filesystem import AttachFileSystem
+
+        return AttachFileSystem(tenant=self.tenant or "", config=self.config,
+                                skip_instance_cache=True)
+
+    def route(self, uri: str, *, require_key: bool = True):
+        from . import rules
+        from .uri import parse
+
+        return rules.route(self.config, self.tenant, parse(uri, require_key=require_key))
+
+    def out(self, text: str) -> None:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        sys.stdout.flush()
+
+    def out_json(self, doc: Any) -> None:
+        self.out(json.dumps(doc, indent=2, default=_jsonable))
+
+    def error(self, err: BaseException | str, code: int) -> None:
+        if self.json:
+            sys.stderr.write(json.dumps({"error": _error_doc(err, code)}) + "\n")
+        else:
+            sys.stderr.write(f"attachfs: {_error_text(err)}\n")
+        sys.stderr.flush()
+
+
+def _error_doc(err: BaseException | str, code: int) -> dict[str, Any]:
+    if isinstance(err, str):
+        return {"type": "Error", "message": err, "exit_code": code}
+    doc: dict[str, Any] = {"type": type(err).__name__, "message": _message(err),
+                           "exit_code": code}
+    for name in ("uri", "identity", "hint", "rule", "tenant", "source", "key"):
+        value = getattr(err, name, None)
+        if value is not None:
+            doc[name] = _redact(value) if name == "uri" else value
+    return doc
+
+
+def _message(err: BaseException) -> str:
+    from .errors import AccessDenied, AccessRefused, IntegrityError
+
+    if isinstance(err, OSError) and err.strerror and not isinstance(
+            err, (AccessDenied, AccessRefused, IntegrityError)):
+        return err.strerror
+    return str(err) or type(err).__name__
+
+
+def _error_text(err: BaseException | str) -> str:
+    if isinstance(err, str):
+        return err
+    text = _message(err)
+    hint = getattr(err, "hint", None)
+    if hint and hint not in text:
+        text += f"\nfix: {hint}"
+    rule = getattr(err, "rule", None)
+    if rule:
+        text += f"\n(refused by attachfs rule {rule!r})"
+    return text
+
+
+def _redact(uri: str) -> str:
+    from .uri import redact
+
+    return redact(uri)
+
+
+def _text(value: Any) -> str:
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return str(value)
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, default=_jsonable)
+    return str(_jsonable(value))
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (dt.datetime, dt.date)):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    return str(value)
+
+
+# ------------------------------------------------------------------------------- commands
+
+
+def cmd_explain(ctx: Context) -> int:
+    r = ctx.route(ctx.args.uri, require_key=False)
+    loc = r.location
+    grant = {k: v for k, v in (
+        ("kind", r.grant.kind), ("role_arn", r.grant.role_arn),
+        ("session_name", r.grant.session_name), ("service_account", r.grant.service_account),
+        ("azure_tenant_id", r.grant.azure_tenant_id), ("client_id", r.grant.client_id),
+        ("expected_bucket_owner", r.grant.expected_bucket_owner)) if v is not None}
+    doc = {
+        "uri": _redact(r.uri), "backend": r.backend, "tenant": r.tenant, "mode": r.mode,
+        "identity": r.identity,
+        "claim": None if r.claim is None else {"uri": r.claim.uri, "owner": r.claim.owner},
+        "proxy": r.proxy, "rule": r.rule, "grant": grant,
+        "location": {"bucket": loc.bucket, "key": loc.key, "account": loc.account,
+                     "region": loc.region, "version": loc.version,
+                     "url": None if loc.url is None else _redact(loc.url)},
+    }
+    if ctx.json:
+        ctx.out_json(doc)
+        return EXIT_OK
+    claim = "-" if r.claim is None else r.claim.uri + (
+        f" (owner {r.claim.owner})" if r.claim.owner else "")
+    rows = [("uri", doc["uri"]), ("backend", r.backend), ("tenant", r.tenant or "-"),
+            ("mode", r.mode), ("identity", r.identity or "-"), ("claim", claim),
+            ("proxy", r.proxy or "-"), ("rule", r.rule), ("grant", r.grant.kind)]
+    rows += [(k, v) for k, v in doc["location"].items() if v and k != "url"]
+    ctx.out("\n".join(f"{k:<9} {v}" for k, v in rows))
+    return EXIT_OK
+
+
+def cmd_check(ctx: Context) -> int:
+    from .diagnose import check
+
+    config = ctx.config
+    report = check(ctx.args.uri, tenant=ctx.tenant, config=config)
+    failed = report.failed
+    code = EXIT_OK if failed is None else (exit_code(failed.error) or EXIT_ACCESS)
+    if ctx.json:
+        doc = report.as_dict()
+        doc["exit_code"] = code
+        ctx.out_json(doc)
+    else:
+        head = f"check {_redact(report.uri)}  tenant: {report.tenant or '-'}  config: " \
+               f"{report.config or 'none (ambient mode)'}"
+        lines = [head]
+        for i, step in enumerate(report.steps, 1):
+            mark = {"ok": "ok", "failed": "FAILED", "skipped": "skipped"}[step.status]
+            first, *rest = (step.detail or "").split("\n") or [""]
+            lines.append(f"{i}. {step.name:<12} {mark:<8} {first}".rstrip())
+            lines += [f"{'':<24}{line}" for line in rest]
+        ctx.out("\n".join(lines))
+    if failed is not None:
+        index = report.steps.index(failed) + 1
+        ctx.error(f"check failed at step {index} ({failed.name}): "
+                  f"{failed.detail}\nfix: {failed.fix}", code)
+    return code
+
+
+def cmd_policy(ctx: Context) -> int:
+    from . import policy
+
+    a = ctx.args
+    config = ctx.config
+    if a.cloud == "aws":
+        doc = policy.aws(config, ctx.tenant, a.bucket, allow_list=a.allow_list)
+    elif a.cloud == "bucket":
+        doc = policy.bucket(config, ctx.tenant, a.bucket, allow_list=a.allow_list,
+                            platform_sa=a.platform_service_account)
+    elif a.cloud == "gcp":
+        doc = policy.gcp(config, ctx.tenant, a.bucket, platform_sa=a.platform_service_account)
+    else:
+        doc = policy.azure(config, ctx.tenant, a.bucket)
+    if ctx.json:
+        ctx.out_json(doc)
+    else:
+        ctx.out(policy.render(doc))
+    return EXIT_OK
+
+
+def cmd_stat(ctx: Context) -> int:
+    ctx.route(ctx.args.uri, require_key=False)
+    info = ctx.filesystem().info(ctx.args.uri)
+    if ctx.json:
+        ctx.out_json(info)
+    else:
+        first = ["name", "type", "size"]
+        keys = [k for k in first if k in info] + sorted(k for k in info if k not in first)
+        ctx.out("\n".join(f"{k}: {_text(info[k])}" for k in keys))
+    return EXIT_OK
+
+
+def cmd_ls(ctx: Context) -> int:
+    a = ctx.args
+    ctx.route(a.uri, require_key=False)
+    fs = ctx.filesystem()
+    if a.recursive:
+        entries = list(fs.find(a.uri, detail=True).values())
+    else:
+        entries = fs.ls(a.uri, detail=True)
+    entries.sort(key=lambda e: e["name"])
+    if ctx.json:
+        ctx.out_json(entries)
+        return EXIT_OK
+    lines = []
+    for e in entries:
+        name = e["name"]
+        is_dir = e.get("type") == "directory"
+        if is_dir and not name.endswith("/"):
+            name += "/"
+        if a.long:
+            size = "-" if is_dir else str(e.get("size", "?"))
+            lines.append(f"{'dir' if is_dir else 'file':<4} {size:>12}  {name}")
+        else:
+            lines.append(name)
+    if lines:
+        ctx.out("\n".join(lines))
+    return EXIT_OK
+
+
+def cmd_cat(ctx: Context) -> int:
+    uris = ctx.args.uris
+    for uri in uris:  # every URI routed (no request) before the first byte is written
+        ctx.route(uri)
+    fs = ctx.filesystem()
+    out = sys.stdout.buffer
+    if ctx.json:
+        out.write(b"[")
+    for i, uri in enumerate(uris):
+        with fs.open(uri, "rb", block_size=OPEN_BLOCK) as f:
+            if ctx.json:
+                head = {"uri": _redact(uri), "size": f.size, "version": f.version}
+                out.write((b",\n " if i else b"\n ")
+                          + json.dumps(head)[:-1].encode() + b', "content_base64": "')
+                _copy_stream(f, lambda chunk: out.write(base64.b64encode(chunk)),
+                             chunk=3 * (CHUNK // 3))
+                out.write(b'"}')
+            else:
+                _copy_stream(f, out.write)
+        out.flush()
+    if ctx.json:
+        out.write(b"\n]\n")
+        out.flush()
+    return EXIT_OK
+
+
+def _copy_stream(f, write: Callable[[bytes], Any], chunk: int = CHUNK,
+                 advance: Callable[[int], None] | None = None) -> None:
+    """Read ``f`` to its end in ``chunk``-sized pieces (a multiple of 3 keeps base64 whole)."""
+    while True:
+        data = f.read(chunk)
+        if not data:
+            return
+        write(data)
+        if advance is not None:
+            advance(len(data))
+
+
+# -------------------------------------------------------------------------------------- cp
+
+
+@dataclass
+class _Job:
+    uri: str
+    target: str
+    size: int | None = None
+
+
+def cmd_cp(ctx: Context) -> int:
+    a = ctx.args
+    for uri in a.uris:
+        ctx.route(uri, require_key=not a.recursive)
+    if a.dest == "-":
+        raise UsageError("cp writes files; to write to stdout use `attachfs cat`")
+    fs = ctx.filesystem()
+    jobs = _plan(fs, a.uris, a.dest, a.recursive)
+    progress = Progress(sys.stderr, enabled=not a.no_progress and _isatty(sys.stderr),
+                        files=len(jobs),
+                        total=sum(j.size for j in jobs) if all(j.size is not None
+                                                                for j in jobs) else None)
+    done = []
+    try:
+        for job in jobs:
+            done.append(_copy_one(fs, job, progress))
+    except KeyboardInterrupt:
+        progress.interrupted()
+        raise
+    except BaseException:
+        progress.abandon()
+        raise
+    progress.close()
+    if ctx.json:
+        ctx.out_json({"copied": done, "files": len(done),
+                      "bytes": sum(d["size"] for d in done)})
+    return EXIT_OK
+
+
+def _plan(fs, uris: list[str], dest: str, recursive: bool) -> list[_Job]:
+    into_dir = os.path.isdir(dest) or dest.endswith(("/", os.sep))
+    jobs: list[_Job] = []
+    for uri in uris:
+        if recursive:
+            base = uri if uri.endswith("/") else uri + "/"
+            found = fs.find(uri, detail=True)
+            if not found:
+                from .errors import not_found
+
+                raise not_found(uri, "no object under it")
+            for name, info in sorted(found.items()):
+                if info.get("type") == "directory" or name.endswith("/"):
+                    continue
+                rel = name[len(base):] if name.startswith(base) else _basename(name)
+                jobs.append(_Job(name, os.path.join(dest, _local_path(name, rel)),
+                                 info.get("size")))
+            into_dir = True
+        else:
+            jobs.append(_Job(uri, dest))
+    if len(jobs) > 1 or recursive:
+        into_dir = True
+        if not os.path.isdir(dest) and not (recursive or dest.endswith(("/", os.sep))):
+            raise UsageError(f"copying {len(jobs)} objects: DEST {dest!r} must be a directory "
+                             "(an existing one, or end it with '/' to create it)")
+    for job in jobs:
+        if not recursive and into_dir:
+            job.target = os.path.join(dest, _local_path(job.uri, _basename(job.uri)))
+    return jobs
+
+
+def _basename(uri: str) -> str:
+    from .uri import parse
+
+    loc = parse(uri)
+    key = unquote(urlsplit(loc.url).path) if loc.backend == "http" else loc.key
+    name = key.rstrip("/").rsplit("/", 1)[-1]
+    if not name or key.endswith("/"):
+        raise UsageError(f"{_redact(uri)} names no file to copy (empty or ends in '/'): use "
+                         "-r for a prefix, or give DEST a file name")
+    return name
+
+
+def _local_path(uri: str, rel: str) -> str:
+    """``rel`` as a path under the destination; never outside it (a key is not trusted)."""
+    parts = rel.split("/")
+    if any(p in ("", ".", "..") for p in parts) or os.sep in rel.replace("/", "") \
+            or (os.altsep and os.altsep in rel):
+        raise UsageError(f"{_redact(uri)}: key {rel!r} is not a safe local path (empty, '.' "
+                         "or '..' segments); copy it by name to a file DEST instead")
+    return os.path.join(*parts)
+
+
+def _copy_one(fs, job: _Job, progress: Progress) -> dict[str, Any]:
+    """Copy one object to ``job.target`` through ``target.part``, resuming a partial copy of
+    the same version; the size is verified before the rename."""
+    from .errors import IntegrityError
+
+    part, meta_path = job.target + ".part", job.target + ".part.json"
+    parent = os.path.dirname(job.target)
+    if parent:
+        os.makedirs(parent, exist_ok=True)
+    source = hashlib.sha256(job.uri.encode()).hexdigest()  # never the URI: it may be signed
+    with fs.open(job.uri, "rb", block_size=OPEN_BLOCK) as f:
+        size, version = f.size, f.version
+        meta = {"source_sha256": source, "version": version, "size": size}
+        offset = _resumable(part, meta_path, meta)
+        if not offset:
+            _write_meta(meta_path, meta)
+        progress.start(_basename_or(job), size, offset)
+        with open(part, "ab" if offset else "wb") as out:
+            f.seek(offset)
+            try:
+                _copy_stream(f, out.write, advance=progress.advance)
+            except IntegrityError:
+                out.close()
+                _remove(part, meta_path)  # bytes of an older version: never resume them
+                raise
+            out.flush()
+            os.fsync(out.fileno())
+    got = os.path.getsize(part)
+    if got != size:
+        _remove(part, meta_path)
+        raise IntegrityError(f"{_redact(job.uri)}: copied {got} bytes but the object has "
+                             f"{size}; the partial copy was removed, run cp again",
+                             uri=_redact(job.uri))
+    os.replace(part, job.target)
+    _remove(meta_path)
+    progress.finish_file()
+    return {"uri": _redact(job.uri), "dest": job.target, "size": size, "version": version,
+            "resumed_from": offset}
+
+
+def _basename_or(job: _Job) -> str:
+    return os.path.basename(job.target) or job.target
+
+
+def _resumable(part: str, meta_path: str, meta: dict) -> int:
+    """How many bytes of ``part`` are this very object's (0: start over)."""
+    if meta["version"] is None or not os.path.exists(part):
+        return 0   # without a version there is no telling whose bytes the .part holds
+    try:
+        with open(meta_path, encoding="utf-8") as fh:
+            saved = json.load(fh)
+    except (OSError, ValueError):
+        return 0
+    have = os.path.getsize(part)
+    if saved != meta or have > meta["size"]:
+        return 0
+    return have
+
+
+def _write_meta(path: str, meta: dict) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(meta, fh)
+    os.replace(tmp, path)
+
+
+def _remove(*paths: str) -> None:
+    for path in paths:
+        try:
+            os.remove(path)
+        except FileNotFoundError:
+            pass
+
+
+def _isatty(stream) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+class Progress:
+    """One self-rewriting status line on a terminal (``\\r``), nothing otherwise.
+
+    ``[2/5] name  [#####-----]  48%  12.0 MiB/25.0 MiB  6.1 MiB/s``: the bar follows all bytes
+    when every size is known up front (``cp -r``), else the current file. Throughput counts
+    only bytes moved in this run (not the resumed part). Redraws at most every 0.1 s.
+    """
+
+    def __init__(self, stream, *, enabled: bool, files: int, total: int | None,
+                 clock: Callable[[], float] = time.monotonic):
+        self.stream, self.enabled, self.files, self.total = stream, enabled, files, total
+        self.clock = clock
+        self.started = clock()
+        self.index = 0
+        self.name, self.size, self.file_done = "", 0, 0
+        self.done = 0          # bytes of finished files + current file (incl. resumed)
+        self.moved = 0         # bytes read in this run
+        self._drawn = 0.0
+        self._width = 0
+
+    def start(self, name: str, size: int, resumed: int) -> None:
+        self.index += 1
+        self.name, self.size, self.file_done = name, max(size, 0), resumed
+        self.done += resumed
+        if resumed and self.enabled:
+            self._line(f"resuming {name} at {_human(resumed)} of {_human(size)}", end="\n")
+        self._draw(force=True)
+
+    def advance(self, n: int) -> None:
+        self.file_done += n
+        self.done += n
+        self.moved += n
+        self._draw()
+
+    def finish_file(self) -> None:
+        self._draw(force=True)
+
+    def close(self) -> None:
+        if not self.enabled:
+            return
+        elapsed = max(self.clock() - self.started, 1e-6)
+        files = f"{self.index} file{'s' if self.index != 1 else ''}"
+        self._line(f"copied {files}, {_human(self.done)} in {elapsed:.1f} s "
+                   f"({_human(self.moved / elapsed)}/s)", end="\n")
+
+    def interrupted(self) -> None:
+        if self.enabled:
+            self._line("interrupted: run the same command again to resume", end="\n")
+
+    def abandon(self) -> None:
+        if self.enabled and self._width:
+            self.stream.write("\n")
+            self.stream.flush()
+
+    def _draw(self, force: bool = False) -> None:
+        if not self.enabled:
+            return
+        now = self.clock()
+        if not force and now - self._drawn < 0.1:
+            return
+        self._drawn = now
+        if self.total:
+            done, whole = self.done, self.total
+        else:
+            done, whole = self.file_done, self.size
+        fraction = 1.0 if whole == 0 else min(done / whole, 1.0)
+        rate = self.moved / max(now - self.started, 1e-6)
+        bar = "#" * int(fraction * 20) + "-" * (20 - int(fraction * 20))
+        count = f"[{self.index}/{self.files}] " if self.files > 1 else ""
+        self._line(f"{count}{self.name}  [{bar}] {fraction * 100:3.0f}%  "
+                   f"{_human(done)}/{_human(whole)}  {_human(rate)}/s")
+
+    def _line(self, text: str, end: str = "") -> None:
+        width = _columns(self.stream) - 1
+        if len(text) > width:
+            text = "..." + text[-(width - 3):]
+        pad = " " * max(self._width - len(text), 0)
+        self.stream.write("\r" + text + pad + end)
+        self.stream.flush()
+        self._width = 0 if end else len(text)
+
+
+def _columns(stream) -> int:
+    try:
+        return max(os.get_terminal_size(stream.fileno()).columns, 40)
+    except (AttributeError, ValueError, OSError):
+        return 80
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"  # pragma: no cover
+
+
+COMMANDS: dict[str, Callable[[Context], int]] = {
+    "cat": cmd_cat, "cp": cmd_cp, "ls": cmd_ls, "stat": cmd_stat, "explain": cmd_explain,
+    "check": cmd_check, "policy": cmd_policy,
+}
 
 
 if __name__ == "__main__":  # pragma: no cover
