@@ -100,6 +100,7 @@ class Backends:
     def _gcs(self, route: Route) -> AsyncFileSystem:
         from gcsfs import GCSFileSystem
 
+        from . import netguard
         from .credentials import gcp
 
         gcp_cfg = self.config.platform.gcp if self.config else None
@@ -107,16 +108,19 @@ class Backends:
         if gcp_cfg is not None and gcp_cfg.endpoint_url:
             kwargs["endpoint_url"] = gcp_cfg.endpoint_url
         kwargs.update(gcp.gcsfs_options(self.config, route))
+        # Egress (DESIGN.md): through the configured proxy, never the environment's.
+        kwargs.update(netguard.gcsfs_egress(route.proxy, self._trust_env()))
         return GCSFileSystem(access="read_only", **kwargs, **self._common())
 
     def _azure(self, route: Route) -> AsyncFileSystem:
-        from adlfs import AzureBlobFileSystem
-
+        from . import netguard
         from .credentials import azure
 
         account = route.location.account or self._default_azure_account()
         kwargs = azure.adlfs_options(self.config, route, account)
-        return AzureBlobFileSystem(**kwargs, **self._common())
+        # Egress (DESIGN.md): through the configured proxy, never the environment's.
+        return netguard.azure_filesystem(proxy=route.proxy, trust_env=self._trust_env(),
+                                         **kwargs, **self._common())
 
     def _default_azure_account(self) -> str:
         account = self.config.platform.azure.account if self.config else None
@@ -132,11 +136,16 @@ class Backends:
         return account
 
     def _http(self, route: Route) -> AsyncFileSystem:
-        from fsspec.implementations.http import HTTPFileSystem
+        from . import netguard
 
-        # trust_env=False: a stray HTTPS_PROXY in the environment must not reroute customer
-        # data (DESIGN.md "Egress"); the configured proxy is applied per request.
-        return HTTPFileSystem(client_kwargs={"trust_env": False}, **self._common())
+        # Every connection of this filesystem is checked by the network guard (DESIGN.md
+        # "SSRF"), goes through route.proxy, and ignores the environment's proxies unless the
+        # config trusts it (a stray HTTPS_PROXY must not reroute customer data).
+        guard = netguard.Guard.from_config(self.config, proxy=route.proxy)
+        return netguard.http_filesystem(guard, **self._common())
+
+    def _trust_env(self) -> bool:
+        return bool(self.config is not None and self.config.platform.http.trust_env)
 
 
 def inner_path(loc: Location) -> str:

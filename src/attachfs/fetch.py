@@ -174,30 +174,218 @@ async def _azure(fs, route, start, end, version) -> Part:
 
 
 async def _http(fs, route, start, end, version) -> Part:
-    session = await fs.set_session()
-    headers = {}
-    if _ranged(start, end):
-        headers["Range"] = _range_header(start, end)
-    if version:
-        headers["If-Match"] = version
-    # encoded=True: send the URL exactly as given. Re-quoting it (aiohttp's default) changes
-    # what a signed URL signed, and turns a key's %3D into "=".
-    url = yarl.URL(route.location.url, encoded=True)
-    async with session.get(url, headers=headers) as resp:
-        if resp.status == 404:
-            raise not_found(route.uri)
-        if resp.status == 412:
-            raise _changed(route, version)
-        if resp.status == 416:
-            return _unsatisfiable(start, version)
-        if resp.status in (401, 403):
-            raise PermissionError(f"HTTP {resp.status} for {route.uri}")
-        resp.raise_for_status()
-        data = await resp.read()
-        if resp.status == 200:
-            # The server ignored Range: it sent the whole object.
-            size = len(data)
-            data = data[start:end]
-        else:
-            size = _size_from(resp.headers.get("Content-Range"), start, len(data))
-        return Part(data, start, size, resp.headers.get("ETag"))
+    # ``fs`` is the guarded HTTPFileSystem backends.py builds: its session checks every
+    # connection, and ``fs.guard`` carries the redirect rules and limits (netguard.py).
+    return await http_part(fs.guard, await fs.set_session(), route.location.url, start, end,
+                           version)
+
+
+async def http_part(guard, session, url: str, start: int, end: int | None,
+                    version: str | None) -> Part:
+    """Bytes ``[start, end)`` of a plain http(s) ``url`` through ``guard``, retried."""
+    return await _HttpRange(guard, session, url, start, end, version).read()
+
+
+class _HttpRange:
+    """One read of bytes ``[start, end)`` of a plain http(s) URL, whatever the network does.
+
+    Each attempt asks for what is still missing. A connection that breaks mid-body (or a body
+    shorter than its ``Content-Length``/``Content-Range``) is resumed with a ``Range`` from the
+    first missing byte and ``If-Match`` carrying the ETag of the first answer, so the bytes
+    returned are those of one version of the object; without a strong ETag to pin, the read
+    starts over instead. 5xx, 429 (``Retry-After`` honoured), 408 and a 2xx carrying an XML
+    error document are retried; 400/401/403/404/412 never are.
+    """
+
+    def __init__(self, guard, session, url: str, start: int, end: int | None,
+                 version: str | None):
+        import time
+
+        from .netguard import redact
+
+        self.guard, self.session = guard, session
+        # Messages name the URL without its query: a signed URL's query is its credential.
+        self.route = _Named(redact(url))
+        self.start, self.end = start, end
+        self.version = version      # the caller's pin (a later block of an open file)
+        self.pinned = version       # what resumes are pinned to
+        self.etag: str | None = None
+        self.size: int | None = None
+        self.buf = bytearray()
+        self.empty = False          # 416: nothing at or past ``start``
+        # encoded=True: send the URL exactly as given. Re-quoting it (aiohttp's default)
+        # changes what a signed URL signed, and turns a key's %3D into "=".
+        self.url = yarl.URL(url, encoded=True)
+        self.deadline = time.monotonic() + guard.limits.total_timeout
+
+    async def read(self) -> Part:
+        from . import retry
+
+        limits = self.guard.limits
+        await retry.run(self._attempt, what=f"reading {self.route.uri}",
+                        max_attempts=limits.max_attempts, base=limits.backoff_base,
+                        cap=limits.backoff_cap, deadline=self.deadline,
+                        classify=_http_transient, give_up=_http_give_up)
+        if self.empty:
+            return _unsatisfiable(self.start, self.version)
+        size = self.size if self.size is not None else self.start + len(self.buf)
+        return Part(bytes(self.buf), self.start, size, self.etag)
+
+    def _missing(self) -> int | None:
+        """Bytes still to read (None: up to the end of the object, size not known yet)."""
+        stop = self.end if self.size is None else min(self.end or self.size, self.size)
+        return None if stop is None else max(stop - self.start - len(self.buf), 0)
+
+    async def _attempt(self, n: int) -> None:
+        import aiohttp
+
+        from .netguard import ReadTimeout, TooLarge
+        from .retry import RETRYABLE_CODES, Retry, error_document_code, retry_after
+
+        missing = self._missing()
+        if n > 1 and missing == 0:
+            return
+        pos = self.start + len(self.buf)
+        headers = {"Accept-Encoding": "identity"}  # byte offsets of the object as stored
+        if pos > 0 or self.end is not None:
+            headers["Range"] = _range_header(pos, self.end)
+        if self.pinned:
+            headers["If-Match"] = self.pinned
+        where = self.route.uri
+        async with self.guard.open(self.session, self.url, headers=headers,
+                                   deadline=self.deadline) as reply:
+            resp = reply.resp
+            status = resp.status
+            if status == 416:
+                self.empty = not self.buf
+                return
+            if status not in (200, 206):
+                self._refuse_status(status, resp, where)
+            etag = resp.headers.get("ETag")
+            if self.pinned and etag and etag != self.pinned:
+                raise _changed(self.route, self.pinned)  # the server ignored If-Match
+            self.etag = self.etag or etag
+            if not self.pinned and etag and not etag.startswith("W/"):
+                self.pinned = etag
+            skip, expected = self._framing(resp, status, pos, where)
+            limit = self._missing()
+            cap = self.guard.limits.max_object_bytes
+            if self.size is not None and self.size > cap:
+                raise TooLarge(f"{where} is {self.size} bytes, over the {cap}-byte cap for one "
+                               "object", url=where, size=self.size, limit=cap)
+            mark = len(self.buf)
+            try:
+                received = await self.guard.read_body(
+                    reply, self.buf, deadline=self.deadline, skip=skip,
+                    limit=cap + 1 - pos if limit is None else limit)
+            except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError,
+                    ConnectionError, ReadTimeout) as err:
+                if isinstance(err, ReadTimeout) and err.phase == "deadline":
+                    raise
+                got = len(self.buf) - mark
+                self._keep_or_restart()
+                raise Retry(f"the connection broke after {got} bytes of the body "
+                            f"({_describe(err)})") from err
+            if self.start + len(self.buf) > cap:
+                raise TooLarge(f"{where} is over the {cap}-byte cap for one object",
+                               url=where, limit=cap)
+            got = len(self.buf) - mark
+            code = error_document_code(bytes(self.buf[mark:]), resp.headers.get("Content-Type"))
+            if code in RETRYABLE_CODES:
+                del self.buf[mark:]
+                raise Retry(f"HTTP {status} carrying an error document ({code})",
+                            status=status, retry_after=retry_after(
+                                resp.headers.get("Retry-After")))
+            finished = limit is not None and got >= limit
+            if status == 200 and self.size is None and not finished:
+                self.size = received  # the whole object, read to its end
+            if not finished and expected is not None and received < expected:
+                self._keep_or_restart()
+                raise Retry(f"short body: {received} of the {expected} bytes announced")
+
+    def _refuse_status(self, status: int, resp, where: str):
+        from .retry import Retry, retry_after, status_retryable
+
+        if status == 404:
+            raise not_found(self.route.uri)
+        if status == 412:
+            if self.pinned:
+                raise _changed(self.route, self.pinned)
+            raise OSError(f"HTTP 412 Precondition Failed for {where}")
+        if status in (401, 403):
+            raise PermissionError(f"HTTP {status} for {where}")
+        if status_retryable(status):
+            after = retry_after(resp.headers.get("Retry-After"))
+            raise Retry(f"HTTP {status} {resp.reason or ''}".rstrip(), status=status,
+                        retry_after=after)
+        raise OSError(f"HTTP {status} {resp.reason or ''} for {where} (not retried)".replace(
+            "  ", " "))
+
+    def _framing(self, resp, status: int, pos: int, where: str) -> tuple[int, int | None]:
+        """(bytes to skip, body bytes announced) of a 200/206; learns the object's size."""
+        encoded = resp.headers.get("Content-Encoding", "identity").lower() not in ("identity", "")
+        length = resp.headers.get("Content-Length")
+        announced = int(length) if length and length.isdigit() and not encoded else None
+        if status == 200:
+            # The whole object from byte 0 (the server ignored Range, or none was sent).
+            if announced is not None:
+                self.size = announced
+            return pos, announced
+        m = _CONTENT_RANGE.match(resp.headers.get("Content-Range", ""))
+        if not m or int(m.group(1)) != pos:
+            raise OSError(f"{where}: asked for bytes from {pos}, the server answered "
+                          f"Content-Range {resp.headers.get('Content-Range')!r}")
+        if m.group(3) != "*":
+            self.size = int(m.group(3))
+        # The range is what was asked for: a Content-Length that says less does not excuse a
+        # short body.
+        return 0, int(m.group(2)) - pos + 1
+
+    def _keep_or_restart(self) -> None:
+        # Resuming is only safe pinned to a version; otherwise the next attempt starts over.
+        if not self.pinned:
+            self.buf.clear()
+
+
+class _Named:
+    """What ``_changed`` needs of a Route, for a read that has only a URL."""
+
+    def __init__(self, uri: str):
+        self.uri = uri
+
+
+def _describe(err: BaseException) -> str:
+    text = str(err)
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
+def _http_transient(err: BaseException):
+    """Failures before a response that another attempt may cure."""
+    import aiohttp
+
+    from .netguard import ReadTimeout
+    from .retry import Retry
+
+    if isinstance(err, ReadTimeout):
+        return None if err.phase == "deadline" else Retry(str(err))
+    if isinstance(err, aiohttp.ClientConnectorDNSError):
+        return None  # a name that does not resolve will not resolve in 200 ms either
+    if isinstance(err, (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError,
+                        ConnectionError)):
+        return Retry(_describe(err))
+    return None
+
+
+def _http_give_up(what: str, attempts: int, failure, reason: str) -> BaseException:
+    from .netguard import ReadTimeout
+    from .retry import GaveUp
+
+    plural = "attempt" if attempts == 1 else "attempts"
+    cause = failure.__cause__
+    if isinstance(cause, ReadTimeout):
+        # Still a timeout to the caller (it catches TimeoutError), saying it was retried.
+        return ReadTimeout(f"gave up {what} after {attempts} {plural}: {reason}",
+                           phase=cause.phase, url=cause.url, seconds=cause.seconds)
+    status = f" (last status {failure.status})" if failure.status is not None else ""
+    return GaveUp(f"gave up {what} after {attempts} {plural}{status}: {reason}",
+                  attempts=attempts, last_status=failure.status)
