@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import yarl
 
+from . import pool, sigv4
+from .config import Config
 from .errors import IntegrityError, not_found
 from .rules import Route
 
@@ -49,7 +51,7 @@ def _size_from(content_range: str | None, start: int, length: int) -> int:
 
 
 async def read(fs, route: Route, start: int = 0, end: int | None = None, *,
-               version: str | None = None) -> Part:
+               version: str | None = None, config: Config | None = None) -> Part:
     """Bytes ``[start, end)`` of the object ``route`` names (``end=None``: to its end).
 
     ``start``/``end`` are absolute and non-negative here (the caller resolves negatives).
@@ -57,8 +59,13 @@ async def read(fs, route: Route, start: int = 0, end: int | None = None, *,
     """
     if end is not None and end <= start:
         return Part(b"", start, -1, version)
-    reader = {"s3": _s3, "gcs": _gcs, "azure": _azure, "http": _http}[route.backend]
-    return await reader(fs, route, start, end, version)
+    if route.backend == "http":
+        return await _http(fs, route, start, end, version)
+    reader = {"s3": _s3, "gcs": _gcs, "azure": _azure}[route.backend]
+    try:
+        return await reader(fs, route, start, end, version, config)
+    except _Unsatisfiable:
+        return _unsatisfiable(start, version)
 
 
 def _ranged(start: int, end: int | None) -> bool:
@@ -76,57 +83,91 @@ def _changed(route: Route, version: str | None) -> IntegrityError:
         "read it again from the start", uri=route.uri)
 
 
-async def _s3(fs, route, start, end, version) -> Part:
-    from botocore.exceptions import ClientError
-    from s3fs.errors import translate_boto_error
+# -- S3: SigV4 over the shared pool ---------------------------------------------------------
+
+#: Bucket -> region learned from S3's redirects (x-amz-bucket-region), per process.
+_bucket_regions: dict[str, str] = {}
+
+
+def _s3_request(config: Config | None, loc) -> tuple[str, str, str, str]:
+    """(url base, Host header, encoded path, signing region) for the object ``loc``."""
+    aws_cfg = config.platform.aws if config else None
+    region = (_bucket_regions.get(loc.bucket) or loc.region
+              or (aws_cfg.region if aws_cfg else None) or "us-east-1")
+    key = sigv4.encode_key(loc.key)
+    if aws_cfg is not None and aws_cfg.endpoint_url:
+        parts = urlsplit(aws_cfg.endpoint_url)
+        prefix = parts.path.rstrip("/")
+        return (f"{parts.scheme}://{parts.netloc}", parts.netloc,
+                f"{prefix}/{loc.bucket}/{key}", region)
+    if "." in loc.bucket:  # a dotted bucket breaks the wildcard certificate: path style
+        host = f"s3.{region}.amazonaws.com"
+        return f"https://{host}", host, f"/{loc.bucket}/{key}", region
+    host = f"{loc.bucket}.s3.{region}.amazonaws.com"
+    return f"https://{host}", host, f"/{key}", region
+
+
+async def _s3(fs, route, start, end, version, config) -> Part:
+    from .credentials import aws
 
     loc = route.location
-    kwargs = {"Bucket": loc.bucket, "Key": loc.key}
-    if _ranged(start, end):
-        kwargs["Range"] = _range_header(start, end)
-    if version:
-        kwargs["IfMatch"] = version
-    if loc.version:
-        kwargs["VersionId"] = loc.version
-    if route.grant.expected_bucket_owner:
-        kwargs["ExpectedBucketOwner"] = route.grant.expected_bucket_owner
-    client = await fs.set_session()
-    try:
-        resp = await client.get_object(**kwargs)
-        async with resp["Body"] as body:
-            data = await body.read()
-    except ClientError as err:
-        code = err.response.get("Error", {}).get("Code")
-        status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        if code == "PreconditionFailed" or status == 412:
-            raise _changed(route, version) from err
-        if code == "InvalidRange" or status == 416:
-            return _unsatisfiable(start, version)
-        raise translate_boto_error(err) from err
-    size = _size_from(resp.get("ContentRange"), start, len(data))
-    return Part(data, start, size, resp.get("ETag"))
+    for _attempt in range(2):  # a second time only after S3 named the bucket's region
+        base, host, path, region = _s3_request(config, loc)
+        query = {"versionId": loc.version} if loc.version else {}
+        headers = {}
+        if _ranged(start, end):
+            headers["Range"] = _range_header(start, end)
+        if version:
+            headers["If-Match"] = version
+        if route.grant.expected_bucket_owner:
+            headers["x-amz-expected-bucket-owner"] = route.grant.expected_bucket_owner
+        creds = await aws.frozen(config, route.grant)
+        if creds is not None:
+            sigv4.sign("GET", host, path, query, headers, access_key=creds.access_key,
+                       secret_key=creds.secret_key, token=creds.token, region=region)
+        url = yarl.URL(base + path + ("?" + sigv4.canonical_query(query) if query else ""),
+                       encoded=True)
+        async with pool.session().get(url, headers=headers, allow_redirects=False) as resp:
+            if resp.status in (200, 206):
+                data = await resp.read()
+                size = _size_from(resp.headers.get("Content-Range"), start, len(data))
+                return Part(data, start, size, resp.headers.get("ETag"))
+            body = await resp.read()
+            code = _xml_code(body)
+            bucket_region = resp.headers.get("x-amz-bucket-region")
+            if bucket_region and bucket_region != region and resp.status in (301, 307, 400):
+                _bucket_regions[loc.bucket] = bucket_region
+                continue
+            _raise_for(route, resp.status, code, version)
+    raise OSError(f"S3 kept redirecting {route.uri} between regions")  # pragma: no cover
 
 
-async def _gcs(fs, route, start, end, version) -> Part:
+# -- GCS: the JSON API's media download, bearer token over the shared pool ------------------
+
+async def _gcs(fs, route, start, end, version, config) -> Part:
+    from .credentials import gcp
+
     loc = route.location
-    url = f"{fs._location}/download/storage/v1/b/{loc.bucket}/o/{quote(loc.key, safe='')}"
-    params = {"alt": "media"}
+    gcp_cfg = config.platform.gcp if config else None
+    base = (gcp_cfg.endpoint_url if gcp_cfg and gcp_cfg.endpoint_url
+            else "https://storage.googleapis.com").rstrip("/")
+    query = "alt=media"
     if version or loc.version:
         # The generation seen at open pins every later range to that exact object.
-        params["ifGenerationMatch"] = version or loc.version
+        query += f"&ifGenerationMatch={version or loc.version}"
+    url = yarl.URL(f"{base}/download/storage/v1/b/{loc.bucket}/o/{quote(loc.key, safe='')}"
+                   f"?{query}", encoded=True)
     headers = {"Range": _range_header(start, end)} if _ranged(start, end) else {}
-    try:
-        resp_headers, data = await fs._call("GET", url, headers=headers, **params)
-    except FileExistsError as err:  # gcsfs's name for 412 Precondition Failed
-        raise _changed(route, version) from err
-    except OSError as err:
-        if is_gcs_forbidden(route, err):
-            raise PermissionError(str(err)) from err
-        if "416" in str(err) or "Requested range not satisfiable" in str(err):
-            return _unsatisfiable(start, version)
-        raise
-    size = _size_from(resp_headers.get("Content-Range"), start, len(data))
-    return Part(data, start, size, resp_headers.get("x-goog-generation"))
+    lease = gcp.token_lease(config, route.grant)
+    if lease is not None:
+        headers["Authorization"] = f"Bearer {await lease.get()}"
+    async with pool.session().get(url, headers=headers, proxy=route.proxy) as resp:
+        if resp.status in (200, 206):
+            data = await resp.read()
+            size = _size_from(resp.headers.get("Content-Range"), start, len(data))
+            return Part(data, start, size, resp.headers.get("x-goog-generation"))
+        await resp.read()
+        _raise_for(route, resp.status, None, version)
 
 
 def is_gcs_forbidden(route: Route, err: BaseException) -> bool:
@@ -135,14 +176,43 @@ def is_gcs_forbidden(route: Route, err: BaseException) -> bool:
             and str(err).startswith("Forbidden"))
 
 
-async def _azure(fs, route, start, end, version) -> Part:
+# -- Azure: Get Blob with a bearer token (or none) over the shared pool ----------------------
+
+AZURE_API_VERSION = "2021-08-06"
+
+
+async def _azure(fs, route, start, end, version, config) -> Part:
+    if route.grant.kind == "ambient":
+        # Shared keys and adlfs's own default chain: the Azure SDK signs those requests.
+        return await _azure_sdk(fs, route, start, end, version)
+    from .credentials import azure
+
+    loc = route.location
+    az_cfg = config.platform.azure if config else None
+    account = loc.account or (az_cfg.account if az_cfg else None)
+    base = (az_cfg.endpoint_url.format(account=account) if az_cfg and az_cfg.endpoint_url
+            else f"https://{account}.blob.core.windows.net").rstrip("/")
+    url = yarl.URL(f"{base}/{loc.bucket}/{quote(loc.key, safe='/~')}", encoded=True)
+    headers = {"x-ms-version": AZURE_API_VERSION}
+    if _ranged(start, end):
+        headers["x-ms-range"] = _range_header(start, end)
+    if version:
+        headers["If-Match"] = version
+    if route.grant.kind == "azure-app":
+        token = await azure.token_lease(config, route.grant).get()
+        headers["Authorization"] = f"Bearer {token.token}"
+    async with pool.session().get(url, headers=headers, proxy=route.proxy) as resp:
+        if resp.status in (200, 206):
+            data = await resp.read()
+            size = _size_from(resp.headers.get("Content-Range"), start, len(data))
+            return Part(data, start, size, resp.headers.get("ETag"))
+        await resp.read()
+        _raise_for(route, resp.status, resp.headers.get("x-ms-error-code"), version)
+
+
+async def _azure_sdk(fs, route, start, end, version) -> Part:
     from azure.core import MatchConditions
-    from azure.core.exceptions import (
-        ClientAuthenticationError,
-        HttpResponseError,
-        ResourceModifiedError,
-        ResourceNotFoundError,
-    )
+    from azure.core.exceptions import HttpResponseError, ResourceModifiedError
 
     loc = route.location
     blob = fs.service_client.get_blob_client(loc.bucket, loc.key)
@@ -158,19 +228,39 @@ async def _azure(fs, route, start, end, version) -> Part:
             data = await stream.readall()
     except ResourceModifiedError as err:
         raise _changed(route, version) from err
-    except ResourceNotFoundError as err:
-        raise not_found(route.uri) from err
-    except ClientAuthenticationError as err:
-        raise PermissionError(f"Azure refused the credentials: {err.reason}") from err
     except HttpResponseError as err:
-        if err.status_code == 416:
-            return _unsatisfiable(start, version)
-        if err.status_code in (401, 403, 409):
-            raise PermissionError(f"Azure refused the read: {err.reason}") from err
-        raise
+        _raise_for(route, err.status_code or 0, getattr(err, "error_code", None), version)
     # properties.size is the length of the range downloaded; the blob's size is in Content-Range.
     size = _size_from(stream.properties.content_range, start, len(data))
     return Part(data, start, size, stream.properties.etag)
+
+
+# -- responses to errors, the same way for every cloud ---------------------------------------
+
+_XML_CODE = re.compile(rb"<Code>([^<]+)</Code>")
+
+
+def _xml_code(body: bytes) -> str | None:
+    m = _XML_CODE.search(body[:4096])
+    return m.group(1).decode() if m else None
+
+
+def _raise_for(route: Route, status: int, code: str | None, version: str | None):
+    """Raise what a failed GET means; a 416 is an empty range, not an error, and returns."""
+    detail = f"HTTP {status}" + (f" {code}" if code else "")
+    if status == 404:
+        raise not_found(route.uri, detail)
+    if status == 412:
+        raise _changed(route, version)
+    if status == 416:
+        raise _Unsatisfiable()
+    if status in (401, 403) or (route.backend == "azure" and status == 409):
+        raise PermissionError(f"{route.backend} refused to read {route.uri} ({detail})")
+    raise OSError(f"{route.backend} failed to read {route.uri} ({detail})")
+
+
+class _Unsatisfiable(Exception):
+    """A 416: the range starts at or past the end of the object."""
 
 
 async def _http(fs, route, start, end, version) -> Part:

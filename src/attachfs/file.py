@@ -28,7 +28,7 @@ class AttachFile(AbstractBufferedFile):
         self.route = route
         self._inner = inner
         self._pid = os.getpid()
-        first = sync(fs.loop, fetch.read, inner, route, 0, block_size)
+        first = sync(fs.loop, fetch.read, inner, route, 0, block_size, config=fs.config)
         self.version = first.version
         self._first = first.data
         super().__init__(fs, path, mode="rb", block_size=block_size, cache_type=cache_type,
@@ -52,7 +52,8 @@ class AttachFile(AbstractBufferedFile):
         if self._pid != os.getpid():  # inherited by a forked child: use the child's backends
             self._inner, _ = sync(loop, self.fs._inner, self.route)
             self._pid = os.getpid()
-        part = sync(loop, fetch.read, self._inner, self.route, start, end, version=self.version)
+        part = sync(loop, fetch.read, self._inner, self.route, start, end, version=self.version,
+                    config=self.fs.config)
         return part.data
 
     def close(self) -> None:

@@ -156,7 +156,7 @@ class AttachFileSystem(AsyncFileSystem, ChainedFileSystem):
             size = (await self._info(route.uri))["size"]
             start = max(0, size + start) if start < 0 else start
             end = size + end if end is not None and end < 0 else end
-        part = await fetch.read(fs, route, start, end)
+        part = await fetch.read(fs, route, start, end, config=self.config)
         return part.data
 
     async def _info(self, path, **kwargs):

@@ -46,6 +46,33 @@ def assumed_role(config: Config | None, grant: Grant) -> refresh.Refreshable:
         clock=refresh.now, secrets=lambda c: (c.secret_key, c.token)))
 
 
+def platform_lease(config: Config | None) -> refresh.Refreshable:
+    """The platform's own AWS credentials (default chain or profile), frozen for the hot read
+    path and re-resolved before they expire (instance roles, SSO) or hourly (static keys).
+    The value is None when the chain finds nothing: requests then go unsigned."""
+    digest = config.digest if config else None
+    return shared(("aws-platform", digest), lambda: refresh.Refreshable(
+        lambda: _platform_frozen(config), what="the platform's AWS identity",
+        clock=refresh.now, secrets=lambda c: (c.secret_key, c.token) if c else ()))
+
+
+def _platform_frozen(config: Config | None) -> refresh.Lease[ReadOnlyCredentials | None]:
+    creds = platform_session(config).get_credentials()
+    if creds is None:
+        return refresh.Lease(None, refresh.now() + 300)
+    frozen = creds.get_frozen_credentials()
+    expiry = getattr(creds, "_expiry_time", None)
+    expires_at = expiry.timestamp() if expiry is not None else refresh.now() + 3600
+    return refresh.Lease(frozen, expires_at)
+
+
+async def frozen(config: Config | None, grant: Grant) -> ReadOnlyCredentials | None:
+    """The credentials a request for ``grant`` is signed with, valid now (None: unsigned)."""
+    if grant.kind == "aws-assume-role":
+        return await assumed_role(config, grant).get()
+    return await platform_lease(config).get()
+
+
 def platform_session(config: Config | None):
     """A boto3 session as the platform's own AWS identity (default chain or profile)."""
     import boto3
