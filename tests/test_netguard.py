@@ -403,7 +403,7 @@ def test_every_entry_point_is_guarded(peers, servers, dns, connects, tmp_path):
         "info": lambda: fs.info(url),
         "exists": lambda: fs.exists(url),
         "size": lambda: fs.size(url),
-        "open": lambda: fs.open(url),
+        "open": lambda: fs.open(url).read(1),  # open itself may make no request
         "cat": lambda: fs.cat([url]),
         "get": lambda: fs.get(url, str(tmp_path / "x")),
         "ls": lambda: fs.ls(url),

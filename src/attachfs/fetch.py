@@ -374,6 +374,8 @@ class _HttpRange:
                     raise
                 got = len(self.buf) - mark
                 self._keep_or_restart()
+                if isinstance(err, ReadTimeout):
+                    raise Retry(f"{err.detail}, after {got} bytes of the body") from err
                 raise Retry(f"the connection broke after {got} bytes of the body "
                             f"({_describe(err)})") from err
             if self.start + len(self.buf) > cap:
@@ -457,7 +459,7 @@ def _http_transient(err: BaseException):
     from .retry import Retry
 
     if isinstance(err, ReadTimeout):
-        return None if err.phase == "deadline" else Retry(str(err))
+        return None if err.phase == "deadline" else Retry(err.detail)
     if isinstance(err, aiohttp.ClientConnectorDNSError):
         return None  # a name that does not resolve will not resolve in 200 ms either
     if isinstance(err, (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError,
@@ -473,9 +475,9 @@ def _http_give_up(what: str, attempts: int, failure, reason: str) -> BaseExcepti
     plural = "attempt" if attempts == 1 else "attempts"
     cause = failure.__cause__
     if isinstance(cause, ReadTimeout):
-        # Still a timeout to the caller (it catches TimeoutError), saying it was retried.
-        return ReadTimeout(f"gave up {what} after {attempts} {plural}: {reason}",
-                           phase=cause.phase, url=cause.url, seconds=cause.seconds)
+        # Still a timeout to the caller, saying it was retried.
+        return ReadTimeout(cause.url, f"{reason}; gave up after {attempts} {plural}",
+                           phase=cause.phase, seconds=cause.seconds)
     status = f" (last status {failure.status})" if failure.status is not None else ""
     return GaveUp(f"gave up {what} after {attempts} {plural}{status}: {reason}",
                   attempts=attempts, last_status=failure.status)

@@ -334,20 +334,27 @@ def redact(url: str | yarl.URL) -> str:
 
 # --------------------------------------------------------------------------- errors
 
-class ReadTimeout(TimeoutError):
+class ReadTimeout(OSError):
     """A read took too long in one ``phase``: ``connect``, ``response`` (waiting for the
     headers), ``body`` (no byte for ``seconds``, or slower than the minimum rate) or
-    ``deadline`` (the whole read, retries included)."""
+    ``deadline`` (the whole read, retries included).
 
-    def __init__(self, message: str, *, phase: str, url: str | None = None,
+    An ``OSError`` with ``errno.ETIMEDOUT``, deliberately not a ``TimeoutError``: fsspec's
+    synchronous wrapper replaces every ``TimeoutError`` with a message-less ``FSTimeoutError``,
+    and this message is the one that says what timed out."""
+
+    def __init__(self, url: str | None, detail: str, *, phase: str,
                  seconds: float | None = None):
-        super().__init__(message)
-        self.phase = phase
+        import errno
+
+        super().__init__(errno.ETIMEDOUT, f"timed out reading {url}: {detail}")
         self.url = url
+        self.detail = detail
+        self.phase = phase
         self.seconds = seconds
 
     def __str__(self) -> str:
-        return self.args[0]
+        return self.strerror
 
     def __reduce__(self):
         return _rebuild, (type(self), self.args, self.__dict__)
@@ -665,16 +672,15 @@ class Guard:
         if isinstance(err, aiohttp.ConnectionTimeoutError) or (
                 isinstance(err, aiohttp.ServerTimeoutError) and state.phase == "connect"
                 and "onnect" in str(err)):
-            return ReadTimeout(f"timed out connecting to {where}: no connection within "
-                               f"{limits.connect_timeout:g} s (connect timeout)",
-                               phase="connect", url=where, seconds=limits.connect_timeout)
+            return ReadTimeout(where, f"no connection within {limits.connect_timeout:g} s "
+                                      "(connect timeout)", phase="connect",
+                               seconds=limits.connect_timeout)
         if isinstance(err, aiohttp.SocketTimeoutError) or isinstance(
                 err, aiohttp.ServerTimeoutError):
             phase = "response" if state.phase == "connect" else "body"
             what = "the response headers" if phase == "response" else "more of the body"
-            return ReadTimeout(f"timed out reading {where}: waited {limits.read_timeout:g} s "
-                               f"for {what} (read timeout)", phase=phase, url=where,
-                               seconds=limits.read_timeout)
+            return ReadTimeout(where, f"waited {limits.read_timeout:g} s for {what} "
+                                      "(read timeout)", phase=phase, seconds=limits.read_timeout)
         if deadline is not None and time.monotonic() >= deadline - 0.01:
             return self.deadline_error(state.url, state.phase)
         return None
@@ -682,9 +688,10 @@ class Guard:
     def deadline_error(self, url, phase: str, detail: str = "") -> ReadTimeout:
         where = redact(url)
         doing = {"connect": "connecting", "body": "reading the body"}.get(phase, phase)
-        return ReadTimeout(f"timed out reading {where}: the read took longer than its "
-                           f"{self.limits.total_timeout:g} s deadline (while {doing}{detail})",
-                           phase="deadline", url=where, seconds=self.limits.total_timeout)
+        return ReadTimeout(where, f"the read took longer than its "
+                                  f"{self.limits.total_timeout:g} s deadline (while {doing}"
+                                  f"{detail})", phase="deadline",
+                           seconds=self.limits.total_timeout)
 
     async def read_body(self, reply: Reply, sink: bytearray, *, limit: int | None = None,
                         deadline: float | None = None, skip: int = 0) -> int:
@@ -715,11 +722,11 @@ class Guard:
                 now = time.monotonic()
                 if now - window_start >= limits.read_timeout:
                     if window_bytes < limits.min_rate * (now - window_start):
+                        rate = window_bytes / (now - window_start)
                         raise ReadTimeout(
-                            f"timed out reading {redact(state.url)}: the body arrived at "
-                            f"{window_bytes / (now - window_start):.0f} B/s, under the "
-                            f"minimum of {limits.min_rate:g} B/s (slow body)",
-                            phase="body", url=redact(state.url), seconds=limits.read_timeout)
+                            redact(state.url), f"the body arrived at {rate:.0f} B/s, under the "
+                            f"minimum of {limits.min_rate:g} B/s (slow body)", phase="body",
+                            seconds=limits.read_timeout)
                     window_start, window_bytes = now, 0
         except BaseException as err:
             timed_out = self.timeout_error(err, state, deadline)

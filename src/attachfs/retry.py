@@ -77,6 +77,10 @@ class GaveUp(ConnectionError):
         return _rebuild, (type(self), self.args, self.__dict__)
 
 
+#: How ``run`` waits between attempts (tests replace it to see the waits).
+_sleep = asyncio.sleep
+
+
 def status_retryable(status: int) -> bool:
     return status in RETRYABLE_4XX or (500 <= status <= 599 and status not in FINAL_5XX)
 
@@ -112,7 +116,7 @@ async def run(attempt: Callable[[int], Awaitable[T]], *, what: str, max_attempts
               base: float, cap: float, deadline: float,
               classify: Callable[[BaseException], Retry | None] | None = None,
               give_up: Callable[[str, int, Retry], BaseException] | None = None,
-              sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+              sleep: Callable[[float], Awaitable[Any]] | None = None,
               rng: Callable[[], float] = random.random,
               clock: Callable[[], float] = time.monotonic) -> T:
     """``await attempt(n)`` for n = 1, 2, ... until it returns, fails for good, or the budget
@@ -142,7 +146,7 @@ async def run(attempt: Callable[[int], Awaitable[T]], *, what: str, max_attempts
             raise _give_up(give_up, what, n, failure,
                            f"{reason}; {asked}{delay:.3g} s, past the deadline "
                            f"({max(remaining, 0):.3g} s left)") from failure.__cause__
-        await sleep(delay)
+        await (sleep or _sleep)(delay)
 
 
 def _give_up(give_up, what: str, n: int, failure: Retry, reason: str) -> BaseException:

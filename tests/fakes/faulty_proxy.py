@@ -1,0 +1,261 @@
+"""A fault-injecting TCP proxy for HTTP/1.1: clients talk to it as if it were the server.
+
+Each request is one attempt: the proxy forwards it upstream with ``Connection: close`` (one
+request per connection, so requests and attempts are counted exactly) and applies the next fault
+of its script to the answer; once the script is used up, answers pass through unchanged.
+
+Faults: ``Reset(after)`` (RST after ``after`` body bytes), ``Stall(after)`` (stop sending after
+``after`` body bytes; ``after=None``: before any response byte), ``Drip(every)`` (one body byte
+per ``every`` seconds), ``Short(missing)`` (close cleanly ``missing`` bytes before the end;
+``honest=True`` also lowers Content-Length so only Content-Range can tell), ``Answer(...)``
+(a canned response, upstream never asked), ``Then(callback)`` (run ``callback`` and pass).
+
+The proxy only ever connects to its upstream on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import struct
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from multidict import CIMultiDict
+
+
+@dataclass
+class Reset:
+    after: int = 0
+
+
+@dataclass
+class Stall:
+    after: int | None = 0
+
+
+@dataclass
+class Drip:
+    every: float = 0.05
+
+
+@dataclass
+class Short:
+    missing: int
+    honest: bool = False
+
+
+@dataclass
+class Answer:
+    status: int
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+    reason: str = "Fault"
+
+
+@dataclass
+class Then:
+    callback: Callable[[], None]
+    fault: object = None  # applied after the callback
+
+
+def slow_down(status: int = 503, retry_after: str | None = None) -> Answer:
+    """S3's throttling answer."""
+    headers = {"Content-Type": "application/xml"}
+    if retry_after is not None:
+        headers["Retry-After"] = retry_after
+    return Answer(status, b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code>'
+                          b"<Message>Please reduce your request rate.</Message></Error>",
+                  headers, "Slow Down")
+
+
+def error_document(code: str = "InternalError") -> Answer:
+    """A 200 whose body is an error document (S3 sends these)."""
+    return Answer(200, f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{code}</Code>'
+                       "<Message>We encountered an internal error.</Message></Error>".encode(),
+                  {"Content-Type": "application/xml"}, "OK")
+
+
+@dataclass
+class Seen:
+    method: str
+    target: str
+    headers: CIMultiDict
+    fault: object
+
+
+class FaultyProxy:
+    """``with FaultyProxy(upstream_port) as p: p.script = [Reset(100)]; ... p.url ... p.seen``"""
+
+    def __init__(self, upstream_port: int):
+        self.upstream_port = upstream_port
+        self.script: list[object] = []
+        self.seen: list[Seen] = []
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._tasks: set[asyncio.Task] = set()
+        self.port: int | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def attempts(self) -> int:
+        return len(self.seen)
+
+    def reset(self, *script: object) -> None:
+        with self._lock:
+            self.script = list(script)
+            self.seen.clear()
+
+    def start(self) -> FaultyProxy:
+        ready = threading.Event()
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            server = loop.run_until_complete(asyncio.start_server(self._client, "127.0.0.1", 0))
+            self.port = server.sockets[0].getsockname()[1]
+            ready.set()
+            loop.run_forever()
+            server.close()
+            for task in list(self._tasks):
+                task.cancel()
+            loop.run_until_complete(asyncio.sleep(0))
+            loop.close()
+
+        self._thread = threading.Thread(target=run, name="faulty-proxy", daemon=True)
+        self._thread.start()
+        if not ready.wait(10):
+            raise RuntimeError("faulty proxy did not start")
+        return self
+
+    def stop(self) -> None:
+        if self._loop is not None and self._thread is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+        self._loop = self._thread = None
+
+    def __enter__(self) -> FaultyProxy:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- one connection = one request = one attempt ------------------------------------------
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        self._tasks.add(task)
+        try:
+            await self._serve(reader, writer)
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
+            pass
+        finally:
+            self._tasks.discard(task)
+            if not writer.is_closing():
+                writer.close()
+
+    async def _serve(self, reader, writer) -> None:
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+            return
+        line, *lines = head.decode("latin-1").split("\r\n")
+        method, target, version = line.split(" ", 2)
+        headers = CIMultiDict()
+        for item in lines:
+            if item:
+                name, _, value = item.partition(":")
+                headers.add(name.strip(), value.strip())
+        with self._lock:
+            fault = self.script.pop(0) if self.script else None
+            self.seen.append(Seen(method, target, headers, fault))
+        if isinstance(fault, Then):
+            fault.callback()
+            fault = fault.fault
+        if isinstance(fault, Answer):
+            await self._answer(writer, method, fault)
+            return
+        if isinstance(fault, Stall) and fault.after is None:
+            await reader.read()  # hold until the client gives up
+            return
+        body = b""
+        length = headers.get("Content-Length")
+        if length and int(length):
+            body = await reader.readexactly(int(length))
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+        try:
+            kept = [f"{k}: {v}" for k, v in headers.items()
+                    if k.lower() not in ("connection", "keep-alive")]
+            up_writer.write(("\r\n".join([line, *kept, "Connection: close", "", ""]))
+                            .encode("latin-1") + body)
+            await up_writer.drain()
+            response_head = await up_reader.readuntil(b"\r\n\r\n")
+            await self._respond(fault, method, response_head, up_reader, reader, writer)
+        finally:
+            up_writer.close()
+
+    async def _answer(self, writer, method: str, answer: Answer) -> None:
+        headers = {"Content-Length": str(len(answer.body)), "Connection": "close",
+                   **answer.headers}
+        head = f"HTTP/1.1 {answer.status} {answer.reason}\r\n" + "".join(
+            f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
+        writer.write(head.encode("latin-1") + (b"" if method == "HEAD" else answer.body))
+        await writer.drain()
+
+    async def _respond(self, fault, method, head: bytes, up_reader, reader, writer) -> None:
+        if fault is None or method == "HEAD":
+            writer.write(head)
+            while data := await up_reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+            return
+        if isinstance(fault, Short):
+            body = await up_reader.read()
+            kept = body[:max(len(body) - fault.missing, 0)]
+            if fault.honest:
+                head = _with_length(head, len(kept))
+            writer.write(head + kept)
+            await writer.drain()
+            return
+        writer.write(head)
+        await writer.drain()
+        if isinstance(fault, Drip):
+            while byte := await up_reader.read(1):
+                writer.write(byte)
+                await writer.drain()
+                await asyncio.sleep(fault.every)
+            return
+        sent = 0
+        limit = fault.after
+        while sent < limit:
+            data = await up_reader.read(min(65536, limit - sent))
+            if not data:
+                break
+            writer.write(data)
+            sent += len(data)
+        await writer.drain()
+        if isinstance(fault, Reset):
+            _rst(writer)
+        elif isinstance(fault, Stall):
+            await reader.read()  # hold until the client gives up
+
+
+def _with_length(head: bytes, length: int) -> bytes:
+    lines = head.decode("latin-1").split("\r\n")
+    out = [f"Content-Length: {length}" if line.lower().startswith("content-length:") else line
+           for line in lines]
+    return "\r\n".join(out).encode("latin-1")
+
+
+def _rst(writer: asyncio.StreamWriter) -> None:
+    """Abort with a TCP reset (SO_LINGER 0), as a dropped connection looks to the client."""
+    sock = writer.get_extra_info("socket")
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()

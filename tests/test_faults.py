@@ -1,0 +1,302 @@
+"""Reads through a fault-injecting proxy (tests/fakes/faulty_proxy.py) placed between attachfs
+and the local servers: resets, stalls, drips, 5xx bursts, short bodies, error documents.
+
+Every case asserts the exact bytes or the exact error, and the exact (or bounded) number of
+attempts the proxy saw. Timeouts are configured small; no test asserts a duration, only that a
+stall ends with a timeout error (``ReadTimeout``, an ``OSError`` with ``ETIMEDOUT``) instead of
+hanging. Waits between attempts are recorded, not
+slept, so ``Retry-After`` is checked by value.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+
+import pytest
+
+import attachfs
+from attachfs import netguard, retry
+from attachfs.errors import AccessDenied, IntegrityError
+from attachfs.netguard import Limits, ReadTimeout, TooLarge
+from attachfs.retry import GaveUp
+from fakes.faulty_proxy import (
+    Answer,
+    Drip,
+    FaultyProxy,
+    Reset,
+    Short,
+    Stall,
+    Then,
+    error_document,
+    slow_down,
+)
+
+DATA = bytes(range(256)) * 1024 + b"end"   # 262,147 bytes
+LIMITS = Limits(connect_timeout=2.0, read_timeout=0.5, min_rate=1024.0, total_timeout=8.0,
+                max_object_bytes=2**30, max_attempts=4, backoff_base=0.01, backoff_cap=0.02)
+
+
+@pytest.fixture(autouse=True)
+def small_limits(monkeypatch):
+    monkeypatch.setattr(netguard, "DEFAULT_LIMITS", LIMITS)
+
+
+@pytest.fixture
+def waits(monkeypatch):
+    """The waits between attempts, in seconds (not actually slept)."""
+    seen: list[float] = []
+
+    async def wait(seconds: float) -> None:
+        seen.append(seconds)
+        await asyncio.sleep(0)
+
+    monkeypatch.setattr(retry, "_sleep", wait)
+    return seen
+
+
+# --------------------------------------------------------------------------- plain http(s)
+
+@pytest.fixture(scope="module")
+def http_proxy(peers):
+    with FaultyProxy(int(peers.http.url.rsplit(":", 1)[1])) as proxy:
+        yield proxy
+
+
+@pytest.fixture
+def http(peers, http_proxy, waits):
+    """(fs, url of DATA behind the proxy, proxy)."""
+    peers.http.put("/faults/obj", DATA)
+    http_proxy.reset()
+    config = peers.config()
+    config["platform"]["http"] = {"allow_private_networks": True}
+    fs = attachfs.filesystem(config=config, skip_instance_cache=True)
+    return fs, f"{http_proxy.url}/faults/obj", http_proxy
+
+
+def _ranges(proxy) -> list[str | None]:
+    return [s.headers.get("Range") for s in proxy.seen]
+
+
+def test_passes_through(http):
+    fs, url, proxy = http
+    assert fs.cat_file(url) == DATA
+    assert proxy.attempts == 1
+
+
+def test_reset_mid_body_resumes_pinned_to_the_version(http):
+    fs, url, proxy = http
+    proxy.reset(Reset(after=1000))
+    assert fs.cat_file(url) == DATA
+    assert _ranges(proxy) == [None, "bytes=1000-"]
+    etag = proxy.seen[1].headers["If-Match"]
+    assert etag.startswith('"') and "If-Match" not in proxy.seen[0].headers
+
+
+def test_two_resets_resume_twice(http):
+    fs, url, proxy = http
+    proxy.reset(Reset(after=1000), Reset(after=5000))
+    assert fs.cat_file(url) == DATA
+    assert _ranges(proxy) == [None, "bytes=1000-", "bytes=6000-"]
+
+
+def test_reset_in_a_ranged_read_resumes_inside_the_range(http):
+    fs, url, proxy = http
+    proxy.reset(Reset(after=300))
+    assert fs.cat_file(url, start=100, end=200_100) == DATA[100:200_100]
+    assert _ranges(proxy) == ["bytes=100-200099", "bytes=400-200099"]
+
+
+def test_reset_every_time_gives_up_after_the_attempt_budget(http):
+    fs, url, proxy = http
+    proxy.reset(*[Reset(after=10)] * 10)
+    with pytest.raises(GaveUp) as gave_up:
+        fs.cat_file(url)
+    assert proxy.attempts == LIMITS.max_attempts == gave_up.value.attempts
+    assert "after 4 attempts" in str(gave_up.value)
+    assert "the connection broke after" in str(gave_up.value)
+
+
+def test_a_body_without_etag_is_read_again_from_the_start(peers, http):
+    fs, url, proxy = http
+    peers.http.put("/faults/obj", DATA, headers={"ETag": None})
+    proxy.reset(Reset(after=1000))
+    assert fs.cat_file(url) == DATA
+    assert _ranges(proxy) == [None, None]
+    assert "If-Match" not in proxy.seen[1].headers
+
+
+def test_object_replaced_between_attempts_fails_never_mixes(peers, http):
+    fs, url, proxy = http
+    proxy.reset(Reset(after=1000), Then(lambda: peers.http.put("/faults/obj", b"X" * len(DATA))))
+    with pytest.raises(IntegrityError, match="changed while it was being read"):
+        fs.cat_file(url)
+    assert proxy.attempts == 2
+
+
+def test_503_burst_is_retried(http, waits):
+    fs, url, proxy = http
+    proxy.reset(slow_down(), slow_down(), Answer(500))
+    assert fs.cat_file(url) == DATA
+    assert proxy.attempts == 4
+    assert len(waits) == 3 and all(0 <= w <= LIMITS.backoff_cap for w in waits)
+
+
+def test_503_until_the_budget_runs_out(http):
+    fs, url, proxy = http
+    proxy.reset(*[slow_down()] * 10)
+    with pytest.raises(GaveUp) as gave_up:
+        fs.cat_file(url)
+    assert proxy.attempts == 4
+    assert gave_up.value.last_status == 503
+    assert str(gave_up.value).startswith("gave up reading ") and "(last status 503)" in str(
+        gave_up.value)
+
+
+def test_429_retry_after_is_honoured(http, waits):
+    fs, url, proxy = http
+    proxy.reset(slow_down(429, retry_after="2"))
+    assert fs.cat_file(url) == DATA
+    assert waits == [2.0]
+    assert proxy.attempts == 2
+
+
+def test_retry_after_past_the_deadline_gives_up_at_once(http, waits):
+    fs, url, proxy = http
+    proxy.reset(slow_down(429, retry_after="3600"))
+    with pytest.raises(GaveUp) as gave_up:
+        fs.cat_file(url)
+    assert proxy.attempts == 1 and waits == []
+    assert gave_up.value.last_status == 429
+    assert "asked to retry after 3.6e+03 s, past the deadline" in str(gave_up.value)
+
+
+@pytest.mark.parametrize("status, error", [
+    (400, OSError), (401, AccessDenied), (403, AccessDenied), (404, FileNotFoundError),
+    (412, OSError), (501, OSError),
+])
+def test_final_statuses_are_never_retried(http, waits, status, error):
+    fs, url, proxy = http
+    proxy.reset(Answer(status))
+    with pytest.raises(error) as raised:
+        fs.cat_file(url)
+    assert proxy.attempts == 1 and waits == []
+    assert not isinstance(raised.value, GaveUp)
+
+
+def test_412_on_a_later_block_means_the_object_changed(http):
+    fs, url, proxy = http
+    with fs.open(url, block_size=1000) as f:
+        assert f.read(10) == DATA[:10]
+        proxy.reset(Answer(412))
+        f.seek(100_000)
+        with pytest.raises(IntegrityError):
+            f.read(10)
+    assert proxy.attempts == 1
+
+
+def test_200_with_an_error_document_is_retried(http):
+    fs, url, proxy = http
+    proxy.reset(error_document("InternalError"))
+    assert fs.cat_file(url) == DATA
+    assert proxy.attempts == 2
+
+
+def test_an_xml_object_is_not_mistaken_for_an_error_document(peers, http):
+    fs, url, proxy = http
+    doc = b'<?xml version="1.0"?><Error><Code>NotRetryable</Code></Error>'
+    peers.http.put("/faults/obj", doc, headers={"Content-Type": "application/xml"})
+    assert fs.cat_file(url) == doc
+    assert proxy.attempts == 1
+
+
+def test_short_body_is_detected_and_resumed(http):
+    fs, url, proxy = http
+    proxy.reset(Short(missing=1000))
+    assert fs.cat_file(url) == DATA
+    assert _ranges(proxy) == [None, f"bytes={len(DATA) - 1000}-"]
+
+
+def test_short_body_with_a_matching_content_length_is_caught_by_content_range(http):
+    # The transport cannot tell (Content-Length says 90,000 and 90,000 bytes came); the
+    # Content-Range of the answer says 100,000 were sent.
+    fs, url, proxy = http
+    proxy.reset(Short(missing=10_000, honest=True))
+    assert fs.cat_file(url, start=0, end=100_000) == DATA[:100_000]
+    assert _ranges(proxy) == ["bytes=0-99999", "bytes=90000-99999"]
+
+
+def test_short_body_every_time_is_never_returned_short(http):
+    fs, url, proxy = http
+    proxy.reset(*[Short(missing=10)] * 10)
+    with pytest.raises(GaveUp):
+        fs.cat_file(url)
+    assert proxy.attempts == 4
+
+
+def test_stall_once_then_resume(http):
+    fs, url, proxy = http
+    proxy.reset(Stall(after=100))
+    assert fs.cat_file(url) == DATA
+    assert _ranges(proxy) == [None, "bytes=100-"]
+
+
+def test_stall_in_the_body_ends_with_a_timeout_error(http):
+    fs, url, proxy = http
+    proxy.reset(*[Stall(after=100)] * 10)
+    with pytest.raises(ReadTimeout) as timed_out:
+        fs.cat_file(url)
+    assert timed_out.value.phase == "body" and timed_out.value.errno == errno.ETIMEDOUT
+    assert "read timeout" in str(timed_out.value) and "after 4 attempts" in str(timed_out.value)
+    assert proxy.attempts == 4
+
+
+def test_stall_before_the_response_ends_with_a_timeout_error(http):
+    fs, url, proxy = http
+    proxy.reset(*[Stall(after=None)] * 10)
+    with pytest.raises(ReadTimeout) as timed_out:
+        fs.cat_file(url)
+    assert timed_out.value.phase == "response"
+    assert "response headers" in str(timed_out.value)
+    assert proxy.attempts == 4
+
+
+def test_drip_ends_with_a_timeout_error(http):
+    fs, url, proxy = http
+    proxy.reset(*[Drip(every=0.02)] * 10)
+    with pytest.raises(ReadTimeout) as timed_out:
+        fs.cat_file(url)
+    assert timed_out.value.phase == "body" and "slow body" in str(timed_out.value)
+    assert 1 <= proxy.attempts <= 4
+
+
+def test_deadline_ends_the_read_whatever_the_attempt_budget(http, monkeypatch):
+    monkeypatch.setattr(netguard, "DEFAULT_LIMITS", Limits(
+        read_timeout=5.0, min_rate=0.0, total_timeout=0.5, max_attempts=100,
+        backoff_base=0.01, backoff_cap=0.02))
+    fs, url, proxy = http
+    proxy.reset(*[Drip(every=0.05)] * 100)
+    with pytest.raises(ReadTimeout) as timed_out:
+        fs.cat_file(url)
+    assert timed_out.value.phase == "deadline"
+    assert "deadline" in str(timed_out.value) and proxy.attempts == 1
+
+
+def test_size_cap_refuses_before_reading_the_body(http, monkeypatch):
+    monkeypatch.setattr(netguard, "DEFAULT_LIMITS", Limits(max_object_bytes=1000))
+    fs, url, proxy = http
+    with pytest.raises(TooLarge) as too_large:
+        fs.cat_file(url, start=0, end=10)
+    assert too_large.value.size == len(DATA) and too_large.value.limit == 1000
+    assert proxy.attempts == 1
+
+
+def test_metadata_and_downloads_are_retried_too(http, tmp_path):
+    fs, url, proxy = http
+    proxy.reset(slow_down(), Answer(502))
+    assert fs.info(url)["size"] == len(DATA)
+    assert proxy.attempts == 3
+    proxy.reset(Reset(after=5000))
+    fs.get(url, str(tmp_path / "obj"))
+    assert (tmp_path / "obj").read_bytes() == DATA
+    assert proxy.attempts == 2
