@@ -215,5 +215,5 @@ def _refused_fix(err: AccessRefused, config: Config | None, tenant: str | None,
 
 def _rule_fix(err: AccessRefused) -> str:
     """A rule this module has no special words for (the SSRF guard's, say): name it."""
-    return (f"attachfs's rule {err.rule or 'unnamed'!r} refused the read before any request: "
+    return (f"attachfs's rule {err.rule or 'unnamed'!r} refused the read: "
             f"{err}")
