@@ -33,3 +33,16 @@ lint: install-test
 
 clean:
 	rm -rf $(VENV) tools/azurite/node_modules
+
+# Side-by-side read benchmark of attachfs and its peers against a local nginx
+# (benchmarks/README.md). Installs nginx with apt-get when it is missing and we are root.
+# `make bench BENCH_ARGS=--quick` runs in a few minutes; the full run takes ~15.
+BENCH_ARGS ?=
+
+.PHONY: bench install-bench
+
+install-bench: $(VENV)/bin/python
+	$(PIP) install --quiet -c constraints.txt -e '.[demo]' obstore 'smart_open[s3]' matplotlib py-spy
+
+bench: install-bench
+	$(VENV)/bin/python -m benchmarks $(BENCH_ARGS)

@@ -1,0 +1,1 @@
+"""Side-by-side read benchmarks of attachfs and its peers (see README.md)."""

@@ -1,0 +1,222 @@
+"""``python -m benchmarks [--quick]``: attachfs side by side with its peers, in one run.
+
+Starts nginx (installing it first if it is missing and we are root), generates the data,
+runs every (case, library) in a fresh worker process, stops nginx, and writes
+``results.md``, ``results.json`` and ``results.png`` (see benchmarks/README.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict
+from importlib import metadata
+from pathlib import Path
+
+from . import data, report
+from .clients import CASES
+from .nginx import Nginx
+from .profile import pyspy_command
+from .profile import summarize as summarize_profile
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+#: The keys every signing client signs with: real SigV4, any strings (nginx checks nothing).
+BENCH_KEYS = {"AWS_ACCESS_KEY_ID": "AKIAATTACHFSBENCH001",
+              "AWS_SECRET_ACCESS_KEY": "attachfs-bench-secret-key-not-checked-by-nginx"}
+PACKAGES = ("attachfs", "s3fs", "fsspec", "obstore", "smart_open", "pyarrow", "boto3",
+            "botocore", "aiobotocore", "aiohttp", "pandas", "moto")
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true",
+                   help="small sizes and 3 repetitions: 64 MiB, 200 objects, ~20 MB parquet")
+    p.add_argument("--reps", type=int, help="repetitions per case (default 5; --quick 3)")
+    p.add_argument("--cases", default="abcde", help="which cases to run, e.g. 'bc'")
+    p.add_argument("--libs", help="comma-separated libraries (default: all); raw aiohttp "
+                                  "always runs, every ratio is to it")
+    p.add_argument("--out", type=Path, help="results directory (default benchmarks/results, "
+                                            "--quick: benchmarks/results/tmp/quick)")
+    p.add_argument("--data-dir", type=Path, help="where the generated objects are kept "
+                                                 "(default benchmarks/.data/full|quick)")
+    p.add_argument("--threads", type=int, default=32,
+                   help="thread-pool size for boto3, smart_open and pyarrow batches")
+    p.add_argument("--connections", type=int, default=64,
+                   help="raw aiohttp's connection limit")
+    p.add_argument("--profile", default="",
+                   help="comma-separated libraries to run under py-spy (all threads); raw "
+                        "stacks and a summary go to OUT/tmp/profile-CASE-LIB.*")
+    p.add_argument("--timeout", type=float, default=900, help="seconds per worker")
+    p.add_argument("--no-install", action="store_true",
+                   help="do not apt-get install nginx when it is missing")
+    return p.parse_args(argv)
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def git_commit() -> str:
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO,
+                             capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "src"], cwd=REPO,
+                               capture_output=True, text=True).stdout.strip()
+        return rev + ("+uncommitted src changes" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def worker_env(keys: dict[str, str]) -> dict[str, str]:
+    from attachfs.emulators import apply_environment, peer_environment
+
+    env = dict(os.environ)
+    apply_environment(peer_environment(), env)  # no real credentials, proxies or metadata
+    env.update(keys)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    return env
+
+
+def slug(case: str, lib: str) -> str:
+    return f"{case}-{lib.replace(' ', '_').replace('+', '')}"
+
+
+def run_worker(spec: dict, env: dict, tmp: Path, timeout: float,
+               prefix: list[str] | None = None) -> dict:
+    name = slug(spec["case"], spec["lib"])
+    spec_path, out_path = tmp / f"{name}.spec.json", tmp / f"{name}.out.json"
+    spec = dict(spec, out=str(out_path))
+    spec_path.write_text(json.dumps(spec))
+    out_path.unlink(missing_ok=True)
+    log_path = tmp / f"{name}.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([*(prefix or []), sys.executable, "-m", "benchmarks.worker",
+                                 str(spec_path)],
+                                cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+            proc.wait()
+            return {"error": f"timed out after {timeout:.0f} s"}
+    if not out_path.exists():
+        tail = log_path.read_text(errors="replace")[-1500:]
+        return {"error": f"worker exited {proc.returncode} without a result: {tail}"}
+    return json.loads(out_path.read_text())
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv if argv is not None else sys.argv[1:])
+    profile = "quick" if args.quick else "full"
+    sizes = data.QUICK if args.quick else data.FULL
+    reps = args.reps or (3 if args.quick else 5)
+    out = args.out or (HERE / "results" / "tmp" / "quick" if args.quick else HERE / "results")
+    data_dir = args.data_dir or HERE / ".data" / profile
+    wanted = set(args.libs.split(",")) | {"raw aiohttp"} if args.libs else None
+    profiled = set(filter(None, args.profile.split(",")))
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "tmp").mkdir(exist_ok=True)
+    started = time.monotonic()
+
+    manifest = data.ensure(data_dir, sizes, log=lambda m: print(m, flush=True))
+    tmp = Path(tempfile.mkdtemp(prefix="attachfs-bench-"))
+    nginx = Nginx(data_dir, tmp / "nginx", install=not args.no_install)
+    tenant = None
+    cases: dict[str, dict] = {}
+    try:
+        nginx.start()
+        print(f"nginx {nginx.binary} serving {data_dir} at {nginx.endpoint}", flush=True)
+        base = {"endpoint": nginx.endpoint, "manifest": manifest, "reps": reps,
+                "log": str(nginx.access_log), "threads": args.threads,
+                "connections": args.connections, "chunk": 8 * data.MiB, "small_read": 1024,
+                "config": {"platform": {"aws": {"endpoint_url": nginx.endpoint,
+                                                "region": "us-east-1"}}}}
+        env = worker_env(BENCH_KEYS)
+        for case in args.cases:
+            libs = [n for n in CASES[case] if wanted is None or n in wanted]
+            extra: dict = {}
+            case_env = env
+            if case == "e":
+                from .sts import TENANT, DelegatedTenant
+
+                tenant = DelegatedTenant(tmp / "moto").start()
+                extra = {"config": tenant.config(nginx.endpoint), "tenant": TENANT}
+                case_env = worker_env(tenant.platform_keys)
+            cases[case] = {}
+            for lib in libs:
+                spec = dict(base, case=case, lib=lib, **extra)
+                prof = out / "tmp" / f"profile-{slug(case, lib)}.txt"
+                prefix = pyspy_command(prof) if lib in profiled else None
+                if tenant is not None:
+                    tenant.proxy.clear()
+                print(f"({case}) {lib} ...", end=" ", flush=True)
+                raw = run_worker(spec, case_env, tmp, args.timeout, prefix)
+                if case == "e" and "error" not in raw:
+                    raw["assume_role_calls"] = tenant.proxy.count("AssumeRole")
+                summary = report.summarize(case, raw)
+                cases[case][lib] = {"raw": raw, "summary": summary}
+                if "error" in summary:
+                    print(f"ERROR {summary['error']}", flush=True)
+                else:
+                    print(f"median {summary['median_s'] * 1000:.1f} ms", flush=True)
+                if prefix and prof.exists():
+                    summary_text = summarize_profile(prof)
+                    prof.with_suffix(".summary.txt").write_text(summary_text)
+                    print(summary_text, flush=True)
+            if tenant is not None:
+                tenant.stop()
+                tenant = None
+    finally:
+        if tenant is not None:
+            tenant.stop()
+        nginx.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    report.add_ratios(cases)
+    result = {
+        "meta": {"profile": profile, "date": dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
+                 "machine": f"{os.cpu_count()} cores, {platform.system()} "
+                            f"{platform.machine()}",
+                 "nginx": _nginx_version(nginx.binary), "reps": reps, "sizes": asdict(sizes),
+                 "parquet_size": manifest["parquet"]["size"], "versions": versions(),
+                 "git": git_commit(), "threads": args.threads,
+                 "connections": args.connections,
+                 "seconds": round(time.monotonic() - started, 1)},
+        "order": list(dict.fromkeys(n for libs in CASES.values() for n in libs)),
+        "cases": cases,
+    }
+    result["targets"] = report.targets(cases)
+    text = report.markdown(result)
+    (out / "results.json").write_text(json.dumps(result, indent=1))
+    (out / "results.md").write_text(text)
+    report.chart(result, out / "results.png")
+    print()
+    print(text)
+    print(f"wrote {out}/results.md, results.json, results.png "
+          f"({result['meta']['seconds']:.0f} s)")
+    return 0
+
+
+def _nginx_version(binary: str) -> str:
+    done = subprocess.run([binary, "-v"], capture_output=True, text=True)
+    return (done.stderr or done.stdout).strip().rsplit("/", 1)[-1]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
