@@ -300,3 +300,212 @@ def test_metadata_and_downloads_are_retried_too(http, tmp_path):
     fs.get(url, str(tmp_path / "obj"))
     assert (tmp_path / "obj").read_bytes() == DATA
     assert proxy.attempts == 2
+
+
+# --------------------------------------------------------------------------- cloud backends
+# The same faults between attachfs and moto / fake-gcs-server / Azurite. The cloud readers
+# (fetch._s3/_gcs/_azure) do not retry yet: the rows that need retries are strict xfails that
+# turn into passes once fetch.py wraps them as retry.py's docstring shows.
+
+NEEDS_RETRYING = pytest.mark.xfail(
+    strict=True, reason="fetch._s3/_gcs/_azure are not wrapped with retry.retrying and "
+    "_raise_for/the 200 path raise no retry.Retry yet (fetch.py owner; see retry.py)")
+
+
+def _port(url: str) -> int:
+    return int(url.rstrip("/").rsplit(":", 1)[1].split("/")[0])
+
+
+@pytest.fixture(scope="module")
+def cloud_proxies(peers):
+    upstream = {"s3": peers.s3_endpoint, "gcs": peers.gcs_endpoint,
+                "azure": peers.azure_endpoint.split("/{account}")[0]}
+    proxies = {b: FaultyProxy(_port(u)).start() for b, u in upstream.items()}
+    yield proxies
+    for proxy in proxies.values():
+        proxy.stop()
+
+
+@pytest.fixture(params=["s3", "gcs", "azure"])
+def cloud(request, peers, names, cloud_proxies, waits):
+    """(fs reading for tenant acme, URI of DATA, the proxy in front of that backend)."""
+    backend, bucket = request.param, names("f")
+    if backend == "s3":
+        peers.make_s3_bucket(bucket)
+        peers.put_s3(bucket, "obj.bin", DATA)
+        uri = f"s3://{bucket}/obj.bin"
+    elif backend == "gcs":
+        peers.make_gcs_bucket(bucket)
+        peers.put_gcs(bucket, "obj.bin", DATA)
+        uri = f"gs://{bucket}/obj.bin"
+    else:
+        peers.make_azure_container(bucket, public=True)
+        peers.put_azure(bucket, "obj.bin", DATA)
+        uri = f"https://{peers.azure_account}.blob.core.windows.net/{bucket}/obj.bin"
+    config = peers.config()
+    platform = config["platform"]
+    platform["aws"]["endpoint_url"] = cloud_proxies["s3"].url
+    platform["gcp"]["endpoint_url"] = cloud_proxies["gcs"].url
+    platform["azure"]["endpoint_url"] = cloud_proxies["azure"].url + "/{account}"
+    config["tenants"] = {"acme": {"direct": [f"s3://{bucket}", f"gs://{bucket}"]}}
+    fs = attachfs.filesystem(config=config, tenant="acme", skip_instance_cache=True)
+    proxy = cloud_proxies[backend]
+    proxy.reset()
+    return fs, uri, proxy
+
+
+def test_cloud_passes_through(cloud):
+    fs, uri, proxy = cloud
+    assert fs.cat_file(uri) == DATA
+    assert fs.cat_file(uri, start=10, end=20) == DATA[10:20]
+    assert proxy.attempts == 2
+
+
+@pytest.mark.parametrize("status, error", [(404, FileNotFoundError), (403, AccessDenied),
+                                           (400, OSError)])
+def test_cloud_final_statuses_are_never_retried(cloud, status, error):
+    fs, uri, proxy = cloud
+    proxy.reset(Answer(status))
+    with pytest.raises(error):
+        fs.cat_file(uri)
+    assert proxy.attempts == 1
+
+
+def test_cloud_503_forever_ends_with_an_error_after_a_bounded_number_of_attempts(cloud):
+    fs, uri, proxy = cloud
+    proxy.reset(*[slow_down()] * 20)
+    with pytest.raises(OSError, match="503"):
+        fs.cat_file(uri)
+    assert 1 <= proxy.attempts <= 4
+
+
+@NEEDS_RETRYING
+def test_cloud_reset_mid_body_returns_the_exact_bytes(cloud):
+    fs, uri, proxy = cloud
+    proxy.reset(Reset(after=1000))
+    assert fs.cat_file(uri) == DATA
+    assert proxy.attempts == 2
+
+
+@NEEDS_RETRYING
+def test_cloud_503_burst_returns_the_exact_bytes(cloud):
+    fs, uri, proxy = cloud
+    proxy.reset(slow_down(), slow_down())
+    assert fs.cat_file(uri) == DATA
+    assert proxy.attempts == 3
+
+
+@NEEDS_RETRYING
+def test_cloud_short_body_is_never_returned_short(cloud):
+    fs, uri, proxy = cloud
+    proxy.reset(Short(missing=1000))
+    assert fs.cat_file(uri) == DATA
+    assert proxy.attempts == 2
+
+
+@NEEDS_RETRYING
+def test_cloud_short_body_matching_its_content_length_is_caught(cloud):
+    fs, uri, proxy = cloud
+    proxy.reset(Short(missing=10_000, honest=True))
+    assert fs.cat_file(uri, start=0, end=100_000) == DATA[:100_000]
+    assert proxy.attempts == 2
+
+
+@pytest.mark.xfail(run=False, strict=True, reason="the shared pool reads with a 120 s socket "
+                   "timeout and no minimum rate: a stall or drip would hold the test that long "
+                   "(pool.py owner: read bodies with netguard's read_body limits)")
+@pytest.mark.parametrize("fault", [Stall(after=100), Drip(every=0.05)], ids=["stall", "drip"])
+def test_cloud_stall_and_drip_end_with_a_timeout_error(cloud, fault):
+    fs, uri, proxy = cloud
+    proxy.reset(*[fault] * 10)
+    with pytest.raises(ReadTimeout):
+        fs.cat_file(uri)
+    assert proxy.attempts <= 4
+
+
+# --------------------------------------------------------------------------- the retry layer
+
+def _run(coro):
+    return asyncio.run(coro)
+
+
+class _Route:
+    uri = "s3://bucket/key"
+
+
+def test_retrying_rereads_transient_failures_and_stops_at_final_ones(waits):
+    calls = []
+
+    async def reader(fs, route, start, end, version, config=None):
+        calls.append((start, end, version))
+        if len(calls) == 1:
+            retry.raise_if_transient(503, {"Retry-After": "1"}, "SlowDown")
+        if len(calls) == 2:
+            retry.check_body(206, {"Content-Range": "bytes 0-9/10"}, b"short")
+        return b"0123456789"
+
+    read = retry.retrying(reader, base=0.01, cap=0.02)
+    assert _run(read(None, _Route(), 0, 10, '"v1"', None)) == b"0123456789"
+    assert calls == [(0, 10, '"v1"')] * 3 and waits[0] == 1.0
+
+    async def missing(fs, route, *args):
+        calls.append(args)
+        raise FileNotFoundError(route.uri)
+
+    calls.clear()
+    with pytest.raises(FileNotFoundError):
+        _run(retry.retrying(missing)(None, _Route(), 0, None, None))
+    assert len(calls) == 1
+
+
+def test_retrying_gives_up_after_the_budget_with_the_last_status(waits):
+    async def busy(fs, route, *args):
+        retry.raise_if_transient(429)
+
+    with pytest.raises(GaveUp) as gave_up:
+        _run(retry.retrying(busy, max_attempts=3, base=0.01, cap=0.02)(None, _Route(), 0))
+    assert gave_up.value.attempts == 3 and gave_up.value.last_status == 429
+    assert str(gave_up.value) == ("gave up reading s3://bucket/key after 3 attempts "
+                                  "(last status 429): HTTP 429")
+
+
+@pytest.mark.parametrize("status, code, retried", [
+    (500, None, True), (502, None, True), (503, "SlowDown", True), (504, None, True),
+    (408, None, True), (429, None, True), (400, "RequestTimeout", True),
+    (400, None, False), (401, None, False), (403, None, False), (404, None, False),
+    (412, None, False), (501, None, False), (505, None, False),
+])
+def test_which_statuses_are_retried(status, code, retried):
+    if retried:
+        with pytest.raises(retry.Retry):
+            retry.raise_if_transient(status, {}, code)
+    else:
+        retry.raise_if_transient(status, {}, code)
+
+
+def test_transient_recognises_broken_connections_and_sdk_errors():
+    import aiohttp
+    from botocore.exceptions import ClientError
+
+    assert retry.transient(aiohttp.ClientPayloadError("cut")) is not None
+    assert retry.transient(ConnectionResetError()) is not None
+    slow = ClientError({"Error": {"Code": "SlowDown"},
+                        "ResponseMetadata": {"HTTPStatusCode": 503}}, "GetObject")
+    assert retry.transient(slow).status == 503
+    denied = ClientError({"Error": {"Code": "AccessDenied"},
+                          "ResponseMetadata": {"HTTPStatusCode": 403}}, "GetObject")
+    assert retry.transient(denied) is None
+    assert retry.transient(FileNotFoundError()) is None
+
+
+def test_retry_after_reads_seconds_and_dates():
+    assert retry.retry_after("7") == 7.0
+    assert retry.retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=lambda: 1445412470.0) == 10.0
+    assert retry.retry_after("soon") is None and retry.retry_after(None) is None
+
+
+def test_backoff_is_full_jitter_capped():
+    assert retry.backoff(1, 0.5, 10, lambda: 1.0) == 0.5
+    assert retry.backoff(4, 0.5, 10, lambda: 1.0) == 4.0
+    assert retry.backoff(10, 0.5, 10, lambda: 1.0) == 10
+    assert retry.backoff(3, 0.5, 10, lambda: 0.0) == 0.0

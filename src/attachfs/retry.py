@@ -9,14 +9,17 @@ deadline, and a ``Retry-After`` that ends past it gives up at once instead of sl
 Never retried: 400, 401, 403, 404, 412 (and every other 4xx but 408 and 429): asking again gets
 the same answer, and a 412 means the object changed, which no retry can undo.
 
-For the cloud readers (``fetch._s3``/``_gcs``/``_azure``), ``retrying`` wraps a reader with the
-classifier for its SDK's errors::
+For the cloud readers (``fetch._s3``/``_gcs``/``_azure``, one GET each over the shared pool)
+three pieces, each a line at the place it belongs::
 
-    reader = retry.retrying(_s3, retry.s3_transient)
+    reader = retry.retrying({"s3": _s3, "gcs": _gcs, "azure": _azure}[route.backend])
+    # in _raise_for, before the final OSError (needs the response headers):
+    retry.raise_if_transient(status, headers, code)
+    # after ``data = await resp.read()`` of a 200/206:
+    retry.check_body(resp.status, resp.headers, data)
 
-Their SDKs retry requests by themselves (botocore, gcsfs, azure-core); what they do not retry is
-a body that breaks after the headers arrived, a 200 that carries an error document, or a body
-shorter than announced. Lower the SDK's own retries when wrapping, or the attempts multiply.
+``retrying`` re-runs the whole reader (same range, same pinned version) when it raises
+``Retry`` or an exception ``transient`` recognises (a broken connection, an SDK's 5xx).
 """
 
 from __future__ import annotations
@@ -160,24 +163,68 @@ def _give_up(give_up, what: str, n: int, failure: Retry, reason: str) -> BaseExc
 
 # --------------------------------------------------------------------------- cloud readers
 
-def retrying(reader, classify: Callable[[BaseException], Retry | None], *,
+def retrying(reader, classify: Callable[[BaseException], Retry | None] | None = None, *,
              max_attempts: int = 4, base: float = 0.25, cap: float = 10.0,
              deadline: float = 300.0):
-    """``reader`` (``async (fs, route, start, end, version) -> Part``) retried on what
-    ``classify`` calls transient; every attempt re-reads the same range, pinned to the same
-    version (a replaced object fails with ``IntegrityError``, never retried)."""
+    """``reader`` (``async (fs, route, start, end, version, ...) -> Part``) retried on
+    ``Retry`` and on what ``classify`` (default ``transient``) calls transient. Every attempt
+    re-reads the same range pinned to the same version: a replaced object still fails with
+    ``IntegrityError``, which is never retried."""
 
-    async def read(fs, route, start, end, version):
+    async def read(fs, route, *args, **kwargs):
         async def attempt(n: int):
-            return await reader(fs, route, start, end, version)
+            return await reader(fs, route, *args, **kwargs)
 
         return await run(attempt, what=f"reading {route.uri}", max_attempts=max_attempts,
                          base=base, cap=cap, deadline=time.monotonic() + deadline,
-                         classify=classify)
+                         classify=classify or transient)
 
     read.__name__ = getattr(reader, "__name__", "read")
     read.__wrapped__ = reader
     return read
+
+
+def raise_if_transient(status: int, headers=None, code: str | None = None) -> None:
+    """Raise ``Retry`` if an error answer is worth another attempt (5xx, 408, 429, an S3
+    ``SlowDown``/``InternalError`` code), honouring its ``Retry-After``."""
+    if status_retryable(status) or code in RETRYABLE_CODES:
+        after = retry_after((headers or {}).get("Retry-After"))
+        raise Retry(f"HTTP {status}" + (f" {code}" if code else ""), status=status,
+                    retry_after=after)
+
+
+def check_body(status: int, headers, body: bytes) -> None:
+    """Raise ``Retry`` for a 2xx body that is not the object: shorter than its
+    ``Content-Range`` says, or an XML error document."""
+    content_range = headers.get("Content-Range")
+    if status == 206 and content_range:
+        m = re.match(r"bytes (\d+)-(\d+)/", content_range)
+        if m and len(body) < int(m.group(2)) - int(m.group(1)) + 1:
+            raise Retry(f"short body: {len(body)} of the "
+                        f"{int(m.group(2)) - int(m.group(1)) + 1} bytes of {content_range}")
+    code = error_document_code(body, headers.get("Content-Type"))
+    if code in RETRYABLE_CODES:
+        raise Retry(f"HTTP {status} carrying an error document ({code})", status=status)
+
+
+def transient(err: BaseException) -> Retry | None:
+    """Every backend's transient failures: broken connections and the SDKs' retryable errors."""
+    for classify in (_broken_connection, _sdk_transient):
+        found = classify(err)
+        if found is not None:
+            return found
+    return None
+
+
+def _sdk_transient(err: BaseException) -> Retry | None:
+    module = type(err).__module__
+    if module.startswith("botocore"):
+        return s3_transient(err)
+    if module.startswith("azure"):
+        return azure_transient(err)
+    if module.startswith("gcsfs"):
+        return gcs_transient(err)
+    return None
 
 
 def _broken_connection(err: BaseException) -> Retry | None:
