@@ -504,3 +504,25 @@ def test_ambient_mode_reads_loopback_and_refuses_metadata(servers, dns):
     with pytest.raises(AccessRefused) as refused:
         fs.cat_file("http://meta.test/latest/meta-data/")
     assert refused.value.rule == "ssrf:cloud-metadata"
+
+
+def test_errors_pickle_with_their_fields():
+    import errno
+    import pickle
+
+    from attachfs.netguard import ReadTimeout, TooLarge
+    from attachfs.retry import GaveUp
+
+    timeout = ReadTimeout("https://h/x", "waited 1 s for more of the body (read timeout)",
+                          phase="body", seconds=1.0)
+    errors = [timeout, TooLarge("too big", url="https://h/x", size=10, limit=5),
+              GaveUp("gave up", attempts=3, last_status=503, uri="https://h/x"),
+              Guard().refuse(netguard.Refusal("loopback", "127.0.0.1 is a loopback address"),
+                             "h", "https://h/x?sig=S")]
+    for err in errors:
+        back = pickle.loads(pickle.dumps(err))
+        assert type(back) is type(err) and str(back) == str(err)
+        assert back.__dict__ == err.__dict__
+    assert pickle.loads(pickle.dumps(timeout)).errno == errno.ETIMEDOUT
+    assert isinstance(timeout, OSError) and str(timeout).startswith("timed out reading https://h/x")
+    assert "sig=S" not in str(errors[-1]) and errors[-1].rule == "ssrf:loopback"

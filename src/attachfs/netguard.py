@@ -354,10 +354,14 @@ class ReadTimeout(OSError):
         self.seconds = seconds
 
     def __str__(self) -> str:
-        return self.strerror
+        return f"timed out reading {self.url}: {self.detail}"
 
     def __reduce__(self):
-        return _rebuild, (type(self), self.args, self.__dict__)
+        return _rebuild_timeout, (type(self), self.url, self.detail, self.phase, self.seconds)
+
+
+def _rebuild_timeout(cls, url, detail, phase, seconds):
+    return cls(url, detail, phase=phase, seconds=seconds)
 
 
 class TooLarge(OSError):
