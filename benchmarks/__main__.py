@@ -26,6 +26,7 @@ from .clients import CASES
 from .nginx import Nginx
 from .profile import pyspy_command
 from .profile import summarize as summarize_profile
+from .runner import run_case, slug
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -92,35 +93,6 @@ def worker_env(keys: dict[str, str]) -> dict[str, str]:
     return env
 
 
-def slug(case: str, lib: str) -> str:
-    return f"{case}-{lib.replace(' ', '_').replace('+', '')}"
-
-
-def run_worker(spec: dict, env: dict, tmp: Path, timeout: float,
-               prefix: list[str] | None = None) -> dict:
-    name = slug(spec["case"], spec["lib"])
-    spec_path, out_path = tmp / f"{name}.spec.json", tmp / f"{name}.out.json"
-    spec = dict(spec, out=str(out_path))
-    spec_path.write_text(json.dumps(spec))
-    out_path.unlink(missing_ok=True)
-    log_path = tmp / f"{name}.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen([*(prefix or []), sys.executable, "-m", "benchmarks.worker",
-                                 str(spec_path)],
-                                cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, 9)
-            proc.wait()
-            return {"error": f"timed out after {timeout:.0f} s"}
-    if not out_path.exists():
-        tail = log_path.read_text(errors="replace")[-1500:]
-        return {"error": f"worker exited {proc.returncode} without a result: {tail}"}
-    return json.loads(out_path.read_text())
-
-
 def main(argv=None) -> int:
     args = parse_args(argv if argv is not None else sys.argv[1:])
     profile = "quick" if args.quick else "full"
@@ -133,6 +105,7 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     (out / "tmp").mkdir(exist_ok=True)
     started = time.monotonic()
+    load_start = os.getloadavg()[0]
 
     manifest = data.ensure(data_dir, sizes, log=lambda m: print(m, flush=True))
     tmp = Path(tempfile.mkdtemp(prefix="attachfs-bench-"))
@@ -150,38 +123,36 @@ def main(argv=None) -> int:
         env = worker_env(BENCH_KEYS)
         for case in args.cases:
             libs = [n for n in CASES[case] if wanted is None or n in wanted]
-            extra: dict = {}
-            case_env = env
+            spec, case_env = dict(base), env
             if case == "e":
                 from .sts import TENANT, DelegatedTenant
 
                 tenant = DelegatedTenant(tmp / "moto").start()
-                extra = {"config": tenant.config(nginx.endpoint), "tenant": TENANT}
+                spec.update(config=tenant.config(nginx.endpoint), tenant=TENANT)
                 case_env = worker_env(tenant.platform_keys)
-            cases[case] = {}
-            for lib in libs:
-                spec = dict(base, case=case, lib=lib, **extra)
-                prof = out / "tmp" / f"profile-{slug(case, lib)}.txt"
-                prefix = pyspy_command(prof) if lib in profiled else None
-                if tenant is not None:
-                    tenant.proxy.clear()
-                print(f"({case}) {lib} ...", end=" ", flush=True)
-                raw = run_worker(spec, case_env, tmp, args.timeout, prefix)
-                if case == "e" and "error" not in raw:
-                    raw["assume_role_calls"] = tenant.proxy.count("AssumeRole")
-                summary = report.summarize(case, raw)
-                cases[case][lib] = {"raw": raw, "summary": summary}
-                if "error" in summary:
-                    print(f"ERROR {summary['error']}", flush=True)
-                else:
-                    print(f"median {summary['median_s'] * 1000:.1f} ms", flush=True)
-                if prefix and prof.exists():
-                    summary_text = summarize_profile(prof)
-                    prof.with_suffix(".summary.txt").write_text(summary_text)
-                    print(summary_text, flush=True)
+            prefixes = {lib: pyspy_command(out / "tmp" / f"profile-{slug(case, lib)}.txt")
+                        for lib in libs if lib in profiled}
+            print(f"({case}) {', '.join(libs)}: {reps} rounds", flush=True)
+            # (e): one more repetition, the cold first batch that includes the AssumeRole.
+            raws = run_case(case, libs, spec, case_env, tmp, timeout=args.timeout,
+                            reps=reps + (case == "e"), prefixes=prefixes,
+                            progress=lambda m: print(m, flush=True))
             if tenant is not None:
+                raws["attachfs"]["assume_role_calls"] = tenant.proxy.count("AssumeRole")
                 tenant.stop()
                 tenant = None
+            cases[case] = {}
+            for lib, raw in raws.items():
+                summary = report.summarize(case, raw, manifest)
+                cases[case][lib] = {"raw": raw, "summary": summary}
+                shown = (f"ERROR {summary['error'][:300]}" if "error" in summary
+                         else f"median {summary['median_s'] * 1000:.1f} ms")
+                print(f"({case}) {lib}: {shown}", flush=True)
+                prof = out / "tmp" / f"profile-{slug(case, lib)}.txt"
+                if lib in prefixes and prof.exists():
+                    text = summarize_profile(prof)
+                    prof.with_suffix(".summary.txt").write_text(text)
+                    print(text, flush=True)
     finally:
         if tenant is not None:
             tenant.stop()
@@ -194,7 +165,9 @@ def main(argv=None) -> int:
                  "machine": f"{os.cpu_count()} cores, {platform.system()} "
                             f"{platform.machine()}",
                  "nginx": _nginx_version(nginx.binary), "reps": reps, "sizes": asdict(sizes),
-                 "parquet_size": manifest["parquet"]["size"], "versions": versions(),
+                 "parquet_size": manifest["parquet"]["size"],
+                 "parquet_floor": manifest["parquet"]["floor_bytes"], "versions": versions(),
+                 "load_average": {"start": load_start, "end": os.getloadavg()[0]},
                  "git": git_commit(), "threads": args.threads,
                  "connections": args.connections,
                  "seconds": round(time.monotonic() - started, 1)},

@@ -42,40 +42,46 @@ def titles(meta: dict) -> dict[str, str]:
     return {k: v.format(**values) for k, v in CASE_TITLES.items()}
 
 
-def summarize(case: str, raw: dict) -> dict:
+def summarize(case: str, raw: dict, manifest: dict) -> dict:
     """The numbers the table shows for one library in one case."""
     if "error" in raw:
         return {"error": raw["error"]}
-    t = raw.get("traffic") or []
+    reps = raw["reps"]
+    cold = None
+    if case == "e":  # the first batch is the cold one: it includes the AssumeRole
+        cold, reps = reps[0], reps[1:]
+    times = [r["time"] for r in reps if "time" in r]
+    t = [r["traffic"] for r in reps]
     med = lambda key: _median([x[key] for x in t])  # noqa: E731
+    objects = manifest["objects"]
     if case == "a":
-        return {"median_s": _median(raw["times"]),
-                "mib_per_s": raw["bytes"] / MiB / _median(raw["times"]),
+        size = objects[manifest["keys"]["large"]]
+        return {"median_s": _median(times), "mib_per_s": size / MiB / _median(times),
                 "peak_rss_mib": raw["peak_rss"] / MiB, "base_rss_mib": raw["base_rss"] / MiB,
                 "requests": med("requests"), "heads": med("head")}
     if case in ("b", "e"):
-        out = {"median_s": _median(raw["times"]),
-               "objects_per_s": raw["objects"] / _median(raw["times"]),
-               "requests_per_object": med("requests") / raw["objects"],
-               "heads_per_object": med("head") / raw["objects"]}
-        if case == "e":
-            out["cold_s"] = raw["cold"]
+        n = len(manifest["keys"]["small"])
+        out = {"median_s": _median(times), "objects_per_s": n / _median(times),
+               "requests_per_object": med("requests") / n,
+               "heads_per_object": med("head") / n}
+        if cold is not None:
+            out["cold_s"] = cold["time"]
+            out["batches"] = len(raw["reps"])
             out["assume_role_calls"] = raw.get("assume_role_calls")
         return out
     if case == "c":
-        opens = raw["opens_per_rep"]
-        flat = [x for rep in raw["latencies"] for x in rep]
+        opens = len(manifest["keys"]["medium"])
+        flat = [x for r in reps for x in r["latencies"]]
         return {"median_s": _median(flat),
-                "rep_medians_s": [_median(rep) for rep in raw["latencies"]],
+                "rep_medians_s": [_median(r["latencies"]) for r in reps],
                 "requests_per_open": med("requests") / opens,
                 "gets_per_open": med("get") / opens, "heads_per_open": med("head") / opens,
                 "kib_sent_per_open": med("sent") / opens / 1024}
     if case == "d":
-        size = raw["file_size"]
-        return {"median_s": _median(raw["times"]),
-                "requested_fraction": med("requested") / size,
+        size = manifest["parquet"]["size"]
+        return {"median_s": _median(times), "requested_fraction": med("requested") / size,
                 "sent_fraction": med("sent") / size, "requests": med("requests"),
-                "floor_fraction": raw["floor_bytes"] / size}
+                "floor_fraction": manifest["parquet"]["floor_bytes"] / size}
     raise ValueError(case)
 
 
@@ -137,7 +143,7 @@ def targets(cases: dict) -> list[dict]:
     e = s("e")
     if "median_s" in e:
         check("(e) exactly one AssumeRole for the whole batch", e["assume_role_calls"] == 1,
-              f"{e['assume_role_calls']} AssumeRole over {1 + len(cases['e']['attachfs']['raw']['times'])} batches")
+              f"{e['assume_role_calls']} AssumeRole over {e['batches']} batches in one process")
     return out
 
 
@@ -206,11 +212,15 @@ def _detail_rows(case: str, libs: dict) -> list[str]:
 def markdown(result: dict) -> str:
     meta, cases = result["meta"], result["cases"]
     t = titles(meta)
+    loads = sorted(x for libs in cases.values() for e in libs.values()
+                   for x in e["raw"].get("load", []))
+    load = (f" · 1-min load average before each repetition {loads[0]:.1f}-{loads[-1]:.1f} "
+            f"(median {_median(loads):.1f})" if loads else "")
     lines = [f"# attachfs benchmark ({meta['profile']})", "",
              f"{meta['date']} · {meta['machine']} · nginx {meta['nginx']} on 127.0.0.1 · "
              f"medians of {meta['reps']} repetitions · ratios are time / raw aiohttp's "
              "time in the same run (lower is better) · attachfs at "
-             f"`{meta['git']}`", ""]
+             f"`{meta['git']}`{load}", ""]
     libs = [n for n in result["order"] if any(n in cases.get(c, {}) for c in "abcd")]
     lines += ["## Summary", "", "| case | " + " | ".join(libs) + " |",
               "|---|" + "---|" * len(libs)]
@@ -238,7 +248,7 @@ def markdown(result: dict) -> str:
             if "error" in e["summary"]:
                 lines.append(f"| {name} | error: {e['summary']['error']} |")
         if case == "d":
-            floor = next(iter(cases["d"].values()))["raw"].get("floor_bytes")
+            floor = meta["parquet_floor"]
             if floor:
                 lines += ["", f"Floor: the two columns' chunks plus the footer are "
                           f"{floor / meta['parquet_size']:.3f} of the file. raw aiohttp "

@@ -1,25 +1,31 @@
-"""One library in one case, in a fresh process: ``python -m benchmarks.worker SPEC.json``.
+"""One library in one case, in its own process: ``python -m benchmarks.worker SPEC.json``.
 
-A fresh process per (case, library) keeps each library's peak RSS its own and stops one
-library's pools, threads or caches from warming another's. The worker builds the client, makes
-one small untimed warm-up read (connections, credentials, imports), then times the repetitions
-and reads nginx's access log around them to count what was requested. It writes its result as
-JSON to the spec's ``out`` path.
+A process per (case, library) keeps each library's peak RSS its own and stops one library's
+pools, threads or caches from warming another's. The worker builds the client and makes an
+untimed warm-up (connections, credentials, lazy imports), answers ``{"ready": true}``, then
+runs one timed repetition per ``rep`` line on stdin and answers each with one JSON line; ``done``
+returns the process-wide numbers (peak RSS). The parent interleaves the libraries' repetitions
+round by round, so a burst of load on this shared machine lands on every library alike rather
+than on whichever ran during it.
+
+Each repetition reads nginx's access log around itself (only one worker runs at a time) to
+count what was requested. Anything a library prints goes to stderr: stdout carries only the
+protocol.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import resource
 import sys
 import time
+import traceback
 from pathlib import Path
 from urllib.parse import unquote
 
-from .clients import CLIENTS
+from .clients import CLIENTS, RawAiohttp
 from .nginx import LogWindow, Request, requested_bytes
-
-MiB = 2**20
 
 
 def _status_kib(field: str) -> int:
@@ -29,14 +35,13 @@ def _status_kib(field: str) -> int:
     return 0
 
 
-def _traffic(requests: list[Request], sizes: dict[str, int], bucket: str) -> dict:
+def traffic(requests: list[Request], sizes: dict[str, int], bucket: str) -> dict:
     """Requests by method, bytes sent, and bytes asked for (by Range, else the whole object)."""
     prefix = f"/{bucket}/"
     out = {"get": 0, "head": 0, "other": 0, "sent": 0, "requested": 0, "errors": 0}
     for r in requests:
         method = r.method.upper()
-        key = "get" if method == "GET" else "head" if method == "HEAD" else "other"
-        out[key] += 1
+        out["get" if method == "GET" else "head" if method == "HEAD" else "other"] += 1
         out["sent"] += r.sent
         if r.status >= 400:
             out["errors"] += 1
@@ -47,139 +52,127 @@ def _traffic(requests: list[Request], sizes: dict[str, int], bucket: str) -> dic
     return out
 
 
-class Run:
+class Worker:
     def __init__(self, spec: dict):
         self.spec = spec
+        self.case = spec["case"]
         self.manifest = spec["manifest"]
         self.keys = self.manifest["keys"]
         self.sizes = self.manifest["objects"]
         self.bucket = self.manifest["bucket"]
-        self.reps = spec["reps"]
         self.log = LogWindow(spec["log"])
         self.client = CLIENTS[spec["lib"]](
             spec["endpoint"], self.bucket, threads=spec["threads"],
             connections=spec["connections"], sizes=self.sizes, config=spec.get("config"),
             tenant=spec.get("tenant"))
-
-    def timed(self, fn, *args):
-        t0 = time.perf_counter()
-        out = fn(*args)
-        return time.perf_counter() - t0, out
-
-    def traffic(self, requests: list[Request]) -> dict:
-        return _traffic(requests, self.sizes, self.bucket)
+        self.base_rss = 0
 
     def warm_up(self) -> None:
-        self.client.small_open(self.keys["medium"][0], 16)
+        c, keys = self.client, self.keys
+        if self.case == "a":
+            c.small_open(keys["medium"][0], 16)
+            self.base_rss = _status_kib("VmRSS") * 1024
+        elif self.case == "b":
+            # Enough objects at once to open the pools' connections.
+            c.batch(keys["small"][:max(self.spec["threads"], self.spec["connections"])])
+        elif self.case == "c":
+            c.small_open(keys["large"], self.spec["small_read"])
+        elif self.case == "d":
+            self._parquet()  # pandas and pyarrow import lazily on first use
+        # (e): nothing; the first repetition is the cold one, AssumeRole included.
 
-    # -- the cases -----------------------------------------------------------------------
-
-    def case_a(self) -> dict:
-        key, chunk = self.keys["large"], self.spec["chunk"]
-        self.warm_up()
-        base_rss = _status_kib("VmRSS") * 1024
-        times, traffic = [], []
-        for _ in range(self.reps):
-            self.log.open()
-            elapsed, n = self.timed(self.client.sequential, key, chunk)
-            traffic.append(self.traffic(self.log.close()))
-            if n != self.sizes[key]:
-                raise AssertionError(f"read {n} bytes of {self.sizes[key]}")
-            times.append(elapsed)
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-        return {"times": times, "bytes": self.sizes[key], "peak_rss": peak,
-                "base_rss": base_rss, "traffic": traffic}
-
-    def _batch_reps(self, keys: list[str]) -> tuple[list[float], list[dict]]:
-        expected = sum(self.sizes[k] for k in keys)
-        times, traffic = [], []
-        for _ in range(self.reps):
-            self.log.open()
-            elapsed, n = self.timed(self.client.batch, keys)
-            traffic.append(self.traffic(self.log.close()))
-            if n != expected:
-                raise AssertionError(f"read {n} bytes of {expected}")
-            times.append(elapsed)
-        return times, traffic
-
-    def case_b(self) -> dict:
-        keys = self.keys["small"]
-        # Untimed: enough objects at once to open the pools' connections.
-        self.client.batch(keys[:max(self.spec["threads"], self.spec["connections"])])
-        times, traffic = self._batch_reps(keys)
-        return {"times": times, "objects": len(keys), "traffic": traffic}
-
-    def case_c(self) -> dict:
-        keys, n = self.keys["medium"], self.spec["small_read"]
-        self.client.small_open(self.keys["large"], n)
-        latencies, traffic = [], []
-        for _ in range(self.reps):
-            self.log.open()
-            rep = []
-            for key in keys:
-                elapsed, data = self.timed(self.client.small_open, key, n)
-                if len(data) != n:
-                    raise AssertionError(f"read {len(data)} bytes of {n}")
-                rep.append(elapsed)
-            traffic.append(self.traffic(self.log.close()))
-            latencies.append(rep)
-        return {"latencies": latencies, "opens_per_rep": len(keys), "traffic": traffic}
-
-    def case_d(self) -> dict:
-        key = self.keys["parquet"]
-        meta = self.manifest["parquet"]
-        times, traffic = [], []
-        # One untimed read first: pandas and pyarrow import lazily on first use.
-        for rep in range(self.reps + 1):
-            self.log.open()
-            if isinstance(self.client, CLIENTS["raw aiohttp"]):
-                elapsed, n = self.timed(self.client.parquet_floor, key, meta["ranges"],
-                                        meta["footer"])
-                if n != meta["floor_bytes"]:
-                    raise AssertionError(f"fetched {n} bytes, floor is {meta['floor_bytes']}")
-            else:
-                elapsed, df = self.timed(self.client.parquet, key, meta["columns"])
-                if list(df.columns) != meta["columns"] or len(df) != (
-                        self.manifest["sizes"]["parquet_rows"]):
-                    raise AssertionError(f"got columns {list(df.columns)}, {len(df)} rows")
-                del df
-            requests = self.log.close()
-            if rep:
-                traffic.append(self.traffic(requests))
-                times.append(elapsed)
-        return {"times": times, "file_size": meta["size"], "floor_bytes": meta["floor_bytes"],
-                "traffic": traffic}
-
-    def case_e(self) -> dict:
-        # The first batch is cold: it includes the AssumeRole. The parent counts AssumeRole
-        # requests at its STS proxy over this whole process.
-        keys = self.keys["small"]
+    def rep(self) -> dict:
+        """One timed repetition, with the requests it made."""
         self.log.open()
-        cold, n = self.timed(self.client.batch, keys)
-        cold_traffic = self.traffic(self.log.close())
-        times, traffic = self._batch_reps(keys)
-        return {"cold": cold, "cold_traffic": cold_traffic, "times": times,
-                "objects": len(keys), "traffic": traffic}
+        out = getattr(self, f"_rep_{self.case}")()
+        out["traffic"] = traffic(self.log.close(), self.sizes, self.bucket)
+        return out
 
-    def run(self) -> dict:
-        try:
-            result = getattr(self, f"case_{self.spec['case']}")()
-        finally:
-            self.client.close()
-        result["api"] = self.client.apis.get(self.spec["case"], "")
-        return result
+    def _rep_a(self) -> dict:
+        key = self.keys["large"]
+        t0 = time.perf_counter()
+        n = self.client.sequential(key, self.spec["chunk"])
+        elapsed = time.perf_counter() - t0
+        if n != self.sizes[key]:
+            raise AssertionError(f"read {n} bytes of {self.sizes[key]}")
+        return {"time": elapsed}
+
+    def _rep_b(self) -> dict:
+        keys = self.keys["small"]
+        t0 = time.perf_counter()
+        n = self.client.batch(keys)
+        elapsed = time.perf_counter() - t0
+        expected = sum(self.sizes[k] for k in keys)
+        if n != expected:
+            raise AssertionError(f"read {n} bytes of {expected}")
+        return {"time": elapsed}
+
+    _rep_e = _rep_b
+
+    def _rep_c(self) -> dict:
+        n = self.spec["small_read"]
+        latencies = []
+        for key in self.keys["medium"]:
+            t0 = time.perf_counter()
+            data = self.client.small_open(key, n)
+            latencies.append(time.perf_counter() - t0)
+            if len(data) != n:
+                raise AssertionError(f"read {len(data)} bytes of {n}")
+        return {"latencies": latencies}
+
+    def _rep_d(self) -> dict:
+        t0 = time.perf_counter()
+        self._parquet()
+        return {"time": time.perf_counter() - t0}
+
+    def _parquet(self) -> None:
+        key, meta = self.keys["parquet"], self.manifest["parquet"]
+        if isinstance(self.client, RawAiohttp):
+            n = self.client.parquet_floor(key, meta["ranges"], meta["footer"])
+            if n != meta["floor_bytes"]:
+                raise AssertionError(f"fetched {n} bytes, the floor is {meta['floor_bytes']}")
+            return
+        df = self.client.parquet(key, meta["columns"])
+        rows = self.manifest["sizes"]["parquet_rows"]
+        if list(df.columns) != meta["columns"] or len(df) != rows:
+            raise AssertionError(f"got columns {list(df.columns)} and {len(df)} rows")
+
+    def final(self) -> dict:
+        self.client.close()
+        return {"peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+                "base_rss": self.base_rss, "api": self.client.apis.get(self.case, "")}
+
+
+def _error(err: BaseException) -> dict:
+    return {"error": f"{type(err).__name__}: {err}"[:500],
+            "traceback": traceback.format_exc()[-4000:]}
 
 
 def main(argv: list[str]) -> int:
+    protocol = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)  # a library's prints must not corrupt the protocol
+
+    def send(obj: dict) -> None:
+        protocol.write(json.dumps(obj) + "\n")
+
     spec = json.loads(Path(argv[0]).read_text())
     try:
-        result = Run(spec).run()
-    except Exception as err:  # reported in the table, the other libraries still run
-        import traceback
-
-        result = {"error": f"{type(err).__name__}: {err}"[:500],
-                  "traceback": traceback.format_exc()[-4000:]}
-    Path(spec["out"]).write_text(json.dumps(result))
+        worker = Worker(spec)
+        worker.warm_up()
+    except Exception as err:
+        send(_error(err))
+        return 1
+    send({"ready": True})
+    for line in sys.stdin:
+        command = line.strip()
+        if command == "rep":
+            try:
+                send(worker.rep())
+            except Exception as err:
+                send(_error(err))
+        elif command == "done":
+            send(worker.final())
+            break
     return 0
 
 
