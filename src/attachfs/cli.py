@@ -74,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "mode: the backends' default credentials)")
     common.add_argument("--json", action="store_true",
                         help="print one JSON document on stdout (errors: JSON on stderr)")
+    common.add_argument("-v", "--verbose", action="count", default=0,
+                        help="show library log messages on stderr (-v warnings, -vv debug; "
+                             "credentials are masked)")
 
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -155,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
+    _logging(args.verbose)
     ctx = Context(args)
     try:
         return COMMANDS[args.command](ctx)
@@ -175,6 +179,21 @@ def main(argv: list[str] | None = None) -> int:
             raise
         ctx.error(err, code)
         return code
+
+
+def _logging(verbose: int) -> None:
+    """Libraries' log records stay out of a user's terminal unless asked for: the error a
+    command prints already says what failed (azure-identity, for one, logs every refused
+    token as a warning). The credential scrubber's filters stay on those loggers."""
+    import logging
+
+    root = logging.getLogger()
+    if verbose <= 0:
+        if not root.handlers:
+            root.addHandler(logging.NullHandler())  # no "last resort" printing to stderr
+        return
+    logging.basicConfig(level=logging.DEBUG if verbose > 1 else logging.WARNING,
+                        format="%(name)s: %(levelname)s: %(message)s", stream=sys.stderr)
 
 
 def exit_code(err: BaseException) -> int | None:

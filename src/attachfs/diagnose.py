@@ -121,7 +121,8 @@ def check(uri: str, *, tenant: str | None, config: Config | None) -> Report:
 
 def _fail(step: Step, err: BaseException, fix: str) -> None:
     step.status, step.error, step.fix = "failed", err, fix
-    step.detail = _message(err)
+    # The fix is reported on its own; a message that embeds it says it once.
+    step.detail = _message(err).split("; to fix: ", 1)[0]
 
 
 def _message(err: BaseException) -> str:
