@@ -15,6 +15,7 @@ import select
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -39,16 +40,21 @@ class WorkerProcess:
                 text=True, bufsize=1, start_new_session=True)
 
     def recv(self, timeout: float) -> dict:
-        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
-        if not ready:
-            self.kill()
-            return {"error": f"no answer in {timeout:.0f} s"}
-        line = self.proc.stdout.readline()
-        if not line:
-            self.proc.wait()
-            tail = self.log_path.read_text(errors="replace")[-1500:]
-            return {"error": f"worker exited with code {self.proc.returncode}: {tail}"}
-        return json.loads(line)
+        deadline = time.monotonic() + timeout
+        while True:
+            ready, _, _ = select.select([self.proc.stdout], [], [],
+                                        max(0.0, deadline - time.monotonic()))
+            if not ready:
+                self.kill()
+                return {"error": f"no answer in {timeout:.0f} s"}
+            line = self.proc.stdout.readline()
+            if not line:
+                self.proc.wait()
+                tail = self.log_path.read_text(errors="replace")[-1500:]
+                return {"error": f"worker exited with code {self.proc.returncode}: {tail}"}
+            if line.startswith("{"):
+                return json.loads(line)
+            # Not the worker's: py-spy, when profiling, prints its own lines on stdout.
 
     def command(self, command: str, timeout: float) -> dict:
         try:
