@@ -22,8 +22,8 @@ import yarl
 
 from . import pool, sigv4
 from .config import Config
-from .errors import IntegrityError, not_found
-from .rules import Route
+from .errors import AccessDenied, AccessRefused, IntegrityError, ReadOnlyError, not_found
+from .rules import Route, denied_hint
 
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 
@@ -39,6 +39,8 @@ class Part:
 
 
 def _range_header(start: int, end: int | None) -> str:
+    if start < 0:  # a suffix: the last -start bytes
+        return f"bytes={start}"
     return f"bytes={start}-" if end is None else f"bytes={start}-{end - 1}"
 
 
@@ -54,8 +56,8 @@ async def read(fs, route: Route, start: int = 0, end: int | None = None, *,
                version: str | None = None, config: Config | None = None) -> Part:
     """Bytes ``[start, end)`` of the object ``route`` names (``end=None``: to its end).
 
-    ``start``/``end`` are absolute and non-negative here (the caller resolves negatives).
-    With ``version``, the object must still be that version, else ``IntegrityError``.
+    ``start < 0`` asks for the last ``-start`` bytes (a suffix range; not on Azure). With
+    ``version``, the object must still be that version, else ``IntegrityError``.
     """
     if end is not None and end <= start:
         return Part(b"", start, -1, version)
@@ -69,12 +71,12 @@ async def read(fs, route: Route, start: int = 0, end: int | None = None, *,
 
 
 def _ranged(start: int, end: int | None) -> bool:
-    return start > 0 or end is not None
+    return start != 0 or end is not None
 
 
 def _unsatisfiable(start: int, version: str | None) -> Part:
     # 416: the range starts at or past the end. From offset 0 that means an empty object.
-    return Part(b"", start, 0 if start == 0 else -1, version)
+    return Part(b"", start, 0 if start <= 0 else -1, version)
 
 
 def _changed(route: Route, version: str | None) -> IntegrityError:
@@ -481,3 +483,39 @@ def _http_give_up(what: str, attempts: int, failure, reason: str) -> BaseExcepti
     status = f" (last status {failure.status})" if failure.status is not None else ""
     return GaveUp(f"gave up {what} after {attempts} {plural}{status}: {reason}",
                   attempts=attempts, last_status=failure.status)
+
+
+# -- errors in attachfs's terms, for every operation (reads, listings, credentials) ----------
+
+async def guarded(route: Route, awaitable):
+    try:
+        return await awaitable
+    except Exception as err:
+        reraise(route, err)
+
+
+def reraise(route: Route, err: Exception):
+    new = translate(route, err)
+    if new is err:
+        raise err
+    raise new from err
+
+
+def translate(route: Route, err: BaseException) -> BaseException:
+    """Say what failed in attachfs's terms, naming the URI and the identity used."""
+    if isinstance(err, AccessDenied):
+        if err.uri is not None:
+            return err
+        # Raised by the credential layer, which does not know the URI being read.
+        return AccessDenied(f"{err} (reading {route.uri}); to fix: {err.hint}",
+                            uri=route.uri, identity=err.identity, hint=err.hint)
+    if isinstance(err, (AccessRefused, ReadOnlyError)):
+        return err
+    if isinstance(err, FileNotFoundError):
+        return not_found(route.uri)
+    if is_gcs_forbidden(route, err) or isinstance(err, PermissionError):
+        who = route.identity or f"the {route.mode} identity"
+        hint = denied_hint(route)
+        return AccessDenied(f"{route.backend} refused to read {route.uri} as {who}; "
+                            f"to fix: {hint}", uri=route.uri, identity=route.identity, hint=hint)
+    return err

@@ -23,7 +23,7 @@ from fsspec.utils import stringify_path
 from . import credentials, fetch, rules
 from .backends import Backends, inner_path, outer_location
 from .config import Config, resolve_config
-from .errors import AccessDenied, AccessRefused, ReadOnlyError, not_found
+from .errors import ReadOnlyError, not_found
 from .file import AttachFile
 from .uri import Location, parse
 
@@ -127,7 +127,7 @@ class AttachFileSystem(AsyncFileSystem, ChainedFileSystem):
     async def _inner(self, route: rules.Route):
         """The inner filesystem for ``route`` with its credentials valid now (fetched off-loop;
         a refusal raises here, before any storage request)."""
-        await _guarded(route, credentials.ready(self.config, route))
+        await fetch.guarded(route, credentials.ready(self.config, route))
         return self._backends.get(route), inner_path(route.location)
 
     def _outer(self, route: rules.Route, info: dict) -> dict:
@@ -147,7 +147,7 @@ class AttachFileSystem(AsyncFileSystem, ChainedFileSystem):
     async def _cat_file(self, path, start=None, end=None, **kwargs):
         route = self._route(path)
         fs, _ = await self._inner(route)
-        return await _guarded(route, self._read(fs, route, start, end))
+        return await fetch.guarded(route, self._read(fs, route, start, end))
 
     async def _read(self, fs, route: rules.Route, start, end) -> bytes:
         start = start or 0
@@ -162,20 +162,20 @@ class AttachFileSystem(AsyncFileSystem, ChainedFileSystem):
     async def _info(self, path, **kwargs):
         route = self._route(path, require_key=False)
         fs, ipath = await self._inner(route)
-        info = await _guarded(route, fs._info(ipath, **kwargs))
+        info = await fetch.guarded(route, fs._info(ipath, **kwargs))
         return self._outer(route, info)
 
     async def _ls(self, path, detail=True, **kwargs):
         route = self._route(path, require_key=False)
         fs, ipath = await self._inner(route)
-        entries = await _guarded(route, fs._ls(ipath, detail=True, **kwargs))
+        entries = await fetch.guarded(route, fs._ls(ipath, detail=True, **kwargs))
         entries = [self._outer(route, e) for e in entries]
         return entries if detail else [e["name"] for e in entries]
 
     async def _find(self, path, maxdepth=None, withdirs=False, detail=False, **kwargs):
         route = self._route(path, require_key=False)
         fs, ipath = await self._inner(route)
-        found = await _guarded(
+        found = await fetch.guarded(
             route, fs._find(ipath, maxdepth=maxdepth, withdirs=withdirs, detail=True, **kwargs)
         )
         return self._named(route, found, detail)
@@ -184,7 +184,7 @@ class AttachFileSystem(AsyncFileSystem, ChainedFileSystem):
         detail = kwargs.pop("detail", False)
         route = self._route(path, require_key=False)
         fs, ipath = await self._inner(route)
-        found = await _guarded(route, fs._glob(ipath, maxdepth=maxdepth, detail=True, **kwargs))
+        found = await fetch.guarded(route, fs._glob(ipath, maxdepth=maxdepth, detail=True, **kwargs))
         return self._named(route, found, detail)
 
     async def _expand_path(self, path, recursive=False, maxdepth=None):
@@ -210,7 +210,7 @@ class AttachFileSystem(AsyncFileSystem, ChainedFileSystem):
     async def _get_file(self, rpath, lpath, **kwargs):
         route = self._route(rpath)
         fs, ipath = await self._inner(route)
-        return await _guarded(route, fs._get_file(ipath, lpath, **kwargs))
+        return await fetch.guarded(route, fs._get_file(ipath, lpath, **kwargs))
 
     def _open(self, path, mode="rb", block_size=None, autocommit=True, cache_options=None,
               **kwargs):
@@ -222,7 +222,7 @@ class AttachFileSystem(AsyncFileSystem, ChainedFileSystem):
             return AttachFile(self, path, route, fs, block_size=block_size,
                               cache_options=cache_options, **kwargs)
         except Exception as err:
-            _reraise(route, err)
+            fetch.reraise(route, err)
 
     def invalidate_cache(self, path=None):
         for fs in list(self._backends._fs.values()):
@@ -255,37 +255,3 @@ class AttachFileSystem(AsyncFileSystem, ChainedFileSystem):
 def _rebuild(cls, tenant, config, target_protocol, target_options):
     return cls(tenant=tenant, config=config, target_protocol=target_protocol,
                target_options=target_options)
-
-
-async def _guarded(route: rules.Route, awaitable):
-    try:
-        return await awaitable
-    except Exception as err:
-        _reraise(route, err)
-
-
-def _reraise(route: rules.Route, err: Exception):
-    new = _translate(route, err)
-    if new is err:
-        raise err
-    raise new from err
-
-
-def _translate(route: rules.Route, err: BaseException) -> BaseException:
-    """Say what failed in attachfs's terms, naming the URI and the identity used."""
-    if isinstance(err, AccessDenied):
-        if err.uri is not None:
-            return err
-        # Raised by the credential layer, which does not know the URI being read.
-        return AccessDenied(f"{err} (reading {route.uri}); to fix: {err.hint}",
-                            uri=route.uri, identity=err.identity, hint=err.hint)
-    if isinstance(err, (AccessRefused, ReadOnlyError)):
-        return err
-    if isinstance(err, FileNotFoundError):
-        return not_found(route.uri)
-    if fetch.is_gcs_forbidden(route, err) or isinstance(err, PermissionError):
-        who = route.identity or f"the {route.mode} identity"
-        hint = rules.denied_hint(route)
-        return AccessDenied(f"{route.backend} refused to read {route.uri} as {who}; "
-                            f"to fix: {hint}", uri=route.uri, identity=route.identity, hint=hint)
-    return err
