@@ -467,13 +467,12 @@ class GuardedConnector(aiohttp.TCPConnector):
         host = url.raw_host or ""
         port = url.port or (443 if url.scheme == "https" else 80)
         self.guard.check_url(url)
-        if req.proxy is not None and parse_ip(host) is None:
-            # The proxy connects: judge the name here by our own answers (the proxy resolves
-            # again; see the module docstring).
-            answers = await self.guarded_resolver.answers(host, port)
-            self.guard.check_answers(host, port, [a["host"] for a in answers])
-        elif (normalise_host(host), port) in self.guard.exempt:
-            # A target that is the proxy's own address: judge it, it is not the proxy.
+        through_proxy = req.proxy is not None
+        if parse_ip(host) is None and (
+                through_proxy or (normalise_host(host), port) in self.guard.exempt):
+            # Through a proxy, the proxy connects: judge the name by our own answers (it
+            # resolves again; see the module docstring). A target named like the proxy is
+            # judged too: the resolver only lets the proxy itself through unjudged.
             answers = await self.guarded_resolver.answers(host, port)
             self.guard.check_answers(host, port, [a["host"] for a in answers])
         return await super().connect(req, traces, timeout)
