@@ -48,7 +48,7 @@ from stores import BACKENDS, new_store
 pytestmark = pytest.mark.peers
 
 ATTACHFS = str(Path(sys.executable).with_name("attachfs"))
-DATA = bytes(range(256)) * 1200 + b"end"  # 307,203 bytes: more than cli.OPEN_BLOCK
+DATA = bytes(range(256)) * 1200 + b"end"  # 307,203 bytes: more than transfer.OPEN_BLOCK
 
 
 # ----------------------------------------------------------------------------------- helpers
@@ -314,6 +314,10 @@ def test_cp_to_a_file_a_directory_and_recursively(peers, ambient, tmp_path, caps
     code, _, err = call(capsys, "cp", "--config", ambient, one, two, tmp_path / "nodir")
     assert code == 2 and "must be a directory" in err
     assert not (tmp_path / "nodir").exists()
+    code, _, err = call(capsys, "cp", "-r", "--config", ambient, store.uri("docs/"),
+                        tmp_path / "file.bin")
+    assert code == 2 and "must be a directory" in err
+    assert (tmp_path / "file.bin").read_bytes() == DATA
 
 
 def test_cp_never_writes_outside_the_destination(peers, ambient, tmp_path, capsys):
@@ -533,14 +537,16 @@ ROLE = "AttachmentReader"
 EXTERNAL_ID = "acme-5f0c"
 
 
-def _moto_auth(peers, body: bytes) -> None:
+def _moto_reset(peers) -> None:
+    """Empty moto only (IAM included); the other emulators keep this module's buckets."""
     host, port = peers.s3_endpoint.rsplit("/", 1)[1].split(":")
     conn = http.client.HTTPConnection(host, int(port), timeout=30)
     try:
-        conn.request("POST", "/moto-api/reset-auth", body=body)
+        conn.request("POST", "/moto-api/reset", body=b"")
         assert conn.getresponse().status == 200
     finally:
         conn.close()
+    peers.disable_iam()  # /moto-api/reset keeps enforcement as it was
 
 
 def _admin(peers, service: str):
@@ -551,7 +557,7 @@ def _admin(peers, service: str):
 @pytest.fixture(scope="module")
 def iam_world(peers):
     """Seeded with enforcement off; the ``aws`` fixture turns it on for each test."""
-    peers.reset()
+    _moto_reset(peers)
     suffix = uuid.uuid4().hex[:8]
     buckets = {name: f"{name}-{suffix}" for name in ("acme", "platform", "other", "newco")}
     s3 = _admin(peers, "s3")
@@ -588,11 +594,11 @@ def aws(iam_world, peers, monkeypatch):
     """The process (and every script it runs) is the platform's IAM user; enforcement on."""
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", iam_world["keys"]["AccessKeyId"])
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", iam_world["keys"]["SecretAccessKey"])
-    _moto_auth(peers, b"0")
+    peers.enable_iam()
     try:
         yield iam_world
     finally:
-        _moto_auth(peers, b"inf")
+        peers.disable_iam()
 
 
 def _aws_config(peers, world, role: str = ROLE, tenants: dict | None = None) -> dict:
@@ -697,7 +703,7 @@ def test_policy_aws_is_accepted_by_iam_and_lets_the_tenant_read(aws, peers, tmp_
     before = run("cat", "--config", cfg, "--tenant", "newco", f"s3://{target}/doc.bin")
     assert (before.returncode, before.stdout) == (1, b"")
 
-    _moto_auth(peers, b"inf")  # the customer creating the role: as an administrator
+    peers.disable_iam()  # the customer creating the role: as an administrator
     iam = _admin(peers, "iam")
     iam.create_role(RoleName=doc["role_name"],
                     AssumeRolePolicyDocument=json.dumps(doc["trust_policy"]))
@@ -716,7 +722,7 @@ def test_policy_aws_is_accepted_by_iam_and_lets_the_tenant_read(aws, peers, tmp_
     assert trust["Statement"][0]["Principal"] == {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}
     trust["Statement"][0]["Principal"] = {"AWS": world["user_arn"]}
     iam.update_assume_role_policy(RoleName=role, PolicyDocument=json.dumps(trust))
-    _moto_auth(peers, b"0")
+    peers.enable_iam()
     credentials.forget_all()
 
     read = run("cat", "--config", cfg, "--tenant", "newco", f"s3://{target}/doc.bin")
@@ -741,7 +747,7 @@ def test_policy_bucket_is_accepted_as_an_s3_bucket_policy(aws, peers, tmp_path):
     [entry] = json.loads(result.stdout)["s3"]
     assert entry["bucket"] == world["buckets"]["platform"]
 
-    _moto_auth(peers, b"inf")
+    peers.disable_iam()
     s3 = _admin(peers, "s3")
     s3.put_bucket_policy(Bucket=entry["bucket"], Policy=json.dumps(entry["policy"]))
     try:
@@ -749,7 +755,7 @@ def test_policy_bucket_is_accepted_as_an_s3_bucket_policy(aws, peers, tmp_path):
             entry["policy"]
     finally:
         s3.delete_bucket_policy(Bucket=entry["bucket"])
-        _moto_auth(peers, b"0")
+        peers.enable_iam()
 
 
 # ============================================================================================
