@@ -526,3 +526,29 @@ def test_errors_pickle_with_their_fields():
     assert pickle.loads(pickle.dumps(timeout)).errno == errno.ETIMEDOUT
     assert isinstance(timeout, OSError) and str(timeout).startswith("timed out reading https://h/x")
     assert "sig=S" not in str(errors[-1]) and errors[-1].rule == "ssrf:loopback"
+
+
+def test_info_of_a_url_signed_for_get_falls_back_to_a_one_byte_get(peers, servers, dns):
+    origin = servers["origin"]
+    origin.answer("/signed", b"0123456789", head_status=403,
+                  headers={"Content-Range": "bytes 0-0/10"})
+    dns.names["origin.test"] = ["127.0.0.1"]
+    fs = attachfs.filesystem(config=_config(peers, {"allow_hosts": ["origin.test"]}),
+                             skip_instance_cache=True)
+    url = f"http://origin.test:{origin.port}/signed?X-Amz-Signature=abc"
+    assert fs.info(url)["size"] == 10
+    assert [(r.method, r.headers.get("Range")) for r in origin.requests] == [
+        ("HEAD", None), ("GET", "bytes=0-0")]
+
+
+@pytest.mark.parametrize("url, rule", [
+    ("http://169.254.169.254/latest/meta-data/", "ssrf:cloud-metadata"),
+    ("http://0x7f000001/x", "ssrf:loopback"),
+    ("http://[::ffff:10.0.0.1]/x", "ssrf:private"),
+    ("http://93.184.216.34:8080/x", "ssrf:port"),
+    ("http://files.example/x", None),
+    ("https://93.184.216.34/x", None),
+])
+def test_literal_refusal_decides_without_io(url, rule):
+    refusal = netguard.literal_refusal(attachfs.load_config({}), url)
+    assert (refusal.rule if refusal else None) == rule

@@ -67,7 +67,7 @@ from .errors import AccessRefused, _rebuild
 
 __all__ = [
     "DEFAULT_LIMITS", "Guard", "GuardedConnector", "GuardedResolver", "Limits", "Policy",
-    "ReadTimeout", "Refusal", "TooLarge", "classify", "parse_ip", "redact",
+    "ReadTimeout", "Refusal", "TooLarge", "classify", "literal_refusal", "parse_ip", "redact",
 ]
 
 IP = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -322,6 +322,17 @@ class Policy:
         if refusal.rule in ("scheme", "redirect-limit", "redirect-downgrade"):
             return "Read the final URL directly, over https"
         return f"Only an exact platform.http.allow_hosts entry in {where} opens it"
+
+
+def literal_refusal(config, url: str) -> AccessRefused | None:
+    """The refusal a read of ``url`` meets before any request, if its host is an IP literal (in
+    any spelling) the config does not open, or its scheme is not http(s); for ``explain()``.
+    A host name is judged only once resolved, at read time."""
+    try:
+        Guard(policy=Policy.from_config(config)).check_url(yarl.URL(url, encoded=True))
+    except AccessRefused as err:
+        return err
+    return None
 
 
 def redact(url: str | yarl.URL) -> str:
@@ -811,10 +822,12 @@ def _http_filesystem_class():
                 if status == 404:
                     raise FileNotFoundError(2, f"No such attachment: {redact(url)}",
                                             redact(url))
+                if method == "HEAD" and status in (400, 401, 403, 405, 501):
+                    # A signed URL is signed for GET: its HEAD is refused (S3, GCS answer 403).
+                    # The one-byte GET that follows decides.
+                    return {}
                 if status in (401, 403):
                     raise PermissionError(f"HTTP {status} for {redact(url)}")
-                if method == "HEAD" and status in (405, 501):
-                    return {}
                 if status_retryable(status):
                     raise Retry(f"HTTP {status}", status=status,
                                 retry_after=retry_after(resp.headers.get("Retry-After")))

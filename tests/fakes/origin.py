@@ -19,6 +19,7 @@ class Answer:
     status: int = 200
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
+    head_status: int | None = None  # HEAD answers this status instead (a GET-signed URL)
 
 
 class Origin(ThreadedServer):
@@ -36,8 +37,8 @@ class Origin(ThreadedServer):
         self.server_names.append(server_name)
 
     def answer(self, path: str, body: bytes = b"", *, status: int = 200,
-               headers: dict[str, str] | None = None) -> None:
-        self.answers[path] = Answer(status, body, dict(headers or {}))
+               headers: dict[str, str] | None = None, head_status: int | None = None) -> None:
+        self.answers[path] = Answer(status, body, dict(headers or {}), head_status)
 
     def redirect(self, path: str, location: str, status: int = 302) -> None:
         self.answer(path, status=status, headers={"Location": location})
@@ -53,6 +54,8 @@ class Origin(ThreadedServer):
         answer = self.answers.get(request.path)
         if answer is None:
             return web.Response(status=404, text="not scripted\n")
+        if request.method == "HEAD" and answer.head_status is not None:
+            return web.Response(status=answer.head_status)
         body = answer.body if request.method != "HEAD" else b""
         headers = dict(answer.headers)
         if request.method == "HEAD" and answer.body:
