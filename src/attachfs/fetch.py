@@ -36,6 +36,7 @@ class Part:
     start: int
     size: int
     version: str | None
+    not_modified: bool = False  # a 304 to ``if_none_match``: the cached bytes are current
 
 
 def _range_header(start: int, end: int | None) -> str:
@@ -53,11 +54,14 @@ def _size_from(content_range: str | None, start: int, length: int) -> int:
 
 
 async def read(fs, route: Route, start: int = 0, end: int | None = None, *,
-               version: str | None = None, config: Config | None = None) -> Part:
+               version: str | None = None, config: Config | None = None,
+               if_none_match: str | None = None) -> Part:
     """Bytes ``[start, end)`` of the object ``route`` names (``end=None``: to its end).
 
     ``start < 0`` asks for the last ``-start`` bytes (a suffix range; not on Azure). With
-    ``version``, the object must still be that version, else ``IntegrityError``.
+    ``version``, the object must still be that version, else ``IntegrityError``. With
+    ``if_none_match`` (a cached version), an unchanged object answers ``not_modified`` and no
+    bytes (plain http reads ignore it and fetch again).
     """
     if end is not None and end <= start:
         return Part(b"", start, -1, version)
@@ -65,7 +69,7 @@ async def read(fs, route: Route, start: int = 0, end: int | None = None, *,
         return await _http(fs, route, start, end, version)
     reader = {"s3": _s3, "gcs": _gcs, "azure": _azure}[route.backend]
     try:
-        return await reader(fs, route, start, end, version, config)
+        return await reader(fs, route, start, end, version, config, if_none_match)
     except _Unsatisfiable:
         return _unsatisfiable(start, version)
 
@@ -77,6 +81,13 @@ def _ranged(start: int, end: int | None) -> bool:
 def _unsatisfiable(start: int, version: str | None) -> Part:
     # 416: the range starts at or past the end. From offset 0 that means an empty object.
     return Part(b"", start, 0 if start <= 0 else -1, version)
+
+
+def _check_version(route: Route, pinned: str | None, answered: str | None) -> None:
+    """The precondition is the server's to enforce; this checks its answer too, so a server
+    that ignores it (some emulators and S3-compatible stores do) cannot mix versions."""
+    if pinned and answered and answered != pinned:
+        raise _changed(route, pinned)
 
 
 def _changed(route: Route, version: str | None) -> IntegrityError:
@@ -109,7 +120,7 @@ def _s3_request(config: Config | None, loc) -> tuple[str, str, str, str]:
     return f"https://{host}", host, f"/{key}", region
 
 
-async def _s3(fs, route, start, end, version, config) -> Part:
+async def _s3(fs, route, start, end, version, config, if_none_match=None) -> Part:
     from .credentials import aws
 
     loc = route.location
@@ -121,6 +132,8 @@ async def _s3(fs, route, start, end, version, config) -> Part:
             headers["Range"] = _range_header(start, end)
         if version:
             headers["If-Match"] = version
+        if if_none_match:
+            headers["If-None-Match"] = if_none_match
         if route.grant.expected_bucket_owner:
             headers["x-amz-expected-bucket-owner"] = route.grant.expected_bucket_owner
         creds = await aws.frozen(config, route.grant)
@@ -131,9 +144,12 @@ async def _s3(fs, route, start, end, version, config) -> Part:
                        encoded=True)
         async with pool.session().get(url, headers=headers, allow_redirects=False) as resp:
             if resp.status in (200, 206):
+                _check_version(route, version, resp.headers.get("ETag"))
                 data = await resp.read()
                 size = _size_from(resp.headers.get("Content-Range"), start, len(data))
                 return Part(data, start, size, resp.headers.get("ETag"))
+            if resp.status == 304:
+                return Part(b"", start, -1, if_none_match, not_modified=True)
             body = await resp.read()
             code = _xml_code(body)
             bucket_region = resp.headers.get("x-amz-bucket-region")
@@ -146,7 +162,7 @@ async def _s3(fs, route, start, end, version, config) -> Part:
 
 # -- GCS: the JSON API's media download, bearer token over the shared pool ------------------
 
-async def _gcs(fs, route, start, end, version, config) -> Part:
+async def _gcs(fs, route, start, end, version, config, if_none_match=None) -> Part:
     from .credentials import gcp
 
     loc = route.location
@@ -157,6 +173,8 @@ async def _gcs(fs, route, start, end, version, config) -> Part:
     if version or loc.version:
         # The generation seen at open pins every later range to that exact object.
         query += f"&ifGenerationMatch={version or loc.version}"
+    if if_none_match:
+        query += f"&ifGenerationNotMatch={if_none_match}"
     url = yarl.URL(f"{base}/download/storage/v1/b/{loc.bucket}/o/{quote(loc.key, safe='')}"
                    f"?{query}", encoded=True)
     headers = {"Range": _range_header(start, end)} if _ranged(start, end) else {}
@@ -165,9 +183,12 @@ async def _gcs(fs, route, start, end, version, config) -> Part:
         headers["Authorization"] = f"Bearer {await lease.get()}"
     async with pool.session().get(url, headers=headers, proxy=route.proxy) as resp:
         if resp.status in (200, 206):
+            _check_version(route, version, resp.headers.get("x-goog-generation"))
             data = await resp.read()
             size = _size_from(resp.headers.get("Content-Range"), start, len(data))
             return Part(data, start, size, resp.headers.get("x-goog-generation"))
+        if resp.status == 304:
+            return Part(b"", start, -1, if_none_match, not_modified=True)
         await resp.read()
         _raise_for(route, resp.status, None, version)
 
@@ -183,7 +204,7 @@ def is_gcs_forbidden(route: Route, err: BaseException) -> bool:
 AZURE_API_VERSION = "2021-08-06"
 
 
-async def _azure(fs, route, start, end, version, config) -> Part:
+async def _azure(fs, route, start, end, version, config, if_none_match=None) -> Part:
     if route.grant.kind == "ambient":
         # Shared keys and adlfs's own default chain: the Azure SDK signs those requests.
         return await _azure_sdk(fs, route, start, end, version)
@@ -200,14 +221,19 @@ async def _azure(fs, route, start, end, version, config) -> Part:
         headers["x-ms-range"] = _range_header(start, end)
     if version:
         headers["If-Match"] = version
+    if if_none_match:
+        headers["If-None-Match"] = if_none_match
     if route.grant.kind == "azure-app":
         token = await azure.token_lease(config, route.grant).get()
         headers["Authorization"] = f"Bearer {token.token}"
     async with pool.session().get(url, headers=headers, proxy=route.proxy) as resp:
         if resp.status in (200, 206):
+            _check_version(route, version, resp.headers.get("ETag"))
             data = await resp.read()
             size = _size_from(resp.headers.get("Content-Range"), start, len(data))
             return Part(data, start, size, resp.headers.get("ETag"))
+        if resp.status == 304:
+            return Part(b"", start, -1, if_none_match, not_modified=True)
         await resp.read()
         _raise_for(route, resp.status, resp.headers.get("x-ms-error-code"), version)
 
@@ -279,7 +305,8 @@ async def http_part(guard, session, url: str, start: int, end: int | None,
 
 
 class _HttpRange:
-    """One read of bytes ``[start, end)`` of a plain http(s) URL, whatever the network does.
+    """One read of bytes ``[start, end)`` of a plain http(s) URL, whatever the network does
+    (``start < 0``: the last ``-start`` bytes, a suffix range).
 
     Each attempt asks for what is still missing. A connection that breaks mid-body (or a body
     shorter than its ``Content-Length``/``Content-Range``) is resumed with a ``Range`` from the
@@ -299,6 +326,8 @@ class _HttpRange:
         # Messages name the URL without its query: a signed URL's query is its credential.
         self.route = _Named(redact(url))
         self.start, self.end = start, end
+        # Where ``buf`` begins in the object: a suffix learns it from the first answer.
+        self.origin: int | None = start if start >= 0 else None
         self.version = version      # the caller's pin (a later block of an open file)
         self.pinned = version       # what resumes are pinned to
         self.etag: str | None = None
@@ -320,13 +349,15 @@ class _HttpRange:
                         classify=_http_transient, give_up=_http_give_up)
         if self.empty:
             return _unsatisfiable(self.start, self.version)
-        size = self.size if self.size is not None else self.start + len(self.buf)
+        size = self.size if self.size is not None else (self.origin or 0) + len(self.buf)
         return Part(bytes(self.buf), self.start, size, self.etag)
 
     def _missing(self) -> int | None:
         """Bytes still to read (None: up to the end of the object, size not known yet)."""
+        if self.origin is None:
+            return -self.start if self.size is None else min(-self.start, self.size)
         stop = self.end if self.size is None else min(self.end or self.size, self.size)
-        return None if stop is None else max(stop - self.start - len(self.buf), 0)
+        return None if stop is None else max(stop - self.origin - len(self.buf), 0)
 
     async def _attempt(self, n: int) -> None:
         import aiohttp
@@ -337,9 +368,11 @@ class _HttpRange:
         missing = self._missing()
         if n > 1 and missing == 0:
             return
-        pos = self.start + len(self.buf)
+        # A suffix asks for the tail until an answer says where the tail starts; then, as any
+        # resume, for the first missing byte.
+        pos = self.start if self.origin is None else self.origin + len(self.buf)
         headers = {"Accept-Encoding": "identity"}  # byte offsets of the object as stored
-        if pos > 0 or self.end is not None:
+        if pos != 0 or self.end is not None:
             headers["Range"] = _range_header(pos, self.end)
         if self.pinned:
             headers["If-Match"] = self.pinned
@@ -360,7 +393,9 @@ class _HttpRange:
             if not self.pinned and etag and not etag.startswith("W/"):
                 self.pinned = etag
             skip, expected = self._framing(resp, status, pos, where)
-            limit = self._missing()
+            # A suffix still without a start (a 200 of unannounced length): read it all, keep
+            # the tail.
+            limit = None if self.origin is None else self._missing()
             cap = self.guard.limits.max_object_bytes
             if self.size is not None and self.size > cap:
                 raise TooLarge(f"{where} is {self.size} bytes, over the {cap}-byte cap for one "
@@ -380,7 +415,7 @@ class _HttpRange:
                     raise Retry(f"{err.detail}, after {got} bytes of the body") from err
                 raise Retry(f"the connection broke after {got} bytes of the body "
                             f"({_describe(err)})") from err
-            if self.start + len(self.buf) > cap:
+            if (self.origin or 0) + len(self.buf) > cap:
                 raise TooLarge(f"{where} is over the {cap}-byte cap for one object",
                                url=where, limit=cap)
             got = len(self.buf) - mark
@@ -393,6 +428,9 @@ class _HttpRange:
             finished = limit is not None and got >= limit
             if status == 200 and self.size is None and not finished:
                 self.size = received  # the whole object, read to its end
+                if self.origin is None:  # a suffix of an object of unannounced length
+                    self.origin = max(received + self.start, 0)
+                    del self.buf[:len(self.buf) - (received - self.origin)]
             if not finished and expected is not None and received < expected:
                 self._keep_or_restart()
                 raise Retry(f"short body: {received} of the {expected} bytes announced")
@@ -424,8 +462,12 @@ class _HttpRange:
             # The whole object from byte 0 (the server ignored Range, or none was sent).
             if announced is not None:
                 self.size = announced
-            return pos, announced
+                if self.origin is None:
+                    self.origin = pos = max(announced + self.start, 0)
+            return max(pos, 0), announced
         m = _CONTENT_RANGE.match(resp.headers.get("Content-Range", ""))
+        if m and self.origin is None:
+            self.origin = pos = int(m.group(1))  # where the suffix starts
         if not m or int(m.group(1)) != pos:
             raise OSError(f"{where}: asked for bytes from {pos}, the server answered "
                           f"Content-Range {resp.headers.get('Content-Range')!r}")

@@ -136,7 +136,10 @@ class AttachFile(AbstractBufferedFile):
     def _get(self, start: int, end: int | None) -> bytes:
         """One ranged GET (``start < 0``: the last ``-start`` bytes); learns size and version
         from the first response and pins every later one to that version."""
-        part = sync(self._loop(), self._fetch, start, end)
+        if self._size is None and self.fs.cache is not None:
+            part = sync(self._loop(), self._first_cached, start, end)
+        else:
+            part = sync(self._loop(), self._fetch, start, end)
         if self._size is None:
             self._size, self.version = part.size, part.version
             # The first response becomes the window (a suffix ends at the object's end).
@@ -148,6 +151,32 @@ class AttachFile(AbstractBufferedFile):
         self.requests += 1
         return await fetch.guarded(self.route, fetch.read(
             self._inner, self.route, start, end, version=self.version, config=self.fs.config))
+
+    async def _first_cached(self, start: int, end: int | None):
+        """The first request, through the disk cache: a whole cached object (fresh, or
+        revalidated by a conditional request) answers every later read with no request; an
+        object whose first response held all of it is stored for the next reader."""
+        from .filesystem import cache_uri
+
+        cache, tenant, key = self.fs.cache, self.route.tenant, cache_uri(self.route)
+        entry = await asyncio.to_thread(cache.get, tenant, key)
+        if entry is not None and entry.start == 0 and len(entry.data) == entry.size:
+            if cache.fresh(entry):
+                return fetch.Part(entry.data, 0, entry.size, entry.version)
+            self.requests += 1
+            part = await fetch.guarded(self.route, fetch.read(
+                self._inner, self.route, 0, None, config=self.fs.config,
+                if_none_match=entry.version))
+            if part.not_modified:
+                await asyncio.to_thread(cache.touch, tenant, key, entry.version)
+                return fetch.Part(entry.data, 0, entry.size, entry.version)
+        else:
+            part = await self._fetch(start, end)
+        if len(part.data) == part.size:  # the whole object: keep it for the next reader
+            await asyncio.to_thread(cache.put, tenant, key, part.version, part.data,
+                                    size=part.size)
+        return fetch.Part(part.data, 0, part.size, part.version) if len(
+            part.data) == part.size else part
 
     # -- prefetch: the next window in flight while the caller consumes this one ---------------
 

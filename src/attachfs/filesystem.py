@@ -13,6 +13,7 @@ hands us the inner filesystem's stripped path (``"b/k"``); ``_qualify`` puts the
 
 from __future__ import annotations
 
+import asyncio
 import os
 from typing import Any
 
@@ -22,12 +23,21 @@ from fsspec.utils import stringify_path
 
 from . import credentials, fetch, rules
 from .backends import Backends, inner_path, outer_location
+from .cache import DiskCache
 from .config import Config, resolve_config
 from .errors import ReadOnlyError, not_found
 from .file import AttachFile
 from .uri import Location, parse
 
 _GLOB_CHARS = ("*", "?", "[")
+DEFAULT_CACHE_BYTES = 10 * 2**30
+
+
+def cache_uri(route: rules.Route) -> str:
+    """What a cache entry is keyed by (with the tenant): the canonical URI, plus the version
+    when the URI pinned one (an S3 versionId or GCS generation from an https form)."""
+    version = route.location.version
+    return f"{route.uri}#version={version}" if version else route.uri
 
 _READ_ONLY = (
     "attachfs is read-only for now: open attachments with mode 'rb' (or 'r'); "
@@ -50,11 +60,13 @@ class AttachFileSystem(AsyncFileSystem, ChainedFileSystem):
         target_protocol: str | None = None,
         target_options: dict | None = None,
         fo: str | None = None,
+        cache: str | os.PathLike | DiskCache | None = None,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
         self.tenant = tenant if tenant is not None else (os.environ.get("ATTACHFS_TENANT") or None)
         self.config = resolve_config(config)
+        self.cache = _open_cache(cache, self.config)
         self.target_protocol = target_protocol
         self.target_options = dict(target_options or {})
         self._backends = Backends(self.config, self._loop, self.asynchronous)
@@ -83,7 +95,7 @@ class AttachFileSystem(AsyncFileSystem, ChainedFileSystem):
         # pickles as its file path or its secret-free mapping); the receiving process builds
         # its own backends and credentials.
         return _rebuild, (type(self), self.tenant, self.config, self.target_protocol,
-                          self.target_options)
+                          self.target_options, self.cache)
 
     # -- paths ------------------------------------------------------------------------------
 
@@ -156,8 +168,71 @@ class AttachFileSystem(AsyncFileSystem, ChainedFileSystem):
             size = (await self._info(route.uri))["size"]
             start = max(0, size + start) if start < 0 else start
             end = size + end if end is not None and end < 0 else end
+        if self.cache is not None and start == 0 and end is None:
+            return await self._read_cached(fs, route)
         part = await fetch.read(fs, route, start, end, config=self.config)
         return part.data
+
+    async def _read_cached(self, fs, route: rules.Route) -> bytes:
+        """A whole object through the disk cache: served while fresh, else revalidated with a
+        conditional request (a 304 costs no bytes), else fetched and stored. Entries are keyed
+        by tenant and canonical URI (cache.py), so tenants never share bytes."""
+        key = cache_uri(route)
+        entry = await asyncio.to_thread(self.cache.get, route.tenant, key)
+        if entry is not None and entry.start == 0 and len(entry.data) == entry.size:
+            if self.cache.fresh(entry):
+                return entry.data
+            part = await fetch.read(fs, route, 0, None, config=self.config,
+                                    if_none_match=entry.version)
+            if part.not_modified:
+                await asyncio.to_thread(self.cache.touch, route.tenant, key, entry.version)
+                return entry.data
+        else:
+            part = await fetch.read(fs, route, 0, None, config=self.config)
+        await asyncio.to_thread(self.cache.put, route.tenant, key, part.version, part.data,
+                                size=part.size)
+        return part.data
+
+    def cat_iter(self, paths, *, batch_size: int | None = None, on_error: str = "raise"):
+        """Yield ``(uri, bytes)`` for each of ``paths`` as soon as it arrives (a dataloader's
+        form of ``cat``): at most ``batch_size`` requests in flight (default: fsspec's batch
+        size), objects in completion order. ``on_error``: "raise" (the first error, after
+        cancelling the rest), "return" (yield ``(uri, exception)``) or "omit" (skip it)."""
+        import queue
+
+        if on_error not in ("raise", "return", "omit"):
+            raise ValueError(f"on_error must be 'raise', 'return' or 'omit', not {on_error!r}")
+        paths = list(paths)
+        limit = batch_size or self.batch_size or _default_batch_size()
+        done: queue.Queue = queue.Queue()
+        finished = object()
+
+        async def run():
+            gate = asyncio.Semaphore(limit)
+
+            async def one(path):
+                async with gate:
+                    try:
+                        done.put((path, await self._cat_file(path)))
+                    except Exception as err:
+                        done.put((path, err))
+
+            try:
+                await asyncio.gather(*(one(p) for p in paths))
+            finally:
+                done.put(finished)
+
+        future = asyncio.run_coroutine_threadsafe(run(), self.loop)
+        try:
+            for path, result in iter(done.get, finished):
+                if isinstance(result, Exception):
+                    if on_error == "raise":
+                        raise result
+                    if on_error == "omit":
+                        continue
+                yield path, result
+        finally:
+            future.cancel()
 
     async def _info(self, path, **kwargs):
         route = self._route(path, require_key=False)
@@ -252,6 +327,24 @@ class AttachFileSystem(AsyncFileSystem, ChainedFileSystem):
         raise ReadOnlyError(f"{_READ_ONLY} (makedirs {path})")
 
 
-def _rebuild(cls, tenant, config, target_protocol, target_options):
+def _rebuild(cls, tenant, config, target_protocol, target_options, cache=None):
     return cls(tenant=tenant, config=config, target_protocol=target_protocol,
-               target_options=target_options)
+               target_options=target_options, cache=cache)
+
+
+def _default_batch_size() -> int:
+    from fsspec.asyn import _get_batch_size
+
+    return _get_batch_size()
+
+
+def _open_cache(cache, config: Config | None) -> DiskCache | None:
+    """The opt-in disk cache: the ``cache=`` argument (a directory or a DiskCache), else the
+    config's ``[cache]`` section, else none."""
+    if isinstance(cache, DiskCache):
+        return cache
+    if cache is not None:
+        return DiskCache(cache, max_bytes=DEFAULT_CACHE_BYTES)
+    if config is not None and config.cache is not None:
+        return DiskCache.from_config(config.cache)
+    return None
