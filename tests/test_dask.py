@@ -48,7 +48,11 @@ from attachfs import credentials  # noqa: E402
 from attachfs.credentials import aws as aws_credentials  # noqa: E402
 from fakes.authz_proxy import AuthorizingProxy  # noqa: E402
 
-pytestmark = pytest.mark.peers
+pytestmark = [
+    pytest.mark.peers,
+    # dask's parquet reader still passes inplace= to pandas (deprecated in pandas 3.1).
+    pytest.mark.filterwarnings("ignore:The inplace keyword in DataFrame.reset_index"),
+]
 
 ACCOUNT = "123456789012"  # moto's default account: the platform and the tenant role share it
 ROLE = "AttachmentReader"
@@ -211,13 +215,12 @@ def cluster(aws, peers, tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         for name, value in identity.items():
             mp.setenv(name, value)
-        with dask.config.set({"distributed.worker.daemon": False}):
-            with distributed.LocalCluster(n_workers=N_WORKERS, threads_per_worker=1,
-                                          processes=True, host="127.0.0.1",
-                                          dashboard_address="127.0.0.1:0", env=env) as cluster:
-                with distributed.Client(cluster) as client:
-                    client.register_plugin(LogToFile(str(logs)))
-                    yield {"client": client, "logs": logs}
+        with distributed.LocalCluster(n_workers=N_WORKERS, threads_per_worker=1,
+                                      processes=True, host="127.0.0.1",
+                                      dashboard_address="127.0.0.1:0", env=env) as cluster:
+            with distributed.Client(cluster) as client:
+                client.register_plugin(LogToFile(str(logs)))
+                yield {"client": client, "logs": logs}
 
 
 @pytest.fixture
