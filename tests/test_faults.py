@@ -509,3 +509,51 @@ def test_backoff_is_full_jitter_capped():
     assert retry.backoff(4, 0.5, 10, lambda: 1.0) == 4.0
     assert retry.backoff(10, 0.5, 10, lambda: 1.0) == 10
     assert retry.backoff(3, 0.5, 10, lambda: 0.0) == 0.0
+
+
+# --------------------------------------------------------------------------- suffix ranges
+
+def _http_part(url: str, start: int, end: int | None = None, version: str | None = None):
+    from attachfs import fetch
+
+    guard = netguard.Guard(policy=netguard.Policy(allow_private_networks=True))
+
+    async def go():
+        session = await guard.session()
+        try:
+            return await fetch.http_part(guard, session, url, start, end, version)
+        finally:
+            await session.close()
+
+    return asyncio.run(go())
+
+
+def test_suffix_read_resumes_at_the_absolute_offset(http):
+    fs, url, proxy = http
+    proxy.reset(Reset(after=300))
+    part = _http_part(url, -1000)
+    assert part.data == DATA[-1000:] and part.size == len(DATA) and part.start == -1000
+    assert _ranges(proxy) == ["bytes=-1000", f"bytes={len(DATA) - 700}-"]
+    assert proxy.seen[1].headers["If-Match"] == part.version
+
+
+def test_suffix_longer_than_the_object_is_the_whole_object(peers, http):
+    fs, url, proxy = http
+    peers.http.put("/faults/small", b"tiny")
+    assert _http_part(url.replace("/obj", "/small"), -1000).data == b"tiny"
+
+
+@pytest.mark.parametrize("length", [True, False], ids=["announced", "unannounced"])
+def test_suffix_of_a_server_that_ignores_range(peers, servers_origin, length):
+    origin = servers_origin
+    origin.answer("/whole", DATA, chunked=not length)
+    part = _http_part(f"http://127.0.0.1:{origin.port}/whole", -1000)
+    assert part.data == DATA[-1000:] and part.size == len(DATA)
+
+
+@pytest.fixture(scope="module")
+def servers_origin():
+    from fakes.origin import Origin
+
+    with Origin() as origin:
+        yield origin

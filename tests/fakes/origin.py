@@ -20,6 +20,7 @@ class Answer:
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
     head_status: int | None = None  # HEAD answers this status instead (a GET-signed URL)
+    chunked: bool = False           # no Content-Length: the body's end is only its last chunk
 
 
 class Origin(ThreadedServer):
@@ -37,8 +38,9 @@ class Origin(ThreadedServer):
         self.server_names.append(server_name)
 
     def answer(self, path: str, body: bytes = b"", *, status: int = 200,
-               headers: dict[str, str] | None = None, head_status: int | None = None) -> None:
-        self.answers[path] = Answer(status, body, dict(headers or {}), head_status)
+               headers: dict[str, str] | None = None, head_status: int | None = None,
+               chunked: bool = False) -> None:
+        self.answers[path] = Answer(status, body, dict(headers or {}), head_status, chunked)
 
     def redirect(self, path: str, location: str, status: int = 302) -> None:
         self.answer(path, status=status, headers={"Location": location})
@@ -50,12 +52,20 @@ class Origin(ThreadedServer):
     def _setup(self, app: web.Application) -> None:
         app.router.add_route("*", "/{tail:.*}", self._handle)
 
-    async def _handle(self, request: web.Request) -> web.Response:
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
         answer = self.answers.get(request.path)
         if answer is None:
             return web.Response(status=404, text="not scripted\n")
         if request.method == "HEAD" and answer.head_status is not None:
             return web.Response(status=answer.head_status)
+        if answer.chunked and request.method == "GET":
+            response = web.StreamResponse(status=answer.status, headers=answer.headers)
+            response.enable_chunked_encoding()
+            await response.prepare(request)
+            for i in range(0, len(answer.body), 65536):
+                await response.write(answer.body[i:i + 65536])
+            await response.write_eof()
+            return response
         body = answer.body if request.method != "HEAD" else b""
         headers = dict(answer.headers)
         if request.method == "HEAD" and answer.body:
