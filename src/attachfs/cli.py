@@ -37,7 +37,7 @@ EXIT_INTERRUPTED, EXIT_PIPE = 130, 141
 
 _EPILOG = """\
 common options: --tenant T (default $ATTACHFS_TENANT), --config PATH (default
-$ATTACHFS_CONFIG, else ambient mode), --json.
+$ATTACHFS_CONFIG, else ambient mode), --json, -v (library logs on stderr).
 exit codes: 0 ok; 1 access problem (refused, denied, not found, changed, network);
 2 usage or config error; 130 interrupted; 141 stdout closed early."""
 
