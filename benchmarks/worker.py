@@ -139,7 +139,11 @@ class Worker:
 
     def final(self) -> dict:
         self.client.close()
-        return {"peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        # VmHWM, not ru_maxrss: Linux carries the parent's high-water mark into ru_maxrss
+        # across fork and exec, so every worker reported the harness's own peak.
+        peak = _status_kib("VmHWM") * 1024 or (
+            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+        return {"peak_rss": peak,
                 "base_rss": self.base_rss, "api": self.client.apis.get(self.case, "")}
 
 
