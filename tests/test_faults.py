@@ -304,12 +304,8 @@ def test_metadata_and_downloads_are_retried_too(http, tmp_path):
 
 # --------------------------------------------------------------------------- cloud backends
 # The same faults between attachfs and moto / fake-gcs-server / Azurite. The cloud readers
-# (fetch._s3/_gcs/_azure) do not retry yet: the rows that need retries are strict xfails that
-# turn into passes once fetch.py wraps them as retry.py's docstring shows.
-
-NEEDS_RETRYING = pytest.mark.xfail(
-    strict=True, reason="fetch._s3/_gcs/_azure are not wrapped with retry.retrying and "
-    "_raise_for/the 200 path raise no retry.Retry yet (fetch.py owner; see retry.py)")
+# (fetch._s3/_gcs/_azure) are wrapped with retry.retrying: each fault is retried to the exact
+# bytes within a bounded number of attempts.
 
 
 def _port(url: str) -> int:
@@ -379,7 +375,6 @@ def test_cloud_503_forever_ends_with_an_error_after_a_bounded_number_of_attempts
     assert 1 <= proxy.attempts <= 4
 
 
-@NEEDS_RETRYING
 def test_cloud_reset_mid_body_returns_the_exact_bytes(cloud):
     fs, uri, proxy = cloud
     proxy.reset(Reset(after=1000))
@@ -387,7 +382,6 @@ def test_cloud_reset_mid_body_returns_the_exact_bytes(cloud):
     assert proxy.attempts == 2
 
 
-@NEEDS_RETRYING
 def test_cloud_503_burst_returns_the_exact_bytes(cloud):
     fs, uri, proxy = cloud
     proxy.reset(slow_down(), slow_down())
@@ -395,7 +389,6 @@ def test_cloud_503_burst_returns_the_exact_bytes(cloud):
     assert proxy.attempts == 3
 
 
-@NEEDS_RETRYING
 def test_cloud_short_body_is_never_returned_short(cloud):
     fs, uri, proxy = cloud
     proxy.reset(Short(missing=1000))
@@ -403,7 +396,6 @@ def test_cloud_short_body_is_never_returned_short(cloud):
     assert proxy.attempts == 2
 
 
-@NEEDS_RETRYING
 def test_cloud_short_body_matching_its_content_length_is_caught(cloud):
     fs, uri, proxy = cloud
     proxy.reset(Short(missing=10_000, honest=True))
@@ -411,9 +403,6 @@ def test_cloud_short_body_matching_its_content_length_is_caught(cloud):
     assert proxy.attempts == 2
 
 
-@pytest.mark.xfail(run=False, strict=True, reason="the shared pool reads with a 120 s socket "
-                   "timeout and no minimum rate: a stall or drip would hold the test that long "
-                   "(pool.py owner: read bodies with netguard's read_body limits)")
 @pytest.mark.parametrize("fault", [Stall(after=100), Drip(every=0.05)], ids=["stall", "drip"])
 def test_cloud_stall_and_drip_end_with_a_timeout_error(cloud, fault):
     fs, uri, proxy = cloud

@@ -14,13 +14,16 @@ passed to those clients as whole keys, never as paths for them to re-parse: a ke
 
 from __future__ import annotations
 
+import asyncio
 import re
+import time
 from dataclasses import dataclass
 from urllib.parse import quote, urlsplit
 
+import aiohttp
 import yarl
 
-from . import pool, sigv4
+from . import pool, retry, sigv4
 from .config import Config
 from .errors import AccessDenied, AccessRefused, IntegrityError, ReadOnlyError, not_found
 from .rules import Route, denied_hint
@@ -67,7 +70,7 @@ async def read(fs, route: Route, start: int = 0, end: int | None = None, *,
         return Part(b"", start, -1, version)
     if route.backend == "http":
         return await _http(fs, route, start, end, version)
-    reader = {"s3": _s3, "gcs": _gcs, "azure": _azure}[route.backend]
+    reader = _READERS[route.backend]
     try:
         return await reader(fs, route, start, end, version, config, if_none_match)
     except _Unsatisfiable:
@@ -142,21 +145,14 @@ async def _s3(fs, route, start, end, version, config, if_none_match=None) -> Par
                        secret_key=creds.secret_key, token=creds.token, region=region)
         url = yarl.URL(base + path + ("?" + sigv4.canonical_query(query) if query else ""),
                        encoded=True)
-        async with pool.session().get(url, headers=headers, allow_redirects=False) as resp:
-            if resp.status in (200, 206):
-                _check_version(route, version, resp.headers.get("ETag"))
-                data = await resp.read()
-                size = _size_from(resp.headers.get("Content-Range"), start, len(data))
-                return Part(data, start, size, resp.headers.get("ETag"))
-            if resp.status == 304:
-                return Part(b"", start, -1, if_none_match, not_modified=True)
-            body = await resp.read()
-            code = _xml_code(body)
-            bucket_region = resp.headers.get("x-amz-bucket-region")
-            if bucket_region and bucket_region != region and resp.status in (301, 307, 400):
-                _bucket_regions[loc.bucket] = bucket_region
-                continue
-            _raise_for(route, resp.status, code, version)
+        status, answer, body = await _exchange(route, config, url, headers, redirects=False)
+        if status in (200, 206, 304):
+            return _answered(route, start, version, if_none_match, status, answer, body, "ETag")
+        bucket_region = answer.get("x-amz-bucket-region")
+        if bucket_region and bucket_region != region and status in (301, 307, 400):
+            _bucket_regions[loc.bucket] = bucket_region
+            continue
+        _raise_for(route, status, _xml_code(body), version, answer)
     raise OSError(f"S3 kept redirecting {route.uri} between regions")  # pragma: no cover
 
 
@@ -181,16 +177,11 @@ async def _gcs(fs, route, start, end, version, config, if_none_match=None) -> Pa
     lease = gcp.token_lease(config, route.grant)
     if lease is not None:
         headers["Authorization"] = f"Bearer {await lease.get()}"
-    async with pool.session().get(url, headers=headers, proxy=route.proxy) as resp:
-        if resp.status in (200, 206):
-            _check_version(route, version, resp.headers.get("x-goog-generation"))
-            data = await resp.read()
-            size = _size_from(resp.headers.get("Content-Range"), start, len(data))
-            return Part(data, start, size, resp.headers.get("x-goog-generation"))
-        if resp.status == 304:
-            return Part(b"", start, -1, if_none_match, not_modified=True)
-        await resp.read()
-        _raise_for(route, resp.status, None, version)
+    status, answer, body = await _exchange(route, config, url, headers)
+    if status in (200, 206, 304):
+        return _answered(route, start, version, if_none_match, status, answer, body,
+                         "x-goog-generation")
+    _raise_for(route, status, _xml_code(body), version, answer)
 
 
 def is_gcs_forbidden(route: Route, err: BaseException) -> bool:
@@ -226,16 +217,10 @@ async def _azure(fs, route, start, end, version, config, if_none_match=None) -> 
     if route.grant.kind == "azure-app":
         token = await azure.token_lease(config, route.grant).get()
         headers["Authorization"] = f"Bearer {token.token}"
-    async with pool.session().get(url, headers=headers, proxy=route.proxy) as resp:
-        if resp.status in (200, 206):
-            _check_version(route, version, resp.headers.get("ETag"))
-            data = await resp.read()
-            size = _size_from(resp.headers.get("Content-Range"), start, len(data))
-            return Part(data, start, size, resp.headers.get("ETag"))
-        if resp.status == 304:
-            return Part(b"", start, -1, if_none_match, not_modified=True)
-        await resp.read()
-        _raise_for(route, resp.status, resp.headers.get("x-ms-error-code"), version)
+    status, answer, body = await _exchange(route, config, url, headers)
+    if status in (200, 206, 304):
+        return _answered(route, start, version, if_none_match, status, answer, body, "ETag")
+    _raise_for(route, status, answer.get("x-ms-error-code"), version, answer)
 
 
 async def _azure_sdk(fs, route, start, end, version) -> Part:
@@ -263,6 +248,53 @@ async def _azure_sdk(fs, route, start, end, version) -> Part:
     return Part(data, start, size, stream.properties.etag)
 
 
+# -- one exchange over the pool, and what its answer means, the same way for every cloud ------
+
+async def _exchange(route: Route, config: Config | None, url, headers: dict, *,
+                    redirects: bool = True):
+    """One GET over the shared pool: (status, headers, body). A server that stops sending
+    (for the read timeout) or sends slower than the minimum rate ends in ``ReadTimeout``
+    naming the phase, never a hung worker (netguard.Limits: the same limits as plain http).
+    S3 is never sent through the egress proxy; GCS and Azure go through ``route.proxy``."""
+    from .netguard import Limits, ReadTimeout
+
+    limits = Limits.from_config(config)
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=limits.connect_timeout,
+                                    sock_read=limits.read_timeout)
+    phase = "response"
+    try:
+        async with pool.session().get(url, headers=headers, proxy=route.proxy,
+                                      allow_redirects=redirects, timeout=timeout) as resp:
+            phase = "body"
+            body = bytearray()
+            window_start, window_bytes = time.monotonic(), 0
+            while chunk := await resp.content.readany():
+                body += chunk
+                window_bytes += len(chunk)
+                now = time.monotonic()
+                if now - window_start >= limits.read_timeout:
+                    if window_bytes < limits.min_rate * (now - window_start):
+                        raise ReadTimeout(route.uri, (
+                            f"the body arrived at {window_bytes / (now - window_start):.0f} "
+                            f"B/s, under the minimum of {limits.min_rate:g} B/s (slow body)"),
+                            phase="body", seconds=limits.read_timeout)
+                    window_start, window_bytes = now, 0
+            return resp.status, resp.headers, bytes(body)
+    except asyncio.TimeoutError as err:  # aiohttp's socket read/connect timeouts
+        raise ReadTimeout(route.uri, f"no byte for {limits.read_timeout:g} s (stalled "
+                          f"{phase})", phase=phase, seconds=limits.read_timeout) from err
+
+
+def _answered(route: Route, start: int, version: str | None, if_none_match: str | None,
+              status: int, answer, body: bytes, version_header: str) -> Part:
+    if status == 304:
+        return Part(b"", start, -1, if_none_match, not_modified=True)
+    _check_version(route, version, answer.get(version_header))
+    retry.check_body(status, answer, body)
+    size = _size_from(answer.get("Content-Range"), start, len(body))
+    return Part(body, start, size, answer.get(version_header))
+
+
 # -- responses to errors, the same way for every cloud ---------------------------------------
 
 _XML_CODE = re.compile(rb"<Code>([^<]+)</Code>")
@@ -273,8 +305,9 @@ def _xml_code(body: bytes) -> str | None:
     return m.group(1).decode() if m else None
 
 
-def _raise_for(route: Route, status: int, code: str | None, version: str | None):
-    """Raise what a failed GET means; a 416 is an empty range, not an error, and returns."""
+def _raise_for(route: Route, status: int, code: str | None, version: str | None, headers=None):
+    """Raise what a failed GET means: ``retry.Retry`` when asking again may help (5xx, 429,
+    SlowDown), ``_Unsatisfiable`` for a 416 (an empty range, not an error)."""
     detail = f"HTTP {status}" + (f" {code}" if code else "")
     if status == 404:
         raise not_found(route.uri, detail)
@@ -284,6 +317,7 @@ def _raise_for(route: Route, status: int, code: str | None, version: str | None)
         raise _Unsatisfiable()
     if status in (401, 403) or (route.backend == "azure" and status == 409):
         raise PermissionError(f"{route.backend} refused to read {route.uri} ({detail})")
+    retry.raise_if_transient(status, headers, code)
     raise OSError(f"{route.backend} failed to read {route.uri} ({detail})")
 
 
@@ -561,3 +595,9 @@ def translate(route: Route, err: BaseException) -> BaseException:
         return AccessDenied(f"{route.backend} refused to read {route.uri} as {who}; "
                             f"to fix: {hint}", uri=route.uri, identity=route.identity, hint=hint)
     return err
+
+
+#: Each cloud reader re-run (same range, same pinned version) on a transient failure: 5xx,
+#: 429 with its Retry-After, SlowDown, a broken connection, a body shorter than it says.
+_READERS = {"s3": retry.retrying(_s3), "gcs": retry.retrying(_gcs),
+            "azure": retry.retrying(_azure)}
