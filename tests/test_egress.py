@@ -69,13 +69,7 @@ def test_gcs_azure_and_http_go_through_the_proxy_s3_never(peers, proxy):
     assert attachfs.explain(f"{peers.http.url}/x", config=fs.config).proxy == proxy.url
 
 
-S3_ENV_PROXY = pytest.mark.xfail(
-    strict=True, reason="botocore reads HTTP(S)_PROXY for s3fs's metadata calls: "
-    "backends._s3 must pass config_kwargs={'proxies': {}} (outside this change's files)")
-
-
-@pytest.mark.parametrize("backend", [pytest.param(b, marks=S3_ENV_PROXY) if b == "s3" else b
-                                     for b in BACKENDS])
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_environment_proxies_are_ignored_without_trust_env(peers, proxy, monkeypatch, backend):
     uri = new_store(backend, peers).put("egress/obj.bin", b"not through the proxy")
     for name in PROXY_VARIABLES:

@@ -95,7 +95,11 @@ class Backends:
         if "region_name" not in client_kwargs and route.location.region:
             client_kwargs["region_name"] = route.location.region
         kwargs.update(aws.s3fs_options(self.config, route))
-        return S3FileSystem(client_kwargs=client_kwargs, **kwargs, **self._common())
+        # S3 traffic never goes through a proxy (the seed: S3 uses IAM, not IP allowlists),
+        # and botocore would otherwise take HTTP(S)_PROXY from the environment.
+        config_kwargs = {"proxies": {}}
+        return S3FileSystem(client_kwargs=client_kwargs, config_kwargs=config_kwargs, **kwargs,
+                            **self._common())
 
     def _gcs(self, route: Route) -> AsyncFileSystem:
         from gcsfs import GCSFileSystem
