@@ -546,3 +546,10 @@ def servers_origin():
 
     with Origin() as origin:
         yield origin
+
+
+def test_metadata_survives_a_stalled_answer(http):
+    fs, url, proxy = http
+    proxy.reset(Stall(after=None), Stall(after=None))
+    assert fs.info(url)["size"] == len(DATA)
+    assert proxy.attempts == 3 and [s.method for s in proxy.seen] == ["HEAD"] * 3

@@ -796,13 +796,15 @@ def _http_filesystem_class():
             deadline = time.monotonic() + limits.total_timeout
 
             async def probe(method: str, headers: dict[str, str]) -> dict[str, Any]:
+                from .fetch import _http_transient  # the read path's idea of transient
+
                 async def attempt(n: int) -> dict[str, Any]:
                     return await self._probe(session, target, method, headers, deadline)
 
                 return await retry.run(attempt, what=f"reading the metadata of {redact(url)}",
                                        max_attempts=limits.max_attempts,
                                        base=limits.backoff_base, cap=limits.backoff_cap,
-                                       deadline=deadline)
+                                       deadline=deadline, classify=_http_transient)
 
             info = await probe("HEAD", {"Accept-Encoding": "identity"})
             if info.get("size") is None:
