@@ -22,7 +22,7 @@ CASE_TITLES = {
 
 
 #: The issue's time targets for attachfs, as ratios to raw aiohttp (drawn on the chart).
-TARGET_RATIOS = {"a": 1.15, "b": 1.3, "c": 1.5, "e": 1.3}
+TARGET_RATIOS = {"a": 1.15, "b": 1.3, "c": 1.5}
 
 
 def _median(xs):
@@ -261,6 +261,25 @@ def markdown(result: dict) -> str:
 
 # --------------------------------------------------------------------------- chart
 
+def _bars(cases: dict, case: str) -> list[tuple[str, float]]:
+    """(label, ratio to raw aiohttp) for one panel of the chart."""
+    if case != "e":
+        return [(n, e["summary"]["ratio"]) for n, e in cases[case].items()
+                if "ratio" in e.get("summary", {})]
+    # (e) next to what it is compared with: the same batch, direct, in case (b).
+    e = cases["e"].get("attachfs", {}).get("summary", {})
+    raw = cases.get("b", {}).get(RAW, {}).get("summary", {}).get("median_s")
+    if "ratio" not in e or not raw:
+        return []
+    out = [(f"{RAW} (b)", 1.0)]
+    direct = cases["b"].get("attachfs", {}).get("summary", {})
+    if "ratio" in direct:
+        out.append(("attachfs, direct (b)", direct["ratio"]))
+    out += [("attachfs, delegated", e["ratio"]),
+            ("attachfs, delegated, cold batch", e["cold_s"] / raw)]
+    return out
+
+
 def chart(result: dict, path: Path) -> None:
     import matplotlib
 
@@ -271,14 +290,16 @@ def chart(result: dict, path: Path) -> None:
     cases = result["cases"]
     shown = [c for c in "abcde" if c in cases]
     t = titles(result["meta"])
-    fig, axes = plt.subplots(len(shown), 1, figsize=(10, 2.6 * len(shown) + 0.6), squeeze=False)
+    bars = {case: _bars(cases, case) for case in shown}
+    heights = [max(2, len(bars[c])) * 0.32 + 0.9 for c in shown]
+    fig, axes = plt.subplots(len(shown), 1, figsize=(10, sum(heights) + 0.6), squeeze=False,
+                             gridspec_kw={"height_ratios": heights})
     for ax, case in zip(axes[:, 0], shown, strict=True):
-        entries = [(n, e["summary"]) for n, e in cases[case].items()
-                   if "ratio" in e.get("summary", {})]
+        entries = bars[case]
         names = [n for n, _ in entries][::-1]
-        ratios = [s["ratio"] for _, s in entries][::-1]
-        colors = ["#d62728" if n == "attachfs" else "#7f7f7f" if n == RAW else "#1f77b4"
-                  for n in names]
+        ratios = [r for _, r in entries][::-1]
+        colors = ["#d62728" if n.startswith("attachfs") else "#7f7f7f" if n.startswith(RAW)
+                  else "#1f77b4" for n in names]
         ax.barh(names, ratios, color=colors)
         ax.set_xscale("log")
         ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1, 2, 5)))
@@ -298,6 +319,22 @@ def chart(result: dict, path: Path) -> None:
     axes[-1, 0].set_xlabel("time / raw aiohttp time (log scale; lower is better)")
     fig.suptitle(f"attachfs benchmark ({result['meta']['profile']}, {result['meta']['date']})",
                  fontsize=11)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.985))
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def rerender(json_path: Path) -> None:
+    """Write results.md and results.png again from a results.json (after a report change)."""
+    import json
+
+    result = json.loads(json_path.read_text())
+    (json_path.parent / "results.md").write_text(markdown(result))
+    chart(result, json_path.parent / "results.png")
+
+
+if __name__ == "__main__":
+    import sys
+
+    rerender(Path(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).parent / "results"
+                  / "results.json"))
