@@ -209,7 +209,6 @@ class Context:
         self.tenant = given if given is not None else os.environ.get("ATTACHFS_TENANT")
         self._config: Any = None
         self._loaded = False
-        self.current = None  # the Route being read, if any
 
     @property
     def json(self) -> bool:
@@ -236,11 +235,6 @@ class Context:
 
         return rules.route(self.config, self.tenant, parse(uri, require_key=require_key))
 
-    def reading(self, uri: str, *, require_key: bool = True) -> str:
-        """Note ``uri`` as the one being read now (its route names the fix if it is denied)."""
-        self.current = self.route(uri, require_key=require_key)
-        return uri
-
     def out(self, text: str) -> None:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
         sys.stdout.flush()
@@ -249,29 +243,11 @@ class Context:
         self.out(json.dumps(doc, indent=2, default=_jsonable))
 
     def error(self, err: BaseException | str, code: int) -> None:
-        err = self._with_fix(err)
         if self.json:
             sys.stderr.write(json.dumps({"error": _error_doc(err, code)}) + "\n")
         else:
             sys.stderr.write(f"attachfs: {_error_text(err)}\n")
         sys.stderr.flush()
-
-
-    def _with_fix(self, err: BaseException | str) -> BaseException | str:
-        """A cloud refusal that reached us without attachfs's hint (raised below the layer
-        that adds it) still names what to grant: rules.denied_hint for the route read."""
-        from .errors import AccessDenied, AccessRefused
-
-        if (isinstance(err, PermissionError) and not isinstance(err, (AccessDenied,
-                                                                      AccessRefused))
-                and self.current is not None):
-            from .rules import denied_hint
-
-            r = self.current
-            hint = denied_hint(r)
-            return AccessDenied(f"{_message(err)} as {r.identity or 'the ' + r.mode + ' identity'}",
-                                uri=r.uri, identity=r.identity, hint=hint)
-        return err
 
 
 def _error_doc(err: BaseException | str, code: int) -> dict[str, Any]:
@@ -415,7 +391,7 @@ def cmd_policy(ctx: Context) -> int:
 
 
 def cmd_stat(ctx: Context) -> int:
-    ctx.reading(ctx.args.uri, require_key=False)
+    ctx.route(ctx.args.uri, require_key=False)
     info = ctx.filesystem().info(ctx.args.uri)
     if ctx.json:
         ctx.out_json(info)
@@ -428,7 +404,7 @@ def cmd_stat(ctx: Context) -> int:
 
 def cmd_ls(ctx: Context) -> int:
     a = ctx.args
-    ctx.reading(a.uri, require_key=False)
+    ctx.route(a.uri, require_key=False)
     fs = ctx.filesystem()
     if a.recursive:
         entries = list(fs.find(a.uri, detail=True).values())
@@ -463,7 +439,6 @@ def cmd_cat(ctx: Context) -> int:
     fs = ctx.filesystem()
     out = sys.stdout.buffer
     for i, uri in enumerate(uris):
-        ctx.reading(uri)
         with fs.open(uri, "rb", block_size=OPEN_BLOCK) as f:
             # Read before anything is written: a first URI that fails leaves stdout empty.
             first = f.read(CHUNK)
@@ -519,7 +494,6 @@ def cmd_cp(ctx: Context) -> int:
     done = []
     try:
         for job in jobs:
-            ctx.reading(job.uri)
             done.append(transfer.copy_one(fs, job, progress))
     except KeyboardInterrupt:
         progress.interrupted()
