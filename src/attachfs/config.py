@@ -187,9 +187,10 @@ class Config:
     def multi_tenant(self) -> bool:
         return bool(self.tenants)
 
-    @property
+    @functools.cached_property
     def digest(self) -> str:
-        """A short content hash (distinguishes configs in fsspec's instance cache)."""
+        """A short content hash (distinguishes configs in fsspec's instance cache, and keys the
+        credential leases: computed once, it is asked for on every request)."""
         text = json.dumps(_thaw(self.raw), sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 

@@ -266,10 +266,10 @@ async def _exchange(route: Route, config: Config | None, url, headers: dict, *,
         async with pool.session().get(url, headers=headers, proxy=route.proxy,
                                       allow_redirects=redirects, timeout=timeout) as resp:
             phase = "body"
-            body = bytearray()
+            chunks = []
             window_start, window_bytes = time.monotonic(), 0
             while chunk := await resp.content.readany():
-                body += chunk
+                chunks.append(chunk)
                 window_bytes += len(chunk)
                 now = time.monotonic()
                 if now - window_start >= limits.read_timeout:
@@ -279,7 +279,7 @@ async def _exchange(route: Route, config: Config | None, url, headers: dict, *,
                             f"B/s, under the minimum of {limits.min_rate:g} B/s (slow body)"),
                             phase="body", seconds=limits.read_timeout)
                     window_start, window_bytes = now, 0
-            return resp.status, resp.headers, bytes(body)
+            return resp.status, resp.headers, b"".join(chunks)
     except asyncio.TimeoutError as err:  # aiohttp's socket read/connect timeouts
         raise ReadTimeout(route.uri, f"no byte for {limits.read_timeout:g} s (stalled "
                           f"{phase})", phase=phase, seconds=limits.read_timeout) from err

@@ -30,7 +30,7 @@ from .rules import Route
 
 FIRST_BLOCK = 1 * 2**20
 MIN_FETCH = 64 * 2**10
-MAX_READAHEAD = 16 * 2**20
+MAX_READAHEAD = 8 * 2**20
 TAIL = 64 * 2**10
 #: Backends whose servers answer suffix ranges (bytes=-N); Azure Blob does not.
 _SUFFIX_RANGES = ("s3", "gcs", "http")
@@ -97,8 +97,10 @@ class AttachFile(AbstractBufferedFile):
             raise ValueError("I/O operation on closed file.")
         length = -1 if length is None else int(length)
         if self._size is None and self.loc == 0 and length != 0:
-            # The first request: from the start, at least a first block.
-            want = self.first_block if length < 0 else max(length, self.first_block)
+            # The first request, from the start: a whole read asks for a first block (an
+            # attachment that fits is then read with this one request); a read of n bytes asks
+            # for n, at least the minimum fetch, so a 1 KiB peek does not pull megabytes.
+            want = self.first_block if length < 0 else max(length, self.min_fetch)
             self._get(0, want)
         if length < 0:
             length = self.size - self.loc
@@ -126,12 +128,16 @@ class AttachFile(AbstractBufferedFile):
             data = self._get(start, min(self.size, max(end, start + self.min_fetch)
                                         + self._readahead))
         elif start + len(data) < end:
-            data += self._get(start + len(data), min(self.size, end + self._readahead))
+            data = b"".join((data, self._get(start + len(data),
+                                             min(self.size, end + self._readahead))))
         self._buf, self._buf_start = data, start
         new_end = start + len(data)
         if self._readahead and new_end < self.size:
             self._prefetch(new_end, min(self.size, new_end + self._readahead))
-        return head + data[:end - start]
+        n = end - start
+        if not head:  # one copy of what was asked for (none when it is the whole window)
+            return data if n >= len(data) else data[:n]
+        return b"".join((head, memoryview(data)[:n]))
 
     def _get(self, start: int, end: int | None) -> bytes:
         """One ranged GET (``start < 0``: the last ``-start`` bytes); learns size and version

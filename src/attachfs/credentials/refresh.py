@@ -80,6 +80,7 @@ class Refreshable(Generic[T]):
         self.mandatory = mandatory
         self._lease: Lease[T] | None = None
         self._lock = threading.Lock()
+        self._inflight: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self.fetches = 0
         _instances.add(self)
 
@@ -105,10 +106,20 @@ class Refreshable(Generic[T]):
         return self._refresh()
 
     async def get(self) -> T:
-        """The current value; a refresh, if needed, runs in a worker thread."""
+        """The current value. A refresh, if needed, runs in a worker thread, once per loop:
+        in the advisory window the caller goes on with the still-valid lease while it runs;
+        in the mandatory window every caller on this loop awaits that one refresh (no thread
+        hop, no lock, per waiting request)."""
         if not self._needs(self.advisory):
             return self._lease.value  # type: ignore[union-attr]
-        return await asyncio.to_thread(self._refresh)
+        loop = asyncio.get_running_loop()
+        task = self._inflight.get(loop)
+        if task is None or task.done():
+            task = self._inflight[loop] = loop.create_task(asyncio.to_thread(self._refresh))
+            task.add_done_callback(_retrieved)
+        if not self._needs(self.mandatory):
+            return self._lease.value  # type: ignore[union-attr]
+        return await asyncio.shield(task)
 
     def _refresh(self) -> T:
         if not self._needs(self.mandatory):
@@ -139,6 +150,14 @@ class Refreshable(Generic[T]):
 
     def _after_fork(self) -> None:
         self._lock = threading.Lock()
+        self._inflight = weakref.WeakKeyDictionary()
+
+
+def _retrieved(task: asyncio.Task) -> None:
+    # A failed background (advisory) refresh was already logged by _refresh; a failed
+    # mandatory one is raised to every awaiting caller. Either way asyncio need not warn.
+    if not task.cancelled():
+        task.exception()
 
 
 def _reset_locks_after_fork() -> None:
