@@ -42,7 +42,7 @@ BENCH_ARGS ?=
 .PHONY: bench install-bench
 
 install-bench: $(VENV)/bin/python
-	$(PIP) install --quiet -c constraints.txt -e '.[demo]' obstore 'smart_open[s3]' matplotlib py-spy
+	$(PIP) install --quiet -c constraints.txt -e '.[bench]'
 
 bench: install-bench
 	$(VENV)/bin/python -m benchmarks $(BENCH_ARGS)
