@@ -564,28 +564,10 @@ def iam_world(peers):
     for bucket in buckets.values():
         s3.create_bucket(Bucket=bucket)
         s3.put_object(Bucket=bucket, Key="doc.bin", Body=DATA)
-    iam = _admin(peers, "iam")
-    user = f"attachfs-platform-{suffix}"
-    iam.create_user(UserName=user)
-    keys = iam.create_access_key(UserName=user)["AccessKey"]
-    iam.put_user_policy(UserName=user, PolicyName="platform", PolicyDocument=json.dumps({
-        "Version": "2012-10-17",
-        "Statement": [
-            {"Effect": "Allow", "Action": ["s3:GetObject", "s3:ListBucket"],
-             "Resource": [f"arn:aws:s3:::{buckets['platform']}",
-                          f"arn:aws:s3:::{buckets['platform']}/*"]},
-            {"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}]}))
-    user_arn = f"arn:aws:iam::{ACCOUNT}:user/{user}"
-    iam.create_role(RoleName=ROLE, AssumeRolePolicyDocument=json.dumps({
-        "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Principal": {"AWS": user_arn},
-                       "Action": "sts:AssumeRole",
-                       "Condition": {"StringEquals": {"sts:ExternalId": EXTERNAL_ID}}}]}))
-    iam.put_role_policy(RoleName=ROLE, PolicyName="read-acme", PolicyDocument=json.dumps({
-        "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Action": ["s3:GetObject", "s3:ListBucket"],
-                       "Resource": [f"arn:aws:s3:::{buckets['acme']}",
-                                    f"arn:aws:s3:::{buckets['acme']}/*"]}]}))
+    seeded = peers.seed_delegation(platform_buckets=[buckets["platform"]], role_name=ROLE,
+                                   role_buckets=[buckets["acme"]], external_id=EXTERNAL_ID,
+                                   user=f"attachfs-platform-{suffix}")
+    keys, user_arn = seeded["keys"], seeded["user_arn"]
     return {"buckets": buckets, "keys": keys, "user_arn": user_arn, "suffix": suffix}
 
 

@@ -21,9 +21,7 @@ One cluster for the whole module: starting worker processes is the slow part.
 
 from __future__ import annotations
 
-import http.client
 import io
-import json
 import logging
 import os
 import pickle
@@ -95,16 +93,6 @@ def parquet_bytes(frame: pd.DataFrame) -> bytes:
 # --------------------------------------------------------------------------- moto + IAM
 
 
-def _moto_auth(endpoint: str, body: bytes) -> None:
-    host, port = endpoint.rsplit("/", 1)[1].split(":")
-    conn = http.client.HTTPConnection(host, int(port), timeout=30)
-    try:
-        conn.request("POST", "/moto-api/reset-auth", body=body)
-        assert conn.getresponse().status == 200
-    finally:
-        conn.close()
-
-
 @pytest.fixture(scope="module")
 def aws(peers, tmp_path_factory):
     """Seed S3 and IAM with enforcement off, then turn it on for the module.
@@ -130,26 +118,8 @@ def aws(peers, tmp_path_factory):
             key = f"{prefix}/part-{part:02d}.parquet"
             s3.put_object(Bucket=buckets[tenant], Key=key, Body=data)
             (local / key).write_bytes(data)
-    iam = boto3.client("iam", **admin)
-    iam.create_user(UserName="attachfs-platform")
-    user_arn = f"arn:aws:iam::{ACCOUNT}:user/attachfs-platform"
-    keys = iam.create_access_key(UserName="attachfs-platform")["AccessKey"]
-    iam.put_user_policy(UserName="attachfs-platform", PolicyName="platform",
-                        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
-                            {"Effect": "Allow", "Action": ["s3:GetObject", "s3:ListBucket"],
-                             "Resource": [f"arn:aws:s3:::{buckets['globex']}",
-                                          f"arn:aws:s3:::{buckets['globex']}/*"]},
-                            {"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}]}))
-    iam.create_role(RoleName=ROLE, AssumeRolePolicyDocument=json.dumps({
-        "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Principal": {"AWS": user_arn},
-                       "Action": "sts:AssumeRole",
-                       "Condition": {"StringEquals": {"sts:ExternalId": EXTERNAL_ID}}}]}))
-    iam.put_role_policy(RoleName=ROLE, PolicyName="read-acme", PolicyDocument=json.dumps({
-        "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Action": ["s3:GetObject", "s3:ListBucket"],
-                       "Resource": [f"arn:aws:s3:::{buckets['acme']}",
-                                    f"arn:aws:s3:::{buckets['acme']}/*"]}]}))
+    keys = peers.seed_delegation(platform_buckets=[buckets["globex"]], role_name=ROLE,
+                                 role_buckets=[buckets["acme"]], external_id=EXTERNAL_ID)["keys"]
     with AuthorizingProxy(peers.s3_endpoint, preserve_host=True) as sts:
         # The config is a file: what a pickled filesystem carries is its path, not its content.
         config = tmp_path_factory.mktemp("dask") / "attachfs.toml"
@@ -167,12 +137,12 @@ aws = {{ account_id = "{ACCOUNT}", external_id = "{EXTERNAL_ID}" }}
 [tenants.globex]
 direct = [{{ uri = "s3://{buckets['globex']}", owner = "{ACCOUNT}" }}]
 """)
-        _moto_auth(peers.s3_endpoint, b"0")
+        peers.enable_iam()
         try:
             yield {"buckets": buckets, "keys": keys, "sts": sts, "config": str(config),
                    "local": local}
         finally:
-            _moto_auth(peers.s3_endpoint, b"inf")
+            peers.disable_iam()
 
 
 def assume_role_calls(sts) -> int:

@@ -45,28 +45,8 @@ def aws(peers):
         s3.create_bucket(Bucket=bucket)
         s3.put_object(Bucket=bucket, Key="doc.bin", Body=PAYLOAD)
         s3.put_object(Bucket=bucket, Key="dir/a.txt", Body=b"A")
-    iam = boto3.client("iam", **admin)
-    iam.create_user(UserName="attachfs-platform")
-    user_arn = f"arn:aws:iam::{ACCOUNT}:user/attachfs-platform"
-    keys = iam.create_access_key(UserName="attachfs-platform")["AccessKey"]
-    iam.put_user_policy(UserName="attachfs-platform", PolicyName="platform", PolicyDocument=json.dumps({
-        "Version": "2012-10-17",
-        "Statement": [
-            {"Effect": "Allow", "Action": ["s3:GetObject", "s3:ListBucket"],
-             "Resource": [f"arn:aws:s3:::{buckets['platform']}",
-                          f"arn:aws:s3:::{buckets['platform']}/*"]},
-            {"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"},
-        ]}))
-    iam.create_role(RoleName=ROLE, AssumeRolePolicyDocument=json.dumps({
-        "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Principal": {"AWS": user_arn},
-                       "Action": "sts:AssumeRole",
-                       "Condition": {"StringEquals": {"sts:ExternalId": EXTERNAL_ID}}}]}))
-    iam.put_role_policy(RoleName=ROLE, PolicyName="read-acme", PolicyDocument=json.dumps({
-        "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Action": ["s3:GetObject", "s3:ListBucket"],
-                       "Resource": [f"arn:aws:s3:::{buckets['acme']}",
-                                    f"arn:aws:s3:::{buckets['acme']}/*"]}]}))
+    keys = peers.seed_delegation(platform_buckets=[buckets["platform"]], role_name=ROLE,
+                                 role_buckets=[buckets["acme"]], external_id=EXTERNAL_ID)["keys"]
     with AuthorizingProxy(peers.s3_endpoint, preserve_host=True) as sts_proxy:
         peers.enable_iam()
         try:

@@ -15,8 +15,6 @@ in front of moto's STS.
 from __future__ import annotations
 
 import hashlib
-import http.client
-import json
 import os
 import uuid
 
@@ -69,16 +67,6 @@ def payload(backend: str, n: int) -> bytes:
     return bytes(out[:size])
 
 
-def _moto_auth(endpoint: str, body: bytes) -> None:
-    host, port = endpoint.rsplit("/", 1)[1].split(":")
-    conn = http.client.HTTPConnection(host, int(port), timeout=30)
-    try:
-        conn.request("POST", "/moto-api/reset-auth", body=body)
-        assert conn.getresponse().status == 200
-    finally:
-        conn.close()
-
-
 @pytest.fixture(scope="module")
 def world(peers):
     """Samples in all four backends, IAM seeded for acme's role, then enforcement on."""
@@ -110,22 +98,8 @@ def world(peers):
                 peers.http.put(f"/{suffix}/{key}", data)
                 uris.append(f"{peers.http.url}/{suffix}/{key}")
             expected.append(data)
-    iam = boto3.client("iam", **admin)
-    iam.create_user(UserName="attachfs-platform")
-    keys = iam.create_access_key(UserName="attachfs-platform")["AccessKey"]
-    iam.put_user_policy(UserName="attachfs-platform", PolicyName="assume",
-                        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
-                            {"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}]}))
-    iam.create_role(RoleName=ROLE, AssumeRolePolicyDocument=json.dumps({
-        "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow",
-                       "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:user/attachfs-platform"},
-                       "Action": "sts:AssumeRole",
-                       "Condition": {"StringEquals": {"sts:ExternalId": EXTERNAL_ID}}}]}))
-    iam.put_role_policy(RoleName=ROLE, PolicyName="read-training-data", PolicyDocument=json.dumps({
-        "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Action": ["s3:GetObject", "s3:ListBucket"],
-                       "Resource": [f"arn:aws:s3:::{s3_bucket}", f"arn:aws:s3:::{s3_bucket}/*"]}]}))
+    keys = peers.seed_delegation(platform_buckets=[], role_name=ROLE, role_buckets=[s3_bucket],
+                                 external_id=EXTERNAL_ID)["keys"]
     with AuthorizingProxy(peers.s3_endpoint, preserve_host=True) as sts:
         config = peers.config()
         config["platform"]["aws"].update(role_name=ROLE, account_id=ACCOUNT,
@@ -133,12 +107,12 @@ def world(peers):
         del config["platform"]["azure"]["account_key_env"]  # no shared key: anonymous reads
         config["tenants"] = {"acme": {"aws": {"account_id": ACCOUNT, "external_id": EXTERNAL_ID},
                                       "direct": [f"gs://{gcs_bucket}"]}}
-        _moto_auth(peers.s3_endpoint, b"0")
+        peers.enable_iam()
         try:
             yield {"uris": uris, "expected": expected, "keys": keys, "sts": sts,
                    "config": config}
         finally:
-            _moto_auth(peers.s3_endpoint, b"inf")
+            peers.disable_iam()
 
 
 @pytest.fixture

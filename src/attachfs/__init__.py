@@ -56,5 +56,15 @@ def explain(uri: str, *, tenant: str | None = None, config: Any = None) -> Route
 
     if tenant is None:
         tenant = os.environ.get("ATTACHFS_TENANT") or None
-    return rules.route(resolve_config(config), tenant, parse(uri))
+    config = resolve_config(config)
+    route = rules.route(config, tenant, parse(uri))
+    if route.backend == "http":
+        # The network guard's verdict on an IP-literal host needs no I/O: raise it here, as
+        # the read would before its first packet (a host name is judged once resolved).
+        from .netguard import literal_refusal
+
+        refusal = literal_refusal(config, route.location.url)
+        if refusal is not None:
+            raise refusal
+    return route
 

@@ -146,8 +146,6 @@ def set_up_tenants(peers, files: dict[str, bytes]) -> tuple[dict, list[tuple]]:
     the platform's own identity. Returns the config and the reads to make:
     (tenant, uri, expected bytes or None when the read must be refused).
     """
-    import json
-
     import boto3
 
     from . import emulators
@@ -164,24 +162,9 @@ def set_up_tenants(peers, files: dict[str, bytes]) -> tuple[dict, list[tuple]]:
     peers.make_azure_container("globex-public", public=True)
     peers.put_azure("globex-public", "samples/photo.png", files["photo.png"])
 
-    iam = boto3.client("iam", **admin)
-    iam.create_user(UserName="attachfs-platform")
-    keys = iam.create_access_key(UserName="attachfs-platform")["AccessKey"]
-    platform_arn = "arn:aws:iam::123456789012:user/attachfs-platform"
-    iam.put_user_policy(UserName="attachfs-platform", PolicyName="platform",
-                        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
-                            {"Effect": "Allow", "Action": ["s3:GetObject", "s3:ListBucket"],
-                             "Resource": ["arn:aws:s3:::globex-attachments",
-                                          "arn:aws:s3:::globex-attachments/*"]},
-                            {"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}]}))
-    iam.create_role(RoleName=ROLE, AssumeRolePolicyDocument=json.dumps({
-        "Version": "2012-10-17", "Statement": [{
-            "Effect": "Allow", "Principal": {"AWS": platform_arn}, "Action": "sts:AssumeRole",
-            "Condition": {"StringEquals": {"sts:ExternalId": EXTERNAL_ID}}}]}))
-    iam.put_role_policy(RoleName=ROLE, PolicyName="read", PolicyDocument=json.dumps({
-        "Version": "2012-10-17", "Statement": [{
-            "Effect": "Allow", "Action": ["s3:GetObject", "s3:ListBucket"],
-            "Resource": ["arn:aws:s3:::acme-attachments", "arn:aws:s3:::acme-attachments/*"]}]}))
+    seeded = peers.seed_delegation(platform_buckets=["globex-attachments"], role_name=ROLE,
+                                   role_buckets=["acme-attachments"], external_id=EXTERNAL_ID)
+    keys = seeded["keys"]
     peers.enable_iam()
     # From here on this process is the platform: its own AWS identity is the IAM user.
     emulators.apply_environment({"AWS_ACCESS_KEY_ID": keys["AccessKeyId"],

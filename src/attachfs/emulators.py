@@ -773,6 +773,53 @@ class Emulators:
 
     # -- IAM enforcement (moto evaluates identity policies and same-account trust policies)
 
+    def seed_delegation(self, *, platform_buckets: list[str], role_name: str,
+                        role_buckets: list[str], external_id: str,
+                        user: str = "attachfs-platform") -> dict[str, Any]:
+        """The two identities of the access rules, in moto's default account (seed with IAM
+        enforcement off, then call :meth:`enable_iam`):
+
+        * the platform, an IAM user whose own policy reads ``platform_buckets`` (direct
+          access) and may call sts:AssumeRole;
+        * a tenant's role ``role_name``, trusting exactly that user with the condition
+          sts:ExternalId = ``external_id``, allowed to read ``role_buckets`` only. (moto checks
+          ExternalId only for a same-account role, and refuses an ``:root`` principal: PEERS.md.)
+
+        Returns ``{"keys": the user's access key, "user_arn", "role_arn", "account"}``.
+        """
+        import json
+
+        account = "123456789012"
+        iam = self._iam()
+
+        def reads(buckets: list[str]) -> dict[str, Any]:
+            return {"Effect": "Allow", "Action": ["s3:GetObject", "s3:ListBucket"],
+                    "Resource": [r for b in buckets
+                                 for r in (f"arn:aws:s3:::{b}", f"arn:aws:s3:::{b}/*")]}
+
+        iam.create_user(UserName=user)
+        keys = iam.create_access_key(UserName=user)["AccessKey"]
+        user_arn = f"arn:aws:iam::{account}:user/{user}"
+        statements = [{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}]
+        if platform_buckets:
+            statements.append(reads(platform_buckets))
+        iam.put_user_policy(UserName=user, PolicyName="platform", PolicyDocument=json.dumps({
+            "Version": "2012-10-17", "Statement": statements}))
+        iam.create_role(RoleName=role_name, AssumeRolePolicyDocument=json.dumps({
+            "Version": "2012-10-17", "Statement": [{
+                "Effect": "Allow", "Principal": {"AWS": user_arn}, "Action": "sts:AssumeRole",
+                "Condition": {"StringEquals": {"sts:ExternalId": external_id}}}]}))
+        iam.put_role_policy(RoleName=role_name, PolicyName="read", PolicyDocument=json.dumps({
+            "Version": "2012-10-17", "Statement": [reads(role_buckets)]}))
+        return {"keys": keys, "user_arn": user_arn, "account": account,
+                "role_arn": f"arn:aws:iam::{account}:role/{role_name}"}
+
+    def _iam(self) -> Any:
+        import boto3
+
+        return boto3.client("iam", endpoint_url=self.s3_endpoint, region_name="us-east-1",
+                            **{k.lower(): v for k, v in _AWS_TEST_KEYS.items()})
+
     def enable_iam(self) -> None:
         """From now on moto authenticates every request and enforces IAM policies."""
         self._moto_api("/moto-api/reset-auth", b"0")

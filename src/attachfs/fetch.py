@@ -578,22 +578,26 @@ def reraise(route: Route, err: Exception):
 
 
 def translate(route: Route, err: BaseException) -> BaseException:
-    """Say what failed in attachfs's terms, naming the URI and the identity used."""
+    """Say what failed in attachfs's terms, naming the URI and the identity used. The URI is
+    shown redacted: a signed URL's query is its credential (uri.redact)."""
+    from .uri import redact
+
+    shown = redact(route.uri)
     if isinstance(err, AccessDenied):
         if err.uri is not None:
             return err
         # Raised by the credential layer, which does not know the URI being read.
-        return AccessDenied(f"{err} (reading {route.uri}); to fix: {err.hint}",
-                            uri=route.uri, identity=err.identity, hint=err.hint)
+        return AccessDenied(f"{err} (reading {shown}); to fix: {err.hint}",
+                            uri=shown, identity=err.identity, hint=err.hint)
     if isinstance(err, (AccessRefused, ReadOnlyError)):
         return err
     if isinstance(err, FileNotFoundError):
-        return not_found(route.uri)
+        return not_found(shown)
     if is_gcs_forbidden(route, err) or isinstance(err, PermissionError):
         who = route.identity or f"the {route.mode} identity"
         hint = denied_hint(route)
-        return AccessDenied(f"{route.backend} refused to read {route.uri} as {who}; "
-                            f"to fix: {hint}", uri=route.uri, identity=route.identity, hint=hint)
+        return AccessDenied(f"{route.backend} refused to read {shown} as {who}; "
+                            f"to fix: {hint}", uri=shown, identity=route.identity, hint=hint)
     return err
 
 
