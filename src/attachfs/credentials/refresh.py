@@ -106,17 +106,19 @@ class Refreshable(Generic[T]):
         return self._refresh()
 
     async def get(self) -> T:
-        """The current value. A refresh, if needed, runs in a worker thread, once per loop:
-        in the advisory window the caller goes on with the still-valid lease while it runs;
-        in the mandatory window every caller on this loop awaits that one refresh (no thread
-        hop, no lock, per waiting request)."""
+        """The current value. A refresh, if needed, runs in a worker thread, once per loop,
+        awaited by the caller that started it; in the advisory window the other callers go on
+        with the still-valid lease meanwhile, in the mandatory window they await that same
+        refresh (no thread hop and no lock per waiting request)."""
         if not self._needs(self.advisory):
             return self._lease.value  # type: ignore[union-attr]
         loop = asyncio.get_running_loop()
         task = self._inflight.get(loop)
         if task is None or task.done():
+            # This caller refreshes (and waits for it, as botocore's does).
             task = self._inflight[loop] = loop.create_task(asyncio.to_thread(self._refresh))
             task.add_done_callback(_retrieved)
+            return await asyncio.shield(task)
         if not self._needs(self.mandatory):
             return self._lease.value  # type: ignore[union-attr]
         return await asyncio.shield(task)
