@@ -89,6 +89,21 @@ if hasattr(os, "register_at_fork"):  # POSIX
                         after_in_child=_after_fork)
 
 
+def _switch_to_wal(conn: sqlite3.Connection) -> None:
+    # Changing the journal mode needs an exclusive lock, and SQLite answers SQLITE_BUSY at once
+    # there instead of waiting for busy_timeout: processes opening a new cache together (the
+    # workers of one DataLoader) retry for a while.
+    deadline = time.monotonic() + _WAIT_MS / 1000
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as err:
+            if "locked" not in str(err) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 def key(tenant: str | None, uri: str) -> str:
     """The identity of an entry: tenant + canonical URI (JSON keeps None, "" and any tenant
     apart), hashed so no URI, and so no URL signature, is ever written to disk."""
@@ -143,7 +158,7 @@ class DiskCache:
                 conn = sqlite3.connect(os.path.join(self.directory, _DB_NAME),
                                        timeout=_WAIT_MS / 1000,
                                        isolation_level=None, check_same_thread=False)
-                conn.execute("PRAGMA journal_mode = WAL")
+                _switch_to_wal(conn)
                 conn.execute("PRAGMA synchronous = NORMAL")  # a crashed process loses no commit
                 conn.execute(f"PRAGMA journal_size_limit = {2 * self.max_entry_bytes}")
                 conn.executescript(_SCHEMA)
