@@ -273,3 +273,18 @@ aws = {{ account_id = "111122223333", external_id = "acme-5f0c" }}
                      "--bucket", "b-one"]) == 2
     out, err = capsys.readouterr()
     assert out == "" and "no GCP integration" in err
+
+
+def test_a_bucket_named_with_flag_takes_the_owner_of_the_tenants_claim(capsys):
+    example = "docs/examples/policy-example.toml"
+    cfg = load_config(example)
+    (claim,) = [c for c in cfg.tenants["globex"].direct if c.backend == "s3"]
+    assert claim.owner
+    code = cli.main(["policy", "bucket", "--tenant", "globex", "--bucket", f"s3://{claim.bucket}",
+                     "--json", "--config", example,
+                     "--platform-service-account",
+                     "backend-bucket-access@attachment-storage-243718.iam.gserviceaccount.com"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert out["s3"][0]["expected_owner"] == claim.owner
+    assert not any("pin the claim" in note for note in out["notes"])

@@ -240,7 +240,10 @@ def bucket(config: Config | None, tenant: str | None, buckets: list[str] | None 
             mine = [x for x in s3 if x.bucket == name]
             doc = {"Version": IAM_VERSION,
                    "Statement": _s3_read_statements(mine, allow_list, principal)}
-            owners = {x.owner for x in mine}
+            # A --bucket target carries no owner: take it from the tenant's claim on that bucket.
+            owners = {x.owner for x in mine} | {c.owner for c in t.direct
+                                                if c.backend == "s3" and c.bucket == name}
+            owners = owners - {None} or {None}
             out["s3"].append({
                 "bucket": name, "policy": doc, "expected_owner": next(iter(owners)),
                 "command": ["aws", "s3api", "put-bucket-policy", "--bucket", name,
