@@ -14,6 +14,7 @@ a failing ``check`` into a passing one.
 from __future__ import annotations
 
 import base64
+import contextlib
 import fcntl
 import hashlib
 import http.client
@@ -34,13 +35,13 @@ from pathlib import Path
 
 import boto3
 import pytest
-import requests
 
 from attachfs import cli, credentials, fetch, rules
-from attachfs.emulators import AZURE_DEV_ACCOUNT, AZURE_DEV_KEY, find_azurite
+from attachfs.emulators import AZURE_DEV_ACCOUNT, AZURE_DEV_KEY
 from attachfs.errors import AccessRefused
 from conftest import TEST_CA
 from fakes.authz_proxy import AuthorizingProxy, azure_policy, gcs_policy
+from fakes.azurite import azurite_https as start_azurite_https
 from fakes.entra import FakeEntra
 from fakes.google_iam import FakeGoogle
 from stores import BACKENDS, new_store
@@ -884,28 +885,17 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def azure_world(tmp_path_factory):
-    try:
-        binary = find_azurite()
-    except RuntimeError as err:
-        pytest.fail(str(err))
     work = tmp_path_factory.mktemp("azure-cli")
     leaf = TEST_CA.ca.issue_cert("127.0.0.1", "localhost")
     leaf.cert_chain_pems[0].write_to_path(str(work / "cert.pem"))
     leaf.private_key_pem.write_to_path(str(work / "key.pem"))
     tls = (str(work / "cert.pem"), str(work / "key.pem"))
-    port = _free_port()
-    log = work / "azurite.log"
-    with open(log, "wb") as out:
-        azurite = subprocess.Popen(
-            [binary, "--blobHost", "127.0.0.1", "--blobPort", str(port), "--cert", tls[0],
-             "--key", tls[1], "--oauth", "basic", "--inMemoryPersistence",
-             "--extentMemoryLimit", "256", "--skipApiVersionCheck", "--loose",
-             "--disableTelemetry", "--silent"],
-            cwd=work, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True)
-    url = f"https://127.0.0.1:{port}"
-    try:
-        _wait_for_azurite(url, azurite, log)
+    with contextlib.ExitStack() as stack:
+        try:
+            url = stack.enter_context(
+                start_azurite_https(work, tls[0], tls[1], str(TEST_CA.cert_pem)))
+        except RuntimeError as err:  # never skipped: CI must run every emulator-backed test
+            pytest.fail(str(err))
         from azure.storage.blob import BlobServiceClient
 
         with BlobServiceClient(f"{url}/{AZURE_DEV_ACCOUNT}", connection_verify=str(
@@ -926,31 +916,6 @@ def azure_world(tmp_path_factory):
                             "newco": {"azure": {"tenant_id": DIR_C}}},
             })
             yield {"entra": entra, "proxy": proxy, "config": cfg}
-    finally:
-        azurite.terminate()
-        try:
-            azurite.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            azurite.kill()
-            azurite.wait()
-
-
-def _wait_for_azurite(url: str, process: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"Azurite exited: {log.read_text()[-2000:]}")
-        if "successfully listens on" in log.read_text(errors="replace"):
-            try:
-                answer = requests.get(f"{url}/{AZURE_DEV_ACCOUNT}?comp=list", timeout=1,
-                                      verify=str(TEST_CA.cert_pem))
-            except requests.RequestException:
-                pass
-            else:
-                if answer.headers.get("Server", "").startswith("Azurite"):
-                    return
-        time.sleep(0.05)
-    raise RuntimeError(f"Azurite did not serve {url} in 30 s: {log.read_text()[-2000:]}")
 
 
 @pytest.fixture

@@ -20,12 +20,9 @@ import io
 import logging
 import pickle
 import secrets
-import socket
-import subprocess
 import time
 import traceback
 import uuid
-from pathlib import Path
 
 import fsspec
 import pytest
@@ -34,10 +31,11 @@ import requests
 import attachfs
 from attachfs import credentials
 from attachfs.credentials import refresh
-from attachfs.emulators import AZURE_DEV_ACCOUNT, AZURE_DEV_KEY, find_azurite
+from attachfs.emulators import AZURE_DEV_ACCOUNT, AZURE_DEV_KEY
 from conftest import TEST_CA
 from fakes import decode_jwt
 from fakes.authz_proxy import ANONYMOUS, AuthorizingProxy, azure_policy
+from fakes.azurite import azurite_https as start_azurite_https
 from fakes.entra import FakeEntra
 
 pytestmark = pytest.mark.peers
@@ -75,56 +73,13 @@ def tls_files(tmp_path_factory) -> tuple[str, str]:
 @pytest.fixture(scope="module")
 def azurite_https(tls_files, tmp_path_factory):
     """Azurite over HTTPS with ``--oauth basic`` (bearer tokens need HTTPS; PEERS.md)."""
-    try:
-        binary = find_azurite()
-    except RuntimeError as err:
-        pytest.fail(str(err))  # never skipped: CI must run every emulator-backed test
-    port = _free_port()
     cert, key = tls_files
-    workdir = tmp_path_factory.mktemp("azurite-https")
-    log = workdir / "azurite.log"
-    argv = [binary, "--blobHost", "127.0.0.1", "--blobPort", str(port), "--cert", cert,
-            "--key", key, "--oauth", "basic", "--inMemoryPersistence", "--extentMemoryLimit",
-            "256", "--skipApiVersionCheck", "--loose", "--disableTelemetry", "--silent"]
-    with open(log, "wb") as out:
-        process = subprocess.Popen(argv, cwd=workdir, stdin=subprocess.DEVNULL, stdout=out,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"https://127.0.0.1:{port}"
     try:
-        _wait_until_serving(url, process, log)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_until_serving(url: str, process: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"Azurite exited ({process.returncode}): {log.read_text()[-2000:]}")
-        # Its own line first: a port taken by another server between pick and bind is not ours.
-        if "successfully listens on" in log.read_text(errors="replace"):
-            try:
-                answer = requests.get(f"{url}/{ACCOUNT}?comp=list", timeout=1,
-                                      verify=str(TEST_CA.cert_pem))
-            except requests.RequestException:
-                pass
-            else:
-                if answer.headers.get("Server", "").startswith("Azurite"):
-                    return
-        time.sleep(0.05)
-    raise RuntimeError(f"Azurite did not serve {url} within 30 s: {log.read_text()[-2000:]}")
+        with start_azurite_https(tmp_path_factory.mktemp("azurite-https"), cert, key,
+                                 str(TEST_CA.cert_pem)) as url:
+            yield url
+    except RuntimeError as err:  # never skipped: CI must run every emulator-backed test
+        pytest.fail(str(err))
 
 
 @pytest.fixture(scope="module")
