@@ -17,6 +17,8 @@ import threading
 from typing import NamedTuple
 from urllib.parse import urlsplit
 
+from .tcp import TcpServerThread
+
 
 class Passed(NamedTuple):
     method: str
@@ -53,20 +55,15 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
             pass
 
 
-class ConnectProxy:
+class ConnectProxy(TcpServerThread):
     """``with ConnectProxy() as proxy: ... proxy.url ... proxy.passed``"""
 
+    name = "connect-proxy"
+
     def __init__(self) -> None:
+        super().__init__()
         self.passed: list[Passed] = []
         self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._server: asyncio.AbstractServer | None = None
-        self._thread: threading.Thread | None = None
-        self.port: int | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     def hosts(self) -> set[str]:
         with self._lock:
@@ -75,40 +72,6 @@ class ConnectProxy:
     def clear(self) -> None:
         with self._lock:
             self.passed.clear()
-
-    def start(self) -> ConnectProxy:
-        ready = threading.Event()
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-
-        def run() -> None:
-            asyncio.set_event_loop(loop)
-            self._server = loop.run_until_complete(
-                asyncio.start_server(self._client, "127.0.0.1", 0))
-            self.port = self._server.sockets[0].getsockname()[1]
-            ready.set()
-            loop.run_forever()
-            self._server.close()
-            loop.run_until_complete(self._server.wait_closed())
-            loop.close()
-
-        self._thread = threading.Thread(target=run, name="connect-proxy", daemon=True)
-        self._thread.start()
-        if not ready.wait(10):
-            raise RuntimeError("connect proxy did not start")
-        return self
-
-    def stop(self) -> None:
-        if self._loop is not None and self._thread is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(10)
-        self._loop = self._thread = None
-
-    def __enter__(self) -> ConnectProxy:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:

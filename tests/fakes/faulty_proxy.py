@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 
 from multidict import CIMultiDict
 
+from .tcp import TcpServerThread
+
 
 @dataclass
 class Reset:
@@ -85,22 +87,17 @@ class Seen:
     fault: object
 
 
-class FaultyProxy:
+class FaultyProxy(TcpServerThread):
     """``with FaultyProxy(upstream_port) as p: p.script = [Reset(100)]; ... p.url ... p.seen``"""
 
+    name = "faulty-proxy"
+
     def __init__(self, upstream_port: int):
+        super().__init__()
         self.upstream_port = upstream_port
         self.script: list[object] = []
         self.seen: list[Seen] = []
         self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._tasks: set[asyncio.Task] = set()
-        self.port: int | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     @property
     def attempts(self) -> int:
@@ -111,52 +108,14 @@ class FaultyProxy:
             self.script = list(script)
             self.seen.clear()
 
-    def start(self) -> FaultyProxy:
-        ready = threading.Event()
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-
-        def run() -> None:
-            asyncio.set_event_loop(loop)
-            server = loop.run_until_complete(asyncio.start_server(self._client, "127.0.0.1", 0))
-            self.port = server.sockets[0].getsockname()[1]
-            ready.set()
-            loop.run_forever()
-            server.close()
-            for task in list(self._tasks):
-                task.cancel()
-            loop.run_until_complete(asyncio.sleep(0))
-            loop.close()
-
-        self._thread = threading.Thread(target=run, name="faulty-proxy", daemon=True)
-        self._thread.start()
-        if not ready.wait(10):
-            raise RuntimeError("faulty proxy did not start")
-        return self
-
-    def stop(self) -> None:
-        if self._loop is not None and self._thread is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(10)
-        self._loop = self._thread = None
-
-    def __enter__(self) -> FaultyProxy:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
     # -- one connection = one request = one attempt ------------------------------------------
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        self._tasks.add(task)
         try:
             await self._serve(reader, writer)
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
             pass
         finally:
-            self._tasks.discard(task)
             if not writer.is_closing():
                 writer.close()
 
