@@ -77,6 +77,27 @@ def _read_all(f, chunk: int) -> int:
 
 # --------------------------------------------------------------------------- raw aiohttp
 
+class FsspecClient(Client):
+    """The fsspec-shaped libraries (attachfs, s3fs, obstore's adapter): one way to read,
+    each with its own ``path`` for a key."""
+
+    fs: Any
+
+    def path(self, key: str) -> str:
+        raise NotImplementedError
+
+    def sequential(self, key: str, chunk: int) -> int:
+        with self.fs.open(self.path(key), "rb") as f:
+            return _read_all(f, chunk)
+
+    def batch(self, keys: list[str]) -> int:
+        return sum(map(len, self.fs.cat([self.path(k) for k in keys]).values()))
+
+    def small_open(self, key: str, n: int) -> bytes:
+        with self.fs.open(self.path(key), "rb") as f:
+            return f.read(n)
+
+
 class RawAiohttp(Client):
     """The floor: plain GETs over one aiohttp session, no signing, no HEAD, no buffering."""
 
@@ -174,7 +195,7 @@ class SignedAiohttp(RawAiohttp):
 
 # --------------------------------------------------------------------------- attachfs
 
-class Attachfs(Client):
+class Attachfs(FsspecClient):
     name = "attachfs"
     apis = {"a": "fs.open(uri).read(8 MiB)", "b": "fs.cat(list)",
             "c": "fs.open(uri).read(1024)",
@@ -186,16 +207,8 @@ class Attachfs(Client):
 
         self.fs = attachfs.filesystem(tenant=self.tenant, config=self.config)
 
-    def sequential(self, key: str, chunk: int) -> int:
-        with self.fs.open(self.s3_uri(key), "rb") as f:
-            return _read_all(f, chunk)
-
-    def batch(self, keys: list[str]) -> int:
-        return sum(map(len, self.fs.cat([self.s3_uri(k) for k in keys]).values()))
-
-    def small_open(self, key: str, n: int) -> bytes:
-        with self.fs.open(self.s3_uri(key), "rb") as f:
-            return f.read(n)
+    def path(self, key: str) -> str:
+        return self.s3_uri(key)
 
     def parquet(self, key: str, columns: list[str]):
         import pandas as pd
@@ -209,7 +222,7 @@ class Attachfs(Client):
 
 # --------------------------------------------------------------------------- s3fs
 
-class S3fs(Client):
+class S3fs(FsspecClient):
     name = "s3fs"
     apis = {"a": "fs.open(path).read(8 MiB) (default block size, readahead)",
             "b": "fs.cat(list)", "c": "fs.open(path).read(1024)",
@@ -226,17 +239,6 @@ class S3fs(Client):
 
     def path(self, key: str) -> str:
         return f"{self.bucket}/{key}"
-
-    def sequential(self, key: str, chunk: int) -> int:
-        with self.fs.open(self.path(key), "rb") as f:
-            return _read_all(f, chunk)
-
-    def batch(self, keys: list[str]) -> int:
-        return sum(map(len, self.fs.cat([self.path(k) for k in keys]).values()))
-
-    def small_open(self, key: str, n: int) -> bytes:
-        with self.fs.open(self.path(key), "rb") as f:
-            return f.read(n)
 
     def parquet(self, key: str, columns: list[str]):
         import pandas as pd
@@ -303,7 +305,7 @@ class Obstore(Client):
             f.close()
 
 
-class ObstoreFsspec(Client):
+class ObstoreFsspec(FsspecClient):
     name = "obstore.fsspec"
     apis = {"a": "FsspecStore.open(path).read(8 MiB)", "b": "FsspecStore.cat(list)",
             "c": "FsspecStore.open(path).read(1024)",
@@ -320,13 +322,6 @@ class ObstoreFsspec(Client):
 
     def path(self, key: str) -> str:
         return f"{self.bucket}/{key}"
-
-    def sequential(self, key: str, chunk: int) -> int:
-        with self.fs.open(self.path(key), "rb") as f:
-            return _read_all(f, chunk)
-
-    def batch(self, keys: list[str]) -> int:
-        return sum(map(len, self.fs.cat([self.path(k) for k in keys]).values()))
 
     def small_open(self, key: str, n: int) -> bytes:
         with self.fs.open(self.path(key), "rb") as f:
