@@ -61,9 +61,10 @@ class Backends:
         account = loc.account if loc.backend == "azure" else None
         return (route.backend, route.tenant, route.grant, account)
 
-    def clear(self) -> None:
-        with self._lock:
-            self._fs.clear()
+    def invalidate_caches(self) -> None:
+        """Drop the listing caches of every inner filesystem built so far."""
+        for fs in list(self._fs.values()):
+            fs.invalidate_cache()
 
     # -- one builder per backend ------------------------------------------------------------
 
@@ -127,8 +128,9 @@ class Backends:
                                          **kwargs, **self._common())
 
     def _default_azure_account(self) -> str:
-        account = self.config.platform.azure.account if self.config else None
-        account = account or os.environ.get("AZURE_STORAGE_ACCOUNT_NAME")
+        # rules.route() already applied platform.azure.account (and refused a missing account
+        # in a multi-tenant config); what is left is ambient mode's environment default.
+        account = os.environ.get("AZURE_STORAGE_ACCOUNT_NAME")
         if not account:
             raise ConfigError(
                 "an az:// URI names no storage account and none is configured: write "

@@ -203,7 +203,7 @@ async def _azure(fs, route, start, end, version, config, if_none_match=None) -> 
 
     loc = route.location
     az_cfg = config.platform.azure if config else None
-    account = loc.account or (az_cfg.account if az_cfg else None)
+    account = loc.account  # rules.route() filled in platform.azure.account where it applies
     base = (az_cfg.endpoint_url.format(account=account) if az_cfg and az_cfg.endpoint_url
             else f"https://{account}.blob.core.windows.net").rstrip("/")
     url = yarl.URL(f"{base}/{loc.bucket}/{quote(loc.key, safe='/~')}", encoded=True)

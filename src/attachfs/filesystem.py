@@ -300,8 +300,7 @@ class AttachFileSystem(AsyncFileSystem, ChainedFileSystem):
             fetch.reraise(route, err)
 
     def invalidate_cache(self, path=None):
-        for fs in list(self._backends._fs.values()):
-            fs.invalidate_cache()
+        self._backends.invalidate_caches()
 
     # -- writes are refused, by name --------------------------------------------------------
 
