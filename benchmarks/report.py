@@ -230,7 +230,7 @@ def markdown(result: dict) -> str:
         cells = [_cell(case, cases[case].get(n, {}).get("summary", {})) for n in libs]
         lines.append(f"| {t[case]} | " + " | ".join(cells) + " |")
     if result.get("targets"):
-        lines += ["", "## attachfs against the targets (issue 4)", "",
+        lines += ["", "## attachfs against the targets", "",
                   "| target | met | this run |", "|---|---|---|"]
         for x in result["targets"]:
             lines.append(f"| {x['target']} | {'yes' if x['met'] else '**no**'} | {x['got']} |")

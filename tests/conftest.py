@@ -1,9 +1,10 @@
 """Session setup: the environment first, then the local peers, and a loopback-only network.
 
 Order matters. aiohttp builds its default SSL context when it is imported, and gcsfs reads
-``GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT`` at import (PEERS.md); importing ``attachfs`` imports both.
+``GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT`` at import; importing ``attachfs`` imports both.
 So before the ``attachfs`` package is imported at all, a standalone copy of
-``attachfs/emulators.py`` (stdlib-only at import) makes the test CA and applies the environment.
+``attachfs/testing/environment.py`` (stdlib-only at import) makes the test CA and applies the
+environment.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ def _load_emulators_standalone():
     spec = importlib.util.find_spec("attachfs")  # finds the package without running __init__
     if spec is None or not spec.submodule_search_locations:
         raise RuntimeError("attachfs is not installed: run `pip install -e '.[test]'`")
-    path = Path(list(spec.submodule_search_locations)[0]) / "emulators.py"
+    path = Path(list(spec.submodule_search_locations)[0]) / "testing" / "environment.py"
     standalone = importlib.util.spec_from_file_location("_attachfs_emulators_bootstrap", path)
     module = importlib.util.module_from_spec(standalone)
     sys.modules[standalone.name] = module
@@ -44,7 +45,7 @@ _bootstrap.apply_environment(_bootstrap.peer_environment(ca_bundle=TEST_CA.bundl
 
 import pytest  # noqa: E402
 
-from attachfs.emulators import Emulators  # noqa: E402
+from attachfs.testing import Emulators  # noqa: E402
 
 # --------------------------------------------------------------------------- loopback guard
 
@@ -127,6 +128,15 @@ _GUARD = LoopbackGuard()
 
 def pytest_configure(config):
     _GUARD.install()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Every test that starts or uses the local peers is marked ``peers``; every other test is
+    ``unit``: ``pytest -m unit`` (or ``-m "not peers"``) is the fast run."""
+    for item in items:
+        uses_peers = "peers" in getattr(item, "fixturenames", ()) or item.get_closest_marker(
+            "peers") is not None
+        item.add_marker(pytest.mark.peers if uses_peers else pytest.mark.unit)
 
 
 def pytest_unconfigure(config):
@@ -238,7 +248,7 @@ _WATCH = SecretWatch()
 
 @pytest.fixture(scope="session", autouse=True)
 def _no_secret_in_debug_logs():
-    from attachfs.credentials import scrub
+    from attachfs import _redact as scrub
 
     remember = scrub.remember
 

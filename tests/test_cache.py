@@ -1,4 +1,4 @@
-"""The tenant-keyed disk cache (issue 4, item 6): isolation, LRU bound, versions, freshness, and
+"""The tenant-keyed disk cache: isolation, LRU bound, versions, freshness, and
 sharing between real processes: atomic writes, no torn reads, a writer killed mid-put."""
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import time
 
 import pytest
 
-from attachfs.cache import DiskCache, Entry, key
-from attachfs.config import CacheConfig
+from attachfs._cache import DiskCache, Entry, key
+from attachfs._config import CacheConfig
 
 MiB = 2**20
 URI = "s3://bucket/reports/q3.pdf"

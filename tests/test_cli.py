@@ -36,9 +36,12 @@ from pathlib import Path
 import boto3
 import pytest
 
-from attachfs import cli, credentials, fetch, rules
-from attachfs.emulators import AZURE_DEV_ACCOUNT, AZURE_DEV_KEY
-from attachfs.errors import AccessRefused
+from attachfs import AccessRefused
+from attachfs import _credentials as credentials
+from attachfs import _read as fetch
+from attachfs import _rules as rules
+from attachfs._cli import commands as cli
+from attachfs.testing import AZURE_DEV_ACCOUNT, AZURE_DEV_KEY
 from conftest import TEST_CA
 from fakes.authz_proxy import AuthorizingProxy, azure_policy, gcs_policy
 from fakes.azurite import azurite_https as start_azurite_https
@@ -498,12 +501,12 @@ def test_check_names_the_rule_that_refused_a_read(peers, ambient, capsys, monkey
     # check reports the read step, the rule's name and its message.
     uri = new_store("http", peers).put("x.txt", b"x")
 
-    async def refused(fs, route, start, end, version):
+    async def refused(client, route, *args):
         raise AccessRefused("read of http://10.0.0.1/x refused by the network guard "
                             "(private): 10.0.0.1 is a private address", uri=route.uri,
                             rule="ssrf:private")
 
-    monkeypatch.setattr(fetch, "_http", refused)
+    monkeypatch.setattr(fetch.http, "read", refused)
     code, out, err = call(capsys, "check", "--json", "--config", ambient, uri)
 
     assert code == 1
@@ -529,7 +532,7 @@ def test_check_passes_every_step_in_ambient_mode(peers, ambient):
 
 
 # ============================================================================================
-# AWS: moto with IAM enforcement on (PEERS.md): the platform is an IAM user; the tenant's role
+# AWS: moto with IAM enforcement on: the platform is an IAM user; the tenant's role
 # lives in the same account (moto evaluates the trust policy only there) and trusts that user.
 # ============================================================================================
 
@@ -698,7 +701,7 @@ def test_policy_aws_is_accepted_by_iam_and_lets_the_tenant_read(aws, peers, tmp_
         RoleName=role, PolicyName=doc["permission_policy_name"])["PolicyDocument"])) == \
         doc["permission_policy"]
     # moto refuses a trust principal of arn:aws:iam::ACCOUNT:root when evaluating AssumeRole
-    # (AWS accepts it: the account root delegates to its IAM users; PEERS.md). To prove the
+    # (AWS accepts it: the account root delegates to its IAM users). To prove the
     # rest of the generated policy works, the principal alone is swapped for the platform
     # user's exact ARN; the ExternalId condition and the permission policy stay as generated.
     trust = json.loads(json.dumps(doc["trust_policy"]))

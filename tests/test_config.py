@@ -13,7 +13,8 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
-from attachfs.config import (
+from attachfs import ConfigError
+from attachfs._config import (
     AwsIntegration,
     AwsPlatform,
     AzureIntegration,
@@ -26,15 +27,14 @@ from attachfs.config import (
     load_config,
     resolve_config,
 )
-from attachfs.errors import ConfigError
-from attachfs.uri import parse
+from attachfs._uri import parse
 
 APP = "0d3c3a5e-1111-4222-8333-944445555666"
 
-# The example of DESIGN.md ("Config file (TOML)") with two edits it needs to be valid:
+# The example config of the design, with two edits it needs to be valid:
 # client_id = "..." is a GUID here, and the `direct` claims belong to a tenant without AWS/GCP
 # integrations (on acme, which has both, they would be dead config: see test below).
-DESIGN_EXAMPLE = f"""
+EXAMPLE = f"""
 [platform.aws]
 role_name = "AttachmentReader"
 account_id = "307185671274"
@@ -68,7 +68,7 @@ def write(tmp_path, text: str, name: str = "attachfs.toml") -> str:
 
 
 def test_design_example_loads(tmp_path):
-    path = write(tmp_path, DESIGN_EXAMPLE)
+    path = write(tmp_path, EXAMPLE)
     config = load_config(path)
     assert config.source == path
     assert config.multi_tenant is True
@@ -90,7 +90,7 @@ def test_design_example_loads(tmp_path):
 
 
 def test_design_example_claims_on_an_integrated_tenant_are_dead_config(tmp_path):
-    text = DESIGN_EXAMPLE.replace("[tenants.globex]\n", "")
+    text = EXAMPLE.replace("[tenants.globex]\n", "")
     with pytest.raises(ConfigError) as info:
         load_config(write(tmp_path, text))
     assert info.value.key == "tenants.acme.direct[0]"
@@ -98,11 +98,11 @@ def test_design_example_claims_on_an_integrated_tenant_are_dead_config(tmp_path)
 
 
 def test_load_from_mapping_and_config_and_path_like(tmp_path):
-    mapping = tomllib.loads(DESIGN_EXAMPLE)
+    mapping = tomllib.loads(EXAMPLE)
     config = load_config(mapping)
     assert config.source is None
     assert load_config(config) is config
-    from_file = load_config(write(tmp_path, DESIGN_EXAMPLE))
+    from_file = load_config(write(tmp_path, EXAMPLE))
     assert from_file.tenants == config.tenants and from_file.platform == config.platform
     assert load_config(tmp_path / "attachfs.toml") is from_file  # os.PathLike; cached
     with pytest.raises(TypeError):
@@ -207,16 +207,16 @@ def test_disjoint_prefixes_of_one_bucket_may_go_to_two_tenants():
 
 
 def test_tenants_are_read_only_and_config_hashable():
-    config = load_config(tomllib.loads(DESIGN_EXAMPLE))
+    config = load_config(tomllib.loads(EXAMPLE))
     with pytest.raises(TypeError):
         config.tenants["evil"] = config.tenants["acme"]
-    assert config == load_config(tomllib.loads(DESIGN_EXAMPLE))
-    assert hash(config) == hash(load_config(tomllib.loads(DESIGN_EXAMPLE)))
+    assert config == load_config(tomllib.loads(EXAMPLE))
+    assert hash(config) == hash(load_config(tomllib.loads(EXAMPLE)))
     assert config != load_config({})
 
 
 def test_repr_shows_no_external_id():
-    config = load_config(tomllib.loads(DESIGN_EXAMPLE))
+    config = load_config(tomllib.loads(EXAMPLE))
     assert "acme-5f0c" not in repr(config)
     assert "acme-5f0c" not in repr(config.tenants["acme"])
     assert "111122223333" in repr(config.tenants["acme"])
@@ -242,7 +242,7 @@ def test_resolve_config_without_anything_is_ambient(monkeypatch):
 
 
 def test_resolve_config_reads_the_env_var(tmp_path, monkeypatch):
-    path = write(tmp_path, DESIGN_EXAMPLE)
+    path = write(tmp_path, EXAMPLE)
     monkeypatch.setenv("ATTACHFS_CONFIG", path)
     assert resolve_config().source == path
     assert Config.from_env().source == path
@@ -270,12 +270,12 @@ def test_missing_file_and_bad_toml(tmp_path):
 # ---------------------------------------------------------------- pickling
 
 def test_file_config_pickles_as_its_path_and_revalidates(tmp_path):
-    path = write(tmp_path, DESIGN_EXAMPLE)
+    path = write(tmp_path, EXAMPLE)
     config = load_config(path)
     data = pickle.dumps(config)
     assert b"acme-5f0c" not in data and path.encode() in data
     assert pickle.loads(data) == config
-    write(tmp_path, DESIGN_EXAMPLE.replace('role_name = "AttachmentReader"', 'rolename = "X"'))
+    write(tmp_path, EXAMPLE.replace('role_name = "AttachmentReader"', 'rolename = "X"'))
     os.utime(path, ns=(2, 2))
     with pytest.raises(ConfigError) as info:
         pickle.loads(data)
@@ -284,7 +284,7 @@ def test_file_config_pickles_as_its_path_and_revalidates(tmp_path):
 
 def test_mapping_config_pickles_as_its_mapping(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    mapping = tomllib.loads(DESIGN_EXAMPLE)
+    mapping = tomllib.loads(EXAMPLE)
     mapping["platform"]["gcp"] = {"credentials": "sa.json"}
     config = load_config(mapping)
     monkeypatch.chdir("/")  # a worker elsewhere still finds the same file

@@ -42,8 +42,8 @@ dd = pytest.importorskip("dask.dataframe")
 distributed = pytest.importorskip("distributed")
 
 import attachfs  # noqa: E402
-from attachfs import credentials  # noqa: E402
-from attachfs.credentials import aws as aws_credentials  # noqa: E402
+from attachfs import _credentials as credentials  # noqa: E402
+from attachfs._credentials import aws as aws_credentials  # noqa: E402
 from fakes.authz_proxy import AuthorizingProxy  # noqa: E402
 
 pytestmark = [
@@ -98,7 +98,7 @@ def aws(peers, tmp_path_factory):
     """Seed S3 and IAM with enforcement off, then turn it on for the module.
 
     The platform is an IAM user whose own policy reads globex's claimed bucket and may call
-    sts:AssumeRole; acme's role (same account, PEERS.md) trusts exactly that user with an
+    sts:AssumeRole; acme's role (same account) trusts exactly that user with an
     ExternalId condition and reads only acme's bucket.
     """
     peers.reset()
@@ -214,7 +214,7 @@ def read(uri: str, tenant: str, aws):
 def _worker_leases() -> list[dict]:
     """Runs in a worker: the assumed-role leases this process fetched, secrets included (the
     test needs the values to look for them; they never leave the test)."""
-    from attachfs import credentials as creds
+    from attachfs._credentials import refresh as creds
 
     out = []
     for key, lease in list(creds._leases.items()):

@@ -26,7 +26,7 @@ def demo_processes() -> list[int]:
 
 
 def run_demo(**kwargs) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "attachfs.cli", "demo"],
+    return subprocess.Popen([sys.executable, "-m", "attachfs", "demo"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             **kwargs)
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 import attachfs
-from attachfs import config as config_module
+from attachfs import _config as config_module
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -97,6 +97,7 @@ def test_the_loader_schema_is_what_the_config_dataclasses_hold():
         "platform.azure": config_module.AzurePlatform,
         "platform.http": config_module.HttpPlatform,
         "cache": config_module.CacheConfig,
+        "limits": attachfs.Limits,
         "tenants.NAME": config_module.Tenant,
         "tenants.NAME.aws": config_module.AwsIntegration,
         "tenants.NAME.gcp": config_module.GcpIntegration,
@@ -191,7 +192,7 @@ def test_every_toml_example_in_the_docs_loads(where, body, tmp_path):
 
 
 def test_the_command_line_page_has_a_section_per_command():
-    from attachfs.cli import build_parser
+    from attachfs._cli.commands import build_parser
 
     parser = build_parser()
     (sub,) = [a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction"]

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from attachfs.cli import main
+from attachfs._cli.commands import main
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"

@@ -1,4 +1,4 @@
-"""Egress (DESIGN.md): GCS, Azure and plain http(s) go through platform.http.proxy; S3 never does;
+"""Egress: GCS, Azure and plain http(s) go through platform.http.proxy; S3 never does;
 proxy variables in the environment are ignored unless the config sets trust_env.
 
 A local forward proxy records what went through it (CONNECT tunnels and absolute-form requests).
@@ -10,8 +10,8 @@ import pytest
 import yarl
 
 import attachfs
-from attachfs import netguard
-from attachfs.errors import AccessRefused
+from attachfs import AccessRefused
+from attachfs._net import resolver as net_resolver
 from fakes.connect_proxy import ConnectProxy
 from stores import BACKENDS, new_store
 
@@ -103,7 +103,7 @@ def test_the_guard_still_judges_targets_reached_through_the_proxy(peers, proxy, 
         async def close(self):
             pass
 
-    monkeypatch.setattr(netguard, "system_resolver", Names)
+    monkeypatch.setattr(net_resolver, "system_resolver", Names)
     config = peers.config()
     config["platform"]["http"] = {"proxy": proxy.url}
     fs = attachfs.filesystem(config=config, skip_instance_cache=True)

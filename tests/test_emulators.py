@@ -18,8 +18,7 @@ import pytest
 import requests
 from botocore.exceptions import ClientError
 
-from attachfs import emulators
-from attachfs.emulators import Emulators, find_azurite, peer_environment
+from attachfs.testing import Emulators, emulators, find_azurite, peer_environment
 
 DATA = bytes(range(256)) * 40  # 10 KiB, every byte value
 
@@ -176,7 +175,7 @@ def test_local_http_path_matching(clean_peers):
     assert get("/enc/key").status_code == 404
     assert get("/lit%252F").content == b"percent-2F"
     assert get("/lit%2F").status_code == 404
-    assert server.requests[1].path == "/dir/a%20b.bin?X-Amz-Signature=abc"  # raw, with query
+    assert server.requests[1].raw_path == "/dir/a%20b.bin?X-Amz-Signature=abc"  # raw, with query
 
 
 @pytest.mark.parametrize("scheme", ["http", "https"])
@@ -218,7 +217,7 @@ def test_reset_empties_every_peer(clean_peers, names):
     peers.http.put("/k", b"1")
     peers.https.put("/k", b"1")
     s3 = boto3.client("s3", endpoint_url=peers.s3_endpoint)
-    # IAM enforcement on: /moto-api/reset alone would leave it on (PEERS.md)
+    # IAM enforcement on: /moto-api/reset alone would leave it on
     requests.post(peers.s3_endpoint + "/moto-api/reset-auth", data=b"0", timeout=10)
     with pytest.raises(ClientError):
         s3.list_buckets()
@@ -362,7 +361,7 @@ def test_loopback_guard_allows_loopback(loopback_guard):
 
 _OWNER = """
 import json, sys, time
-from attachfs.emulators import Emulators
+from attachfs.testing import Emulators
 with Emulators(sys.argv[1], s3=False, azure=sys.argv[2] == "azure", http=False,
                https=False) as peers:
     print(json.dumps([p.proc.pid for p in peers._procs]), flush=True)

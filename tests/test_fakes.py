@@ -30,7 +30,7 @@ from google.auth.exceptions import RefreshError
 from google.auth.transport.requests import Request
 from google.oauth2 import service_account
 
-from fakes import ThreadedServer, decode_jwt
+from fakes import AppServer, decode_jwt
 from fakes.authz_proxy import AuthorizingProxy, azure_path, azure_policy, gcs_policy, gcs_target
 from fakes.entra import FakeEntra, self_signed_certificate
 from fakes.google_iam import FakeGoogle
@@ -133,7 +133,7 @@ def impersonate(google: FakeGoogle, target: str, source_key: dict):
     )
 
 
-class ObjectStore(ThreadedServer):
+class ObjectStore(AppServer):
     """A minimal upstream: PUT stores the body at the path; GET/HEAD serve it, honouring Range."""
 
     def __init__(self) -> None:

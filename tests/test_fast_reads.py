@@ -33,13 +33,13 @@ def s3_at_http(peers):
 
 
 def gets(server) -> list:
-    return [r for r in server.requests if r[0] == "GET"]
+    return [r for r in server.requests if r.method == "GET"]
 
 
 def asked_bytes(server, size: int) -> int:
     total = 0
-    for _method, _path, headers in gets(server):
-        span = headers.get("range")
+    for request in gets(server):
+        span = request.headers.get("range")
         if not span:
             total += size
             continue
@@ -54,10 +54,10 @@ def test_open_and_read_one_kib_is_one_request_and_no_head(s3_at_http):
     data = os.urandom(4 * MiB)
     uri = put("four-mib.bin", data)
     fs = attachfs.filesystem(config=config, skip_instance_cache=True)
-    server.requests.clear()
+    server.clear_requests()
     with fs.open(uri) as f:
         assert f.read(1024) == data[:1024]
-    assert [r[0] for r in server.requests] == ["GET"]
+    assert [r.method for r in server.requests] == ["GET"]
 
 
 def test_a_small_attachment_is_read_whole_with_one_request(s3_at_http):
@@ -65,7 +65,7 @@ def test_a_small_attachment_is_read_whole_with_one_request(s3_at_http):
     data = os.urandom(300_000)
     uri = put("small.jpg", data)
     fs = attachfs.filesystem(config=config, skip_instance_cache=True)
-    server.requests.clear()
+    server.clear_requests()
     with fs.open(uri) as f:
         assert f.read() == data
         f.seek(1000)
@@ -78,7 +78,7 @@ def test_sequential_reads_grow_the_read_ahead(s3_at_http):
     data = os.urandom(64 * MiB)
     uri = put("big.bin", data)
     fs = attachfs.filesystem(config=config, skip_instance_cache=True)
-    server.requests.clear()
+    server.clear_requests()
     chunks = []
     with fs.open(uri) as f:
         while chunk := f.read(256 * 1024):
@@ -94,7 +94,7 @@ def test_seeks_fetch_what_is_asked_not_megabytes(s3_at_http):
     data = os.urandom(32 * MiB)
     uri = put("random.bin", data)
     fs = attachfs.filesystem(config=config, skip_instance_cache=True)
-    server.requests.clear()
+    server.clear_requests()
     offsets = [31 * MiB, 3 * MiB, 17 * MiB, 9 * MiB, 25 * MiB]
     with fs.open(uri) as f:
         assert f.size == len(data)  # the size first, as footer-first readers ask: the tail
@@ -118,7 +118,7 @@ def test_pandas_parquet_columns_read_a_fraction_of_the_file(s3_at_http):
     frame.to_parquet(buf, row_group_size=n // 20)
     data = buf.getvalue()
     uri = put("table.parquet", data)
-    server.requests.clear()
+    server.clear_requests()
     got = pd.read_parquet(f"attach::{uri}", columns=["c1", "c7"],
                           storage_options={"config": config})
     pd.testing.assert_frame_equal(got, frame[["c1", "c7"]])
@@ -178,14 +178,14 @@ sys.stdout.write(fs.cat_file(sys.argv[2]).hex())
 """
     runs = []
     for _ in range(2):
-        server.requests.clear()
+        server.clear_requests()
         out = subprocess.run([sys.executable, "-c", script, json.dumps(cfg), uri],
                              capture_output=True, text=True, timeout=120, check=True)
         assert bytes.fromhex(out.stdout) == data
         runs.append(len(gets(server)))
     assert runs == [1, 0]  # the second process read the first one's entry
     # And the streaming file finds it too.
-    server.requests.clear()
+    server.clear_requests()
     with attachfs.filesystem(config=cfg, skip_instance_cache=True).open(uri) as f:
         assert f.read() == data
     assert gets(server) == []

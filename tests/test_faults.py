@@ -16,10 +16,11 @@ import errno
 import pytest
 
 import attachfs
-from attachfs import netguard, retry
-from attachfs.errors import AccessDenied, IntegrityError
-from attachfs.netguard import Limits, ReadTimeout, TooLarge
-from attachfs.retry import GaveUp
+from attachfs import AccessDenied, GaveUp, IntegrityError, Limits, ReadTimeout, TooLarge
+from attachfs._net.guard import Guard
+from attachfs._net.policy import Policy
+from attachfs._read import errors, retry
+from attachfs._read.http import http_part
 from fakes.faulty_proxy import (
     Answer,
     Drip,
@@ -33,13 +34,16 @@ from fakes.faulty_proxy import (
 )
 
 DATA = bytes(range(256)) * 1024 + b"end"   # 262,147 bytes
-LIMITS = Limits(connect_timeout=2.0, read_timeout=0.5, min_rate=1024.0, total_timeout=8.0,
-                max_object_bytes=2**30, max_attempts=4, backoff_base=0.01, backoff_cap=0.02)
+#: The config's [limits] table of every read here: small timeouts, a short backoff.
+LIMITS = {"connect_timeout": 2.0, "read_timeout": 0.5, "min_rate": 1024.0,
+          "total_timeout": 8.0, "max_object_bytes": 2**30, "max_attempts": 4,
+          "backoff_base": 0.01, "backoff_cap": 0.02}
 
 
-@pytest.fixture(autouse=True)
-def small_limits(monkeypatch):
-    monkeypatch.setattr(netguard, "DEFAULT_LIMITS", LIMITS)
+def _with_limits(fs, **limits):
+    """``fs`` reading under the [limits] of its config, changed by ``limits``."""
+    config = {**fs.config.as_mapping(), "limits": {**LIMITS, **limits}}
+    return attachfs.filesystem(config=config, tenant=fs.tenant, skip_instance_cache=True)
 
 
 @pytest.fixture
@@ -70,6 +74,7 @@ def http(peers, http_proxy, waits):
     http_proxy.reset()
     config = peers.config()
     config["platform"]["http"] = {"allow_private_networks": True}
+    config["limits"] = LIMITS
     fs = attachfs.filesystem(config=config, skip_instance_cache=True)
     return fs, f"{http_proxy.url}/faults/obj", http_proxy
 
@@ -112,7 +117,7 @@ def test_reset_every_time_gives_up_after_the_attempt_budget(http):
     proxy.reset(*[Reset(after=10)] * 10)
     with pytest.raises(GaveUp) as gave_up:
         fs.cat_file(url)
-    assert proxy.attempts == LIMITS.max_attempts == gave_up.value.attempts
+    assert proxy.attempts == LIMITS["max_attempts"] == gave_up.value.attempts
     assert "after 4 attempts" in str(gave_up.value)
     assert "the connection broke after" in str(gave_up.value)
 
@@ -139,7 +144,7 @@ def test_503_burst_is_retried(http, waits):
     proxy.reset(slow_down(), slow_down(), Answer(500))
     assert fs.cat_file(url) == DATA
     assert proxy.attempts == 4
-    assert len(waits) == 3 and all(0 <= w <= LIMITS.backoff_cap for w in waits)
+    assert len(waits) == 3 and all(0 <= w <= LIMITS["backoff_cap"] for w in waits)
 
 
 def test_503_until_the_budget_runs_out(http):
@@ -270,11 +275,9 @@ def test_drip_ends_with_a_timeout_error(http):
     assert 1 <= proxy.attempts <= 4
 
 
-def test_deadline_ends_the_read_whatever_the_attempt_budget(http, monkeypatch):
-    monkeypatch.setattr(netguard, "DEFAULT_LIMITS", Limits(
-        read_timeout=5.0, min_rate=0.0, total_timeout=0.5, max_attempts=100,
-        backoff_base=0.01, backoff_cap=0.02))
+def test_deadline_ends_the_read_whatever_the_attempt_budget(http):
     fs, url, proxy = http
+    fs = _with_limits(fs, read_timeout=5.0, min_rate=0.0, total_timeout=0.5, max_attempts=100)
     proxy.reset(*[Drip(every=0.05)] * 100)
     with pytest.raises(ReadTimeout) as timed_out:
         fs.cat_file(url)
@@ -282,9 +285,9 @@ def test_deadline_ends_the_read_whatever_the_attempt_budget(http, monkeypatch):
     assert "deadline" in str(timed_out.value) and proxy.attempts == 1
 
 
-def test_size_cap_refuses_before_reading_the_body(http, monkeypatch):
-    monkeypatch.setattr(netguard, "DEFAULT_LIMITS", Limits(max_object_bytes=1000))
+def test_size_cap_refuses_before_reading_the_body(http):
     fs, url, proxy = http
+    fs = _with_limits(fs, max_object_bytes=1000)
     with pytest.raises(TooLarge) as too_large:
         fs.cat_file(url, start=0, end=10)
     assert too_large.value.size == len(DATA) and too_large.value.limit == 1000
@@ -304,8 +307,7 @@ def test_metadata_and_downloads_are_retried_too(http, tmp_path):
 
 # --------------------------------------------------------------------------- cloud backends
 # The same faults between attachfs and moto / fake-gcs-server / Azurite. The cloud readers
-# (fetch._s3/_gcs/_azure) are wrapped with retry.retrying: each fault is retried to the exact
-# bytes within a bounded number of attempts.
+# retry the same faults, within the same [limits] budget, to the exact bytes.
 
 
 def _port(url: str) -> int:
@@ -344,6 +346,7 @@ def cloud(request, peers, names, cloud_proxies, waits):
     platform["gcp"]["endpoint_url"] = cloud_proxies["gcs"].url
     platform["azure"]["endpoint_url"] = cloud_proxies["azure"].url + "/{account}"
     config["tenants"] = {"acme": {"direct": [f"s3://{bucket}", f"gs://{bucket}"]}}
+    config["limits"] = LIMITS
     fs = attachfs.filesystem(config=config, tenant="acme", skip_instance_cache=True)
     proxy = cloud_proxies[backend]
     proxy.reset()
@@ -418,41 +421,43 @@ def _run(coro):
     return asyncio.run(coro)
 
 
-class _Route:
-    uri = "s3://bucket/key"
-
-
-def test_retrying_rereads_transient_failures_and_stops_at_final_ones(waits):
+def test_retry_run_rereads_transient_failures_and_stops_at_final_ones(waits):
     calls = []
+    limits = Limits(**LIMITS)
 
-    async def reader(fs, route, start, end, version, config=None):
-        calls.append((start, end, version))
-        if len(calls) == 1:
-            retry.raise_if_transient(503, {"Retry-After": "1"}, "SlowDown")
-        if len(calls) == 2:
-            retry.check_body(206, {"Content-Range": "bytes 0-9/10"}, b"short")
+    async def attempt(n):
+        calls.append(n)
+        if n == 1:
+            errors.raise_for_status("s3://bucket/key", "s3", 503, "SlowDown", None,
+                                    {"Retry-After": "1"})
+        if n == 2:
+            errors.check_body(206, {"Content-Range": "bytes 0-9/10"}, b"short")
         return b"0123456789"
 
-    read = retry.retrying(reader, base=0.01, cap=0.02)
-    assert _run(read(None, _Route(), 0, 10, '"v1"', None)) == b"0123456789"
-    assert calls == [(0, 10, '"v1"')] * 3 and waits[0] == 1.0
+    def run(attempt):
+        return _run(retry.run(attempt, what="reading s3://bucket/key", limits=limits,
+                              deadline=float("inf"), classify=errors.transient))
 
-    async def missing(fs, route, *args):
-        calls.append(args)
-        raise FileNotFoundError(route.uri)
+    assert run(attempt) == b"0123456789"
+    assert calls == [1, 2, 3] and waits[0] == 1.0
+
+    async def missing(n):
+        calls.append(n)
+        raise FileNotFoundError("s3://bucket/key")
 
     calls.clear()
     with pytest.raises(FileNotFoundError):
-        _run(retry.retrying(missing)(None, _Route(), 0, None, None))
-    assert len(calls) == 1
+        run(missing)
+    assert calls == [1]
 
 
-def test_retrying_gives_up_after_the_budget_with_the_last_status(waits):
-    async def busy(fs, route, *args):
-        retry.raise_if_transient(429)
+def test_retry_run_gives_up_after_the_budget_with_the_last_status(waits):
+    async def busy(n):
+        errors.raise_for_status("s3://bucket/key", "s3", 429, None, None)
 
     with pytest.raises(GaveUp) as gave_up:
-        _run(retry.retrying(busy, max_attempts=3, base=0.01, cap=0.02)(None, _Route(), 0))
+        _run(retry.run(busy, what="reading s3://bucket/key", limits=Limits(**LIMITS).with_values(
+            max_attempts=3), deadline=float("inf")))
     assert gave_up.value.attempts == 3 and gave_up.value.last_status == 429
     assert str(gave_up.value) == ("gave up reading s3://bucket/key after 3 attempts "
                                   "(last status 429): HTTP 429")
@@ -465,26 +470,24 @@ def test_retrying_gives_up_after_the_budget_with_the_last_status(waits):
     (412, None, False), (501, None, False), (505, None, False),
 ])
 def test_which_statuses_are_retried(status, code, retried):
-    if retried:
-        with pytest.raises(retry.Retry):
-            retry.raise_if_transient(status, {}, code)
-    else:
-        retry.raise_if_transient(status, {}, code)
+    with pytest.raises(retry.Retry if retried else Exception) as raised:
+        errors.raise_for_status("s3://bucket/key", "s3", status, code, '"v1"', {})
+    assert isinstance(raised.value, retry.Retry) == retried
 
 
 def test_transient_recognises_broken_connections_and_sdk_errors():
     import aiohttp
     from botocore.exceptions import ClientError
 
-    assert retry.transient(aiohttp.ClientPayloadError("cut")) is not None
-    assert retry.transient(ConnectionResetError()) is not None
+    assert errors.transient(aiohttp.ClientPayloadError("cut")) is not None
+    assert errors.transient(ConnectionResetError()) is not None
     slow = ClientError({"Error": {"Code": "SlowDown"},
                         "ResponseMetadata": {"HTTPStatusCode": 503}}, "GetObject")
-    assert retry.transient(slow).status == 503
+    assert errors.transient(slow).status == 503
     denied = ClientError({"Error": {"Code": "AccessDenied"},
                           "ResponseMetadata": {"HTTPStatusCode": 403}}, "GetObject")
-    assert retry.transient(denied) is None
-    assert retry.transient(FileNotFoundError()) is None
+    assert errors.transient(denied) is None
+    assert errors.transient(FileNotFoundError()) is None
 
 
 def test_retry_after_reads_seconds_and_dates():
@@ -503,14 +506,12 @@ def test_backoff_is_full_jitter_capped():
 # --------------------------------------------------------------------------- suffix ranges
 
 def _http_part(url: str, start: int, end: int | None = None, version: str | None = None):
-    from attachfs import fetch
-
-    guard = netguard.Guard(policy=netguard.Policy(allow_private_networks=True))
+    guard = Guard(policy=Policy(allow_private_networks=True))
 
     async def go():
         session = await guard.session()
         try:
-            return await fetch.http_part(guard, session, url, start, end, version)
+            return await http_part(guard, session, url, start, end, version)
         finally:
             await session.close()
 

@@ -1,4 +1,4 @@
-"""The network guard (netguard.py): the decision as tables, then end to end against local servers.
+"""The network guard (attachfs._net): the decision as tables, then end to end against local servers.
 
 Safety rule for this file: the machine may only send packets to loopback, even if the guard under
 test is broken. So end-to-end refusals use loopback spellings and names the fake resolver maps to
@@ -18,9 +18,11 @@ import yarl
 from aiohttp.abc import AbstractResolver
 
 import attachfs
-from attachfs import netguard
-from attachfs.errors import AccessRefused
-from attachfs.netguard import Guard, Policy, classify, parse_ip
+from attachfs import AccessRefused
+from attachfs._net import resolver as net_resolver
+from attachfs._net.addresses import Refusal, classify, parse_ip
+from attachfs._net.guard import Guard, literal_refusal
+from attachfs._net.policy import Policy
 from conftest import TEST_CA
 from fakes.origin import Origin
 
@@ -230,7 +232,7 @@ class FakeResolver(AbstractResolver):
 @pytest.fixture
 def dns(monkeypatch):
     resolver = FakeResolver()
-    monkeypatch.setattr(netguard, "system_resolver", lambda: resolver)
+    monkeypatch.setattr(net_resolver, "system_resolver", lambda: resolver)
     return resolver
 
 
@@ -277,7 +279,7 @@ def target(peers):
     """The server a refused read must never reach: peers.http with one object."""
     server = peers.http
     server.put("/g/obj", b"guarded bytes")
-    server.requests.clear()
+    server.clear_requests()
     return server
 
 
@@ -510,14 +512,13 @@ def test_errors_pickle_with_their_fields():
     import errno
     import pickle
 
-    from attachfs.netguard import ReadTimeout, TooLarge
-    from attachfs.retry import GaveUp
+    from attachfs import GaveUp, ReadTimeout, TooLarge
 
     timeout = ReadTimeout("https://h/x", "waited 1 s for more of the body (read timeout)",
                           phase="body", seconds=1.0)
     errors = [timeout, TooLarge("too big", url="https://h/x", size=10, limit=5),
               GaveUp("gave up", attempts=3, last_status=503, uri="https://h/x"),
-              Guard().refuse(netguard.Refusal("loopback", "127.0.0.1 is a loopback address"),
+              Guard().refuse(Refusal("loopback", "127.0.0.1 is a loopback address"),
                              "h", "https://h/x?sig=S")]
     for err in errors:
         back = pickle.loads(pickle.dumps(err))
@@ -550,5 +551,5 @@ def test_info_of_a_url_signed_for_get_falls_back_to_a_one_byte_get(peers, server
     ("https://93.184.216.34/x", None),
 ])
 def test_literal_refusal_decides_without_io(url, rule):
-    refusal = netguard.literal_refusal(attachfs.load_config({}), url)
+    refusal = literal_refusal(attachfs.load_config({}), url)
     assert (refusal.rule if refusal else None) == rule

@@ -18,7 +18,7 @@ nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 pytest.importorskip("ipykernel")
 
-from attachfs.emulators import AZURE_DEV_KEY  # noqa: E402
+from attachfs.testing import AZURE_DEV_KEY  # noqa: E402
 
 pytestmark = pytest.mark.peers
 
@@ -29,7 +29,7 @@ MARK = "LEASED-SECRETS:"
 # Run in the kernel after the notebook: every credential value attachfs leased there.
 REPORT_SECRETS = f"""
 import json as _json
-from attachfs import credentials as _credentials
+from attachfs._credentials import refresh as _credentials
 _values = []
 for _lease in list(_credentials._leases.values()):
     if _lease.lease is not None:

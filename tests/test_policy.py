@@ -11,8 +11,9 @@ import shlex
 
 import pytest
 
-from attachfs import cli, load_config, policy
-from attachfs.errors import ConfigError
+from attachfs import ConfigError, load_config
+from attachfs._cli import commands as cli
+from attachfs._cli import policy
 
 PLATFORM_ACCOUNT = "307185671274"
 PLATFORM_SA = "backend@platform-proj.iam.gserviceaccount.com"

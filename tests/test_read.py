@@ -10,7 +10,7 @@ import fsspec
 import pytest
 
 import attachfs
-from attachfs.errors import ReadOnlyError
+from attachfs import ReadOnlyError
 from stores import BACKENDS, new_store
 
 DATA = bytes(range(256)) * 1000 + b"tail"  # 256,004 bytes: several inner blocks
@@ -185,10 +185,10 @@ def test_entry_point_registers_in_a_new_process():
     code = ("import sys, importlib, fsspec; r = importlib.import_module('fsspec.registry'); "
             "assert 'attachfs' not in sys.modules; "
             "assert r.known_implementations['attach']['class'] == "
-            "'attachfs.filesystem.AttachFileSystem'; "
+            "'attachfs.AttachFileSystem'; "
             "import attachfs; assert 'attach' not in r._registry; "
             "fs = fsspec.filesystem('attach'); "
-            "assert type(fs).__module__ == 'attachfs.filesystem', type(fs); print('ok')")
+            "assert type(fs).__module__ == 'attachfs._filesystem', type(fs); print('ok')")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env={**os.environ, "ATTACHFS_CONFIG": ""}, timeout=120)
     assert out.returncode == 0, out.stderr

@@ -15,7 +15,7 @@ import attachfs
     "sv=2023-11-03&se=2026-12-01&sp=r&sig=c2VjcmV0c2lnbmF0dXJlMDEyMzQ1Njc4OQ%3D%3D",
 ])
 def test_a_missing_signed_url_is_reported_without_its_signature(peers, query):
-    peers.http.requests.clear()
+    peers.http.clear_requests()
     url = f"{peers.http.url}/nothing/here.bin?{query}"
     fs = attachfs.filesystem(config=peers.config(), skip_instance_cache=True)
     with pytest.raises(FileNotFoundError) as exc:
@@ -29,7 +29,7 @@ def test_a_missing_signed_url_is_reported_without_its_signature(peers, query):
 
 def test_explain_refuses_a_private_literal_without_a_request(peers):
     cfg = {"platform": {"http": {"allow_private_networks": False}}, "tenants": {"a": {}}}
-    peers.http.requests.clear()
+    peers.http.clear_requests()
     target = peers.http.url.replace("127.0.0.1", "2130706433") + "/x"
     with pytest.raises(attachfs.AccessRefused) as exc:
         attachfs.explain(target, tenant="a", config=cfg)

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from attachfs.credentials.refresh import Lease, Refreshable
+from attachfs._credentials.refresh import Lease, Refreshable
 
 HOUR = 3600.0
 

@@ -1,6 +1,6 @@
 """The access rules as a table: (config, tenant, URI) -> mode, identity, claim, proxy, grant.
 
-Read each row as one sentence of the spec (DESIGN.md, "The access rules").
+Read each row as one sentence of the spec.
 """
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ import pickle
 
 import pytest
 
-from attachfs.config import Claim, load_config
-from attachfs.errors import AccessRefused, ConfigError
-from attachfs.rules import Grant, Route, route, session_name
-from attachfs.uri import Location, parse
+from attachfs import AccessRefused, ConfigError
+from attachfs._config import Claim, load_config
+from attachfs._rules import Grant, Route, route, session_name
+from attachfs._uri import Location, parse
 
 PROXY = "http://egress.internal:3128"
 ROLE = "AttachmentReader"

@@ -1,7 +1,7 @@
 """The S3 access rules, end to end against moto with IAM enforcement on.
 
 moto evaluates identity policies of users and assumed roles and refuses a wrong ExternalId for a
-same-account role (PEERS.md), so: the platform is an IAM user whose own policy can read
+same-account role, so: the platform is an IAM user whose own policy can read
 ``platform-readable``; the tenant's role lives in the same account, trusts exactly that user
 with an ExternalId condition, and can read only ``acme-data``. STS calls go through a recording
 proxy so the tests count AssumeRole requests on the wire.
@@ -20,9 +20,9 @@ import boto3
 import pytest
 
 import attachfs
-from attachfs import credentials
-from attachfs.credentials import aws as aws_credentials
-from attachfs.credentials import refresh
+from attachfs import _credentials as credentials
+from attachfs._credentials import aws as aws_credentials
+from attachfs._credentials import refresh
 from fakes.authz_proxy import AuthorizingProxy
 
 ACCOUNT = "123456789012"  # moto's default account: platform and tenant role share it
@@ -278,7 +278,7 @@ def test_reads_work_in_forked_and_spawned_children(aws, config, start_method):
 def test_tenants_never_share_inner_filesystems_or_credentials(aws, config):
     import fsspec
 
-    from attachfs.backends import Backends
+    from attachfs._backends import Backends
 
     uri = f"s3://{aws['buckets']['acme']}/doc.bin"
     fs_acme, fs_globex = fs_for("acme", config), fs_for("globex", config)

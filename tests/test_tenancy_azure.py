@@ -1,4 +1,4 @@
-"""The Azure rows of the access-rules table (DESIGN.md), end to end.
+"""The Azure rows of the access-rules table, end to end.
 
 azure-identity (against FakeEntra, over TLS) and the Azure storage SDK through adlfs (against
 Azurite over HTTPS with ``--oauth basic``, behind an AuthorizingProxy that enforces which
@@ -29,9 +29,9 @@ import pytest
 import requests
 
 import attachfs
-from attachfs import credentials
-from attachfs.credentials import refresh
-from attachfs.emulators import AZURE_DEV_ACCOUNT, AZURE_DEV_KEY
+from attachfs import _credentials as credentials
+from attachfs._credentials import refresh
+from attachfs.testing import AZURE_DEV_ACCOUNT, AZURE_DEV_KEY
 from conftest import TEST_CA
 from fakes import decode_jwt
 from fakes.authz_proxy import ANONYMOUS, AuthorizingProxy, azure_policy
@@ -72,7 +72,7 @@ def tls_files(tmp_path_factory) -> tuple[str, str]:
 
 @pytest.fixture(scope="module")
 def azurite_https(tls_files, tmp_path_factory):
-    """Azurite over HTTPS with ``--oauth basic`` (bearer tokens need HTTPS; PEERS.md)."""
+    """Azurite over HTTPS with ``--oauth basic`` (bearer tokens need HTTPS)."""
     cert, key = tls_files
     try:
         with start_azurite_https(tmp_path_factory.mktemp("azurite-https"), cert, key,
@@ -246,7 +246,7 @@ def test_delegated_file_reads_across_blocks(config, entra, proxy):
 
 
 def test_delegated_tenant_never_falls_back_to_anonymous(config, entra, proxy):
-    # public-c is readable anonymously, but acme's reads are made as the app (DESIGN.md: "never
+    # public-c is readable anonymously, but acme's reads are made as the app ("never
     # fall back to anonymous"); the app is not granted public-c, so the read is denied.
     assert requests.get(f"{proxy.url}/{ACCOUNT}/public-c/hello.txt", timeout=5).content == PUBLIC
     proxy.clear_requests()
@@ -314,7 +314,7 @@ def test_app_not_consented_is_denied_at_once_naming_app_and_directory(config, en
         fs.cat_file(blob_uri("acme-c", "obj.bin"))
     elapsed = time.monotonic() - started
 
-    assert elapsed < 2.0  # adlfs alone retries a refused token for 78-91 s (PEERS.md)
+    assert elapsed < 2.0  # adlfs alone retries a refused token for 78-91 s
     message = str(denied.value)
     assert APP in message and DIR_B in message
     assert "not consented" in message  # the cause Entra named (AADSTS700016), not a guess

@@ -28,8 +28,8 @@ import pandas as pd
 import pytest
 
 import attachfs
-from attachfs import credentials
-from attachfs.credentials import refresh
+from attachfs import _credentials as credentials
+from attachfs._credentials import refresh
 from fakes import decode_jwt
 from fakes.authz_proxy import AuthorizingProxy, gcs_policy
 from fakes.google_iam import FakeGoogle

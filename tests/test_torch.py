@@ -24,7 +24,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import attachfs  # noqa: E402
-from attachfs import credentials  # noqa: E402
+from attachfs import _credentials as credentials  # noqa: E402
 from fakes.authz_proxy import AuthorizingProxy  # noqa: E402
 
 pytestmark = pytest.mark.peers

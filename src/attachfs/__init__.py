@@ -1,6 +1,7 @@
 """attachfs: open any attachment URI with the right credentials for the tenant it belongs to.
 
-The public surface (DESIGN.md, "Public surface"); everything else is internal.
+The public surface is what this module exports (``__all__``); every other module is internal
+(``_name``) except the optional ``attachfs.testing``, the local emulators.
 """
 
 from __future__ import annotations
@@ -8,63 +9,106 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from .config import Config, load_config, resolve_config
-from .errors import AccessDenied, AccessRefused, ConfigError, IntegrityError, ReadOnlyError
-
-# Imported before the function ``filesystem`` below is defined: importing the submodule sets the
-# package attribute ``filesystem`` to the module, and the function must win.
-from .filesystem import AttachFileSystem  # noqa: E402  isort: skip
-from .rules import Route
-from .uri import Location
+from ._config import Config, load_config, resolve_config
+from ._errors import (
+    AccessDenied,
+    AccessRefused,
+    AttachError,
+    ConfigError,
+    GaveUp,
+    IntegrityError,
+    NotFound,
+    ReadOnlyError,
+    ReadTimeout,
+    TooLarge,
+)
+from ._file import AttachFile
+from ._filesystem import AttachFileSystem
+from ._limits import Limits
+from ._redact import install_log_scrubbing
+from ._rules import Grant, Route
+from ._types import Backend, GrantKind, Mode
+from ._uri import Location
 
 __all__ = [
     "AccessDenied",
     "AccessRefused",
+    "AttachError",
+    "AttachFile",
     "AttachFileSystem",
+    "Backend",
     "Config",
     "ConfigError",
+    "GaveUp",
+    "Grant",
+    "GrantKind",
     "IntegrityError",
+    "Limits",
     "Location",
+    "Mode",
+    "NotFound",
     "ReadOnlyError",
+    "ReadTimeout",
     "Route",
+    "TooLarge",
+    "__version__",
     "explain",
     "filesystem",
     "load_config",
     "open",
 ]
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
+
+# Credential values never reach a log record, whichever library logs them.
+install_log_scrubbing()
 
 
-def filesystem(*, tenant: str | None = None, config: Any = None, **kwargs: Any):
-    """The ``attach`` filesystem for ``tenant`` (default ``$ATTACHFS_TENANT``) under ``config``
-    (a path, a mapping or a Config; default ``$ATTACHFS_CONFIG``, else ambient mode)."""
+def filesystem(*, tenant: str | None = None,
+               config: str | os.PathLike[str] | dict[str, Any] | Config | None = None,
+               **kwargs: Any) -> AttachFileSystem:
+    """The ``attach`` filesystem for ``tenant`` under ``config``.
+
+    ``tenant`` defaults to ``$ATTACHFS_TENANT``. ``config`` is a path to a TOML file, a mapping
+    or a ``Config``; it defaults to ``$ATTACHFS_CONFIG``, else ambient mode (each backend's own
+    default credentials, no tenant rules). ``kwargs`` are ``AttachFileSystem``'s options.
+    """
     return AttachFileSystem(tenant=tenant, config=config, **kwargs)
 
 
-def open(uri: str, mode: str = "rb", *, tenant: str | None = None, config: Any = None,
-         **open_kwargs: Any):
-    """Open one attachment for reading; a file-like object (use it as a context manager)."""
+def open(uri: str, mode: str = "rb", *, tenant: str | None = None,
+         config: str | os.PathLike[str] | dict[str, Any] | Config | None = None,
+         **open_kwargs: Any) -> Any:
+    """Open one attachment for reading; a file-like object (use it as a context manager).
+
+    ``uri`` is any form attachfs understands (``s3://``, ``gs://``, an Azure blob URL, an
+    https URL of any of them, or a plain/signed https URL). ``tenant`` and ``config`` as for
+    ``filesystem``; ``open_kwargs`` go to ``AttachFileSystem.open`` (``block_size``,
+    ``cache_type``, ``cache_options``). ``mode`` is ``"rb"`` or ``"r"`` (text, with
+    ``encoding``); a write mode raises ``ReadOnlyError``. No request is made until the first
+    read."""
     return filesystem(tenant=tenant, config=config).open(uri, mode, **open_kwargs)
 
 
-def explain(uri: str, *, tenant: str | None = None, config: Any = None) -> Route:
-    """The Route a read of ``uri`` would take. Makes no request; raises exactly what a read
-    would raise before its first request (AccessRefused, ConfigError, ValueError)."""
-    from . import rules
-    from .uri import parse
+def explain(uri: str, *, tenant: str | None = None,
+            config: str | os.PathLike[str] | dict[str, Any] | Config | None = None) -> Route:
+    """The Route a read of ``uri`` would take, without making any request.
+
+    Raises exactly what a read would raise before its first request: ``AccessRefused`` (no or
+    unknown tenant, an unclaimed bucket, a refused address), ``ConfigError``, or ``ValueError``
+    for a malformed URI. ``tenant`` and ``config`` as for ``filesystem``."""
+    from . import _rules
+    from ._net.guard import literal_refusal
+    from ._uri import parse
 
     if tenant is None:
         tenant = os.environ.get("ATTACHFS_TENANT") or None
-    config = resolve_config(config)
-    route = rules.route(config, tenant, parse(uri))
+    resolved = resolve_config(config)
+    route = _rules.route(resolved, tenant, parse(uri))
     if route.backend == "http":
         # The network guard's verdict on an IP-literal host needs no I/O: raise it here, as
         # the read would before its first packet (a host name is judged once resolved).
-        from .netguard import literal_refusal
-
-        refusal = literal_refusal(config, route.location.url)
+        refusal = literal_refusal(resolved, route.location.url or "")
         if refusal is not None:
             raise refusal
     return route
-

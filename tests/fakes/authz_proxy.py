@@ -24,7 +24,7 @@ import aiohttp
 from aiohttp import web
 from yarl import URL
 
-from . import PRINCIPAL, RECORD, InvalidJwt, ThreadedServer, decode_jwt
+from . import PRINCIPAL, RECORD, AppServer, InvalidJwt, decode_jwt
 
 Refusal = tuple[int, bytes | str, Mapping[str, str]]
 Authorize = Callable[[web.Request], Refusal | None | Awaitable[Refusal | None]]
@@ -37,7 +37,7 @@ _HOP_BY_HOP = frozenset(
 )
 
 
-class AuthorizingProxy(ThreadedServer):
+class AuthorizingProxy(AppServer):
     """Reverse proxy on 127.0.0.1:<free port> to `upstream` (e.g. "http://127.0.0.1:4443").
 
     `tls`: serve HTTPS to clients, as `(certfile, keyfile)` or a server SSLContext.

@@ -1,6 +1,6 @@
-"""Azurite over HTTPS with ``--oauth basic``: what Azure bearer-token reads need (PEERS.md:
+"""Azurite over HTTPS with ``--oauth basic``: what Azure bearer-token reads need (
 Azurite checks a token's audience, issuer and expiry only over HTTPS). The plain-http Azurite of
-the demo and most tests is started by ``attachfs.emulators``; this one is for the tenancy tests
+the demo and most tests is started by ``attachfs.testing``; this one is for the tenancy tests
 that put an authorising proxy in front of it."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import requests
 
-from attachfs.emulators import AZURE_DEV_ACCOUNT, find_azurite
+from attachfs.testing import AZURE_DEV_ACCOUNT, find_azurite
 
 
 @contextmanager

@@ -17,7 +17,7 @@ import threading
 from typing import NamedTuple
 from urllib.parse import urlsplit
 
-from .tcp import TcpServerThread
+from attachfs.testing.servers import TcpServer
 
 
 class Passed(NamedTuple):
@@ -55,7 +55,7 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
             pass
 
 
-class ConnectProxy(TcpServerThread):
+class ConnectProxy(TcpServer):
     """``with ConnectProxy() as proxy: ... proxy.url ... proxy.passed``"""
 
     name = "connect-proxy"

@@ -36,8 +36,8 @@ from cryptography.x509.oid import NameOID
 
 from . import (
     PRINCIPAL,
+    AppServer,
     InvalidJwt,
-    ThreadedServer,
     b64url_decode,
     b64url_encode,
     decode_jwt,
@@ -136,7 +136,7 @@ def _aadsts(code: int, *, status: int | None = None, **details: str) -> web.Resp
     return web.json_response(body, status=status or default_status)
 
 
-class FakeEntra(ThreadedServer):
+class FakeEntra(AppServer):
     """Fake Entra ID on https://127.0.0.1:<free port>, its certificate issued by `ca`.
 
     Attributes: `authority` (pass as azure-identity's `authority=`), `ca` (the trustme CA),

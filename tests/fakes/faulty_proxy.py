@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from multidict import CIMultiDict
 
-from .tcp import TcpServerThread
+from attachfs.testing.servers import TcpServer
 
 
 @dataclass
@@ -87,7 +87,7 @@ class Seen:
     fault: object
 
 
-class FaultyProxy(TcpServerThread):
+class FaultyProxy(TcpServer):
     """``with FaultyProxy(upstream_port) as p: p.script = [Reset(100)]; ... p.url ... p.seen``"""
 
     name = "faulty-proxy"

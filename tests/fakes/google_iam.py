@@ -27,7 +27,7 @@ from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from . import PRINCIPAL, InvalidJwt, ThreadedServer, decode_jwt, verify_jwt
+from . import PRINCIPAL, AppServer, InvalidJwt, decode_jwt, verify_jwt
 
 # google-auth puts this audience in every service-account assertion, whatever token_uri says.
 GOOGLE_TOKEN_AUDIENCE = "https://oauth2.googleapis.com/token"
@@ -76,7 +76,7 @@ def _oauth_error(error: str, description: str) -> web.Response:
     return web.json_response({"error": error, "error_description": description}, status=400)
 
 
-class FakeGoogle(ThreadedServer):
+class FakeGoogle(AppServer):
     """Fake OAuth + IAM Credentials endpoints on http://127.0.0.1:<free port>.
 
     `token_lifetime` caps every token the fake issues (seconds); set it low for refresh tests.

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from . import ThreadedServer
+from . import AppServer
 
 
 @dataclass
@@ -23,7 +23,7 @@ class Answer:
     chunked: bool = False           # no Content-Length: the body's end is only its last chunk
 
 
-class Origin(ThreadedServer):
+class Origin(AppServer):
     """``answer(path, ...)`` scripts a path; unscripted paths are 404. ``server_names`` lists
     the SNI of every TLS handshake (None: the client sent none)."""
 

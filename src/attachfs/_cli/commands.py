@@ -1,0 +1,518 @@
+"""The attachfs command line: cat, cp, ls, stat, explain, check, policy (and demo).
+
+Data goes to stdout, messages to stderr. Every command except ``demo`` takes ``--tenant``
+(default ``$ATTACHFS_TENANT``), ``--config`` (default ``$ATTACHFS_CONFIG``, else ambient mode)
+and ``--json`` (one JSON document on stdout; an error is one JSON object on stderr).
+
+Exit codes:
+
+* 0 -- done.
+* 1 -- the read could not be made: refused by attachfs's rules (``AccessRefused``), denied by
+  the cloud (``AccessDenied``), no such object (``FileNotFoundError``), the object changed
+  mid-read (``IntegrityError``), a service or network failure (any other ``OSError``), or a
+  ``check`` step that failed for one of these reasons.
+* 2 -- the command itself is wrong: bad arguments, a config error (``ConfigError``), a
+  malformed URI (``ValueError``); also a ``check`` that fails on the configuration.
+* 130 -- interrupted (Ctrl-C); ``cp`` keeps its ``.part`` file to resume from.
+* 141 -- stdout was closed early (``attachfs cat ... | head``).
+
+URIs are all routed before the first request, so a usage error or a refused URI stops a
+command before it has printed or written anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import datetime as dt
+import json
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+EXIT_OK, EXIT_ACCESS, EXIT_USAGE = 0, 1, 2
+EXIT_INTERRUPTED, EXIT_PIPE = 130, 141
+
+_EPILOG = """\
+common options: --tenant T (default $ATTACHFS_TENANT), --config PATH (default
+$ATTACHFS_CONFIG, else ambient mode), --json, -v (library logs on stderr).
+exit codes: 0 ok; 1 access problem (refused, denied, not found, changed, network);
+2 usage or config error; 130 interrupted; 141 stdout closed early."""
+
+
+class UsageError(ValueError):
+    """The command line asks for something that cannot be done as written (exit 2)."""
+
+
+# ----------------------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="attachfs",
+        description="Open any attachment URI with the right credentials for its tenant.",
+        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    from .. import __version__
+
+    parser.add_argument("--version", action="version", version=f"attachfs {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--tenant", metavar="T",
+                        help="the tenant the read is made for (default: $ATTACHFS_TENANT)")
+    common.add_argument("--config", metavar="PATH",
+                        help="attachfs TOML config (default: $ATTACHFS_CONFIG, else ambient "
+                             "mode: the backends' default credentials)")
+    common.add_argument("--json", action="store_true",
+                        help="print one JSON document on stdout (errors: JSON on stderr)")
+    common.add_argument("-v", "--verbose", action="count", default=0,
+                        help="show library log messages on stderr (-v warnings, -vv debug; "
+                             "credentials are masked)")
+
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def command(name: str, help: str, description: str | None = None):
+        return sub.add_parser(name, parents=[common], help=help,
+                              description=description or help)
+
+    p = command("cat", "write objects to stdout",
+                "Write each object to stdout in turn; stops at the first that fails. "
+                "--json: [{uri, size, version, content_base64}].")
+    p.add_argument("uris", nargs="+", metavar="URI")
+
+    p = command("cp", "copy objects to local files, resumably",
+                "Copy objects to a local file or directory. Each is written to DEST.part and "
+                "renamed when complete and of the right size; an interrupted copy resumes "
+                "from the .part file if the object is still the same version. A progress bar "
+                "with throughput is shown when stderr is a terminal.")
+    p.add_argument("uris", nargs="+", metavar="URI")
+    p.add_argument("dest", metavar="DEST",
+                   help="a file (one URI), or a directory: existing, or ending in '/'")
+    p.add_argument("-r", "--recursive", action="store_true",
+                   help="copy every object under each URI (a prefix), keeping relative paths")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bar even on a terminal")
+
+    p = command("ls", "list a bucket, container or prefix")
+    p.add_argument("uri", metavar="URI")
+    p.add_argument("-l", "--long", action="store_true", help="show type and size")
+    p.add_argument("-r", "--recursive", action="store_true", help="every object below URI")
+
+    p = command("stat", "show an object's metadata")
+    p.add_argument("uri", metavar="URI")
+
+    p = command("explain", "show how a read would be made (no request)",
+                "Print the route a read of URI takes: backend, canonical URI, mode, identity, "
+                "claim, proxy and the rule that decided it. Makes no request.")
+    p.add_argument("uri", metavar="URI")
+
+    p = command("check", "diagnose a read step by step and name the fix",
+                "Route, credentials, then a 1-byte read of URI; on failure, say which step "
+                "failed and what to change.")
+    p.add_argument("uri", metavar="URI")
+
+    p = command("policy", "print what a customer must create for a tenant",
+                "Print the exact policies and commands a customer runs so the platform can "
+                "read their data, filled in from the config for one tenant. aws: the role, "
+                "its trust and permission policy. bucket: direct-access grants (S3 bucket "
+                "policy, GCS bucket role) for the tenant's claimed or the given buckets. gcp: "
+                "the service account, Token Creator grant and bucket reader role. azure: the "
+                "consent step and the role assignment.")
+    p.add_argument("cloud", choices=("aws", "gcp", "azure", "bucket"))
+    p.add_argument("--bucket", action="append", metavar="B",
+                   help="a bucket to grant (name or URI; s3://b/prefix/ for a prefix; Azure: "
+                        "https://ACCOUNT.blob.core.windows.net/CONTAINER); repeatable")
+    p.add_argument("--list", action="store_true", dest="allow_list",
+                   help="S3: also allow s3:ListBucket (needed by `attachfs ls`)")
+    p.add_argument("--platform-service-account", metavar="EMAIL",
+                   help="the platform's Google service account (default: client_email of the "
+                        "platform.gcp.credentials key file)")
+
+    sub.add_parser("demo", help="start local emulators, read sample attachments from each "
+                                "backend, print what was read; stops everything it started")
+    return parser
+
+
+# ------------------------------------------------------------------------------------- main
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # --help, --version, or argparse's usage error (2)
+        return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
+    if args.command == "demo":
+        from ..testing.demo import run
+
+        return run()
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    _logging(args.verbose)
+    ctx = Context(args)
+    try:
+        return COMMANDS[args.command](ctx)
+    except KeyboardInterrupt:
+        ctx.error("interrupted", EXIT_INTERRUPTED)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (`| head`): no message, and no second error at exit.
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return EXIT_PIPE
+    except Exception as err:  # noqa: BLE001 -- mapped to an exit code below, or re-raised
+        code = exit_code(err)
+        if code is None:
+            raise
+        ctx.error(err, code)
+        return code
+
+
+def _logging(verbose: int) -> None:
+    """Libraries' log records stay out of a user's terminal unless asked for: the error a
+    command prints already says what failed (azure-identity, for one, logs every refused
+    token as a warning). The credential scrubber's filters stay on those loggers."""
+    import logging
+
+    root = logging.getLogger()
+    if verbose <= 0:
+        if not root.handlers:
+            root.addHandler(logging.NullHandler())  # no "last resort" printing to stderr
+        return
+    logging.basicConfig(level=logging.DEBUG if verbose > 1 else logging.WARNING,
+                        format="%(name)s: %(levelname)s: %(message)s", stream=sys.stderr)
+
+
+def exit_code(err: BaseException) -> int | None:
+    """The documented exit code for ``err``; None for a bug (let it show its traceback)."""
+    if isinstance(err, (PermissionError, OSError)):
+        return EXIT_ACCESS      # refused, denied, not found, changed, network
+    if isinstance(err, ValueError):
+        return EXIT_USAGE       # ConfigError, a malformed URI, UsageError
+    return None
+
+
+@dataclass
+class Context:
+    """One invocation: arguments, the tenant and config they resolve to, and output."""
+
+    args: argparse.Namespace
+
+    def __post_init__(self) -> None:
+        # "" stays "" (the library reads it as "no tenant"): --tenant "" overrides the env.
+        given = self.args.tenant
+        self.tenant = given if given is not None else os.environ.get("ATTACHFS_TENANT")
+        self._config: Any = None
+        self._loaded = False
+
+    @property
+    def json(self) -> bool:
+        return self.args.json
+
+    @property
+    def config(self):
+        if not self._loaded:
+            from .._config import resolve_config
+
+            self._config = resolve_config(self.args.config or None)
+            self._loaded = True
+        return self._config
+
+    def filesystem(self):
+        from .._filesystem import AttachFileSystem
+
+        return AttachFileSystem(tenant=self.tenant or "", config=self.config,
+                                skip_instance_cache=True)
+
+    def route(self, uri: str, *, require_key: bool = True):
+        from .._rules import route
+        from .._uri import parse
+
+        return route(self.config, self.tenant, parse(uri, require_key=require_key))
+
+    def out(self, text: str) -> None:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        sys.stdout.flush()
+
+    def out_json(self, doc: Any) -> None:
+        self.out(json.dumps(doc, indent=2, default=_jsonable))
+
+    def error(self, err: BaseException | str, code: int) -> None:
+        if self.json:
+            sys.stderr.write(json.dumps({"error": _error_doc(err, code)}) + "\n")
+        else:
+            sys.stderr.write(f"attachfs: {_error_text(err)}\n")
+        sys.stderr.flush()
+
+
+def _error_doc(err: BaseException | str, code: int) -> dict[str, Any]:
+    if isinstance(err, str):
+        return {"type": "Error", "message": err, "exit_code": code}
+    doc: dict[str, Any] = {"type": type(err).__name__, "message": _message(err),
+                           "exit_code": code}
+    for name in ("uri", "identity", "hint", "rule", "tenant", "source", "key"):
+        value = getattr(err, name, None)
+        if value is not None:
+            doc[name] = _redact(value) if name == "uri" else value
+    return doc
+
+
+def _message(err: BaseException) -> str:
+    from .._errors import AccessDenied, AccessRefused, IntegrityError
+
+    if isinstance(err, OSError) and err.strerror and not isinstance(
+            err, (AccessDenied, AccessRefused, IntegrityError)):
+        return err.strerror
+    return str(err) or type(err).__name__
+
+
+def _error_text(err: BaseException | str) -> str:
+    if isinstance(err, str):
+        return err
+    text = _message(err)
+    hint = getattr(err, "hint", None)
+    if hint and hint not in text:
+        text += f"\nfix: {hint}"
+    rule = getattr(err, "rule", None)
+    if rule:
+        text += f"\n(refused by attachfs rule {rule!r})"
+    return text
+
+
+def _redact(uri: str) -> str:
+    from .._redact import redact
+
+    return redact(uri)
+
+
+def _text(value: Any) -> str:
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return str(value)
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, default=_jsonable)
+    return str(_jsonable(value))
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (dt.datetime, dt.date)):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    return str(value)
+
+
+# ------------------------------------------------------------------------------- commands
+
+
+def cmd_explain(ctx: Context) -> int:
+    r = ctx.route(ctx.args.uri, require_key=False)
+    loc = r.location
+    grant = {k: v for k, v in (
+        ("kind", r.grant.kind), ("role_arn", r.grant.role_arn),
+        ("session_name", r.grant.session_name), ("service_account", r.grant.service_account),
+        ("azure_tenant_id", r.grant.azure_tenant_id), ("client_id", r.grant.client_id),
+        ("expected_bucket_owner", r.grant.expected_bucket_owner)) if v is not None}
+    doc = {
+        "uri": _redact(r.uri), "backend": r.backend, "tenant": r.tenant, "mode": r.mode,
+        "identity": r.identity,
+        "claim": None if r.claim is None else {"uri": r.claim.uri, "owner": r.claim.owner},
+        "proxy": r.proxy, "rule": r.rule, "grant": grant,
+        "location": {"bucket": loc.bucket, "key": loc.key, "account": loc.account,
+                     "region": loc.region, "version": loc.version,
+                     "url": None if loc.url is None else _redact(loc.url)},
+    }
+    if ctx.json:
+        ctx.out_json(doc)
+        return EXIT_OK
+    claim = "-" if r.claim is None else r.claim.uri + (
+        f" (owner {r.claim.owner})" if r.claim.owner else "")
+    rows = [("uri", doc["uri"]), ("backend", r.backend), ("tenant", r.tenant or "-"),
+            ("mode", r.mode), ("identity", r.identity or "-"), ("claim", claim),
+            ("proxy", r.proxy or "-"), ("rule", r.rule), ("grant", r.grant.kind)]
+    rows += [(k, v) for k, v in doc["location"].items() if v and k != "url"]
+    ctx.out("\n".join(f"{k:<9} {v}" for k, v in rows))
+    return EXIT_OK
+
+
+def cmd_check(ctx: Context) -> int:
+    from .diagnose import check
+
+    config = ctx.config
+    report = check(ctx.args.uri, tenant=ctx.tenant, config=config)
+    failed = report.failed
+    code = EXIT_OK if failed is None else (exit_code(failed.error) or EXIT_ACCESS)
+    if ctx.json:
+        doc = report.as_dict()
+        doc["exit_code"] = code
+        ctx.out_json(doc)
+    else:
+        head = f"check {_redact(report.uri)}  tenant: {report.tenant or '-'}  config: " \
+               f"{report.config or 'none (ambient mode)'}"
+        lines = [head]
+        for i, step in enumerate(report.steps, 1):
+            mark = {"ok": "ok", "failed": "FAILED", "skipped": "skipped"}[step.status]
+            first, *rest = (step.detail or "").split("\n") or [""]
+            lines.append(f"{i}. {step.name:<12} {mark:<8} {first}".rstrip())
+            lines += [f"{'':<24}{line}" for line in rest]
+        ctx.out("\n".join(lines))
+    if failed is not None:
+        index = report.steps.index(failed) + 1
+        ctx.error(f"check failed at step {index} ({failed.name}): "
+                  f"{failed.detail}\nfix: {failed.fix}", code)
+    return code
+
+
+def cmd_policy(ctx: Context) -> int:
+    from . import policy
+
+    a = ctx.args
+    config = ctx.config
+    if a.cloud == "aws":
+        doc = policy.aws(config, ctx.tenant, a.bucket, allow_list=a.allow_list)
+    elif a.cloud == "bucket":
+        doc = policy.bucket(config, ctx.tenant, a.bucket, allow_list=a.allow_list,
+                            platform_sa=a.platform_service_account)
+    elif a.cloud == "gcp":
+        doc = policy.gcp(config, ctx.tenant, a.bucket, platform_sa=a.platform_service_account)
+    else:
+        doc = policy.azure(config, ctx.tenant, a.bucket)
+    if ctx.json:
+        ctx.out_json(doc)
+    else:
+        ctx.out(policy.render(doc))
+    return EXIT_OK
+
+
+def cmd_stat(ctx: Context) -> int:
+    ctx.route(ctx.args.uri, require_key=False)
+    info = ctx.filesystem().info(ctx.args.uri)
+    if ctx.json:
+        ctx.out_json(info)
+    else:
+        first = ["name", "type", "size"]
+        keys = [k for k in first if k in info] + sorted(k for k in info if k not in first)
+        ctx.out("\n".join(f"{k}: {_text(info[k])}" for k in keys))
+    return EXIT_OK
+
+
+def cmd_ls(ctx: Context) -> int:
+    a = ctx.args
+    ctx.route(a.uri, require_key=False)
+    fs = ctx.filesystem()
+    if a.recursive:
+        entries = list(fs.find(a.uri, detail=True).values())
+    else:
+        entries = fs.ls(a.uri, detail=True)
+    entries.sort(key=lambda e: e["name"])
+    if ctx.json:
+        ctx.out_json(entries)
+        return EXIT_OK
+    lines = []
+    for e in entries:
+        name = e["name"]
+        is_dir = e.get("type") == "directory"
+        if is_dir and not name.endswith("/"):
+            name += "/"
+        if a.long:
+            size = "-" if is_dir else str(e.get("size", "?"))
+            lines.append(f"{'dir' if is_dir else 'file':<4} {size:>12}  {name}")
+        else:
+            lines.append(name)
+    if lines:
+        ctx.out("\n".join(lines))
+    return EXIT_OK
+
+
+def cmd_cat(ctx: Context) -> int:
+    from .transfer import CHUNK, OPEN_BLOCK, copy_stream
+
+    uris = ctx.args.uris
+    for uri in uris:  # every URI routed (no request) before the first byte is written
+        ctx.route(uri)
+    fs = ctx.filesystem()
+    out = sys.stdout.buffer
+    for i, uri in enumerate(uris):
+        with fs.open(uri, "rb", block_size=OPEN_BLOCK) as f:
+            # Read before anything is written: a first URI that fails leaves stdout empty.
+            first = f.read(CHUNK)
+            if ctx.json:
+                head = {"uri": _redact(uri), "size": f.size, "version": f.version}
+                out.write((b",\n " if i else b"[\n ")
+                          + json.dumps(head)[:-1].encode() + b', "content_base64": "')
+                encode = _Base64(out.write)
+                encode(first)
+                copy_stream(f, encode)
+                encode.close()
+                out.write(b'"}')
+            else:
+                out.write(first)
+                copy_stream(f, out.write)
+        out.flush()
+    if ctx.json:
+        out.write(b"\n]\n")
+        out.flush()
+    return EXIT_OK
+
+
+class _Base64:
+    """Streaming base64: encodes whole 3-byte groups as they come, the rest at close."""
+
+    def __init__(self, write: Callable[[bytes], Any]):
+        self.write, self.rest = write, b""
+
+    def __call__(self, data: bytes) -> None:
+        data = self.rest + data
+        cut = len(data) - len(data) % 3
+        self.write(base64.b64encode(data[:cut]))
+        self.rest = data[cut:]
+
+    def close(self) -> None:
+        self.write(base64.b64encode(self.rest))
+
+
+def cmd_cp(ctx: Context) -> int:
+    from . import transfer
+
+    a = ctx.args
+    for uri in a.uris:
+        ctx.route(uri, require_key=not a.recursive)
+    if a.dest == "-":
+        raise UsageError("cp writes files; to write to stdout use `attachfs cat`")
+    fs = ctx.filesystem()
+    jobs = transfer.plan(fs, a.uris, a.dest, a.recursive)
+    sizes = [j.size for j in jobs]
+    progress = transfer.Progress(
+        sys.stderr, enabled=not a.no_progress and transfer.isatty(sys.stderr),
+        files=len(jobs), total=None if None in sizes else sum(sizes))
+    done = []
+    try:
+        for job in jobs:
+            done.append(transfer.copy_one(fs, job, progress))
+    except KeyboardInterrupt:
+        progress.interrupted()
+        raise
+    except BaseException:
+        progress.abandon()
+        raise
+    progress.close()
+    if ctx.json:
+        ctx.out_json({"copied": done, "files": len(done),
+                      "bytes": sum(d["size"] for d in done)})
+    return EXIT_OK
+
+
+COMMANDS: dict[str, Callable[[Context], int]] = {
+    "cat": cmd_cat, "cp": cmd_cp, "ls": cmd_ls, "stat": cmd_stat, "explain": cmd_explain,
+    "check": cmd_check, "policy": cmd_policy,
+}
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

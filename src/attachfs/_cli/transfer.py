@@ -1,0 +1,289 @@
+"""`attachfs cp`: plan local destinations, copy each object resumably, show progress.
+
+A copy is written to ``DEST.part``; ``DEST.part.json`` records which object and version those
+bytes are (a hash of the URI, never the URI: a signed URL is a credential). A later run resumes
+with a ranged read from the end of the ``.part`` only if the object is still that version and
+size; otherwise it starts over. Every range is pinned to the version (the file objects do that),
+the size is verified before the rename, and an object that changes mid-copy fails with
+``IntegrityError`` and leaves nothing to resume. Without a version (a plain http server that
+sends no ETag) there is no telling whose bytes a ``.part`` holds, so such copies never resume.
+
+Keys are not trusted as paths: a key with empty, ``.`` or ``..`` segments is refused before
+anything is written (a bucket is customer input).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from .._errors import IntegrityError, not_found
+from .._redact import redact
+from .._uri import parse
+
+#: Sequential read size, and the block asked for at open (small: a resumed copy may not need
+#: the object's start at all).
+CHUNK = 2 * 2**20
+OPEN_BLOCK = 256 * 2**10
+
+
+def copy_stream(f, write: Callable[[bytes], Any], chunk: int = CHUNK,
+                advance: Callable[[int], None] | None = None) -> None:
+    """Read ``f`` to its end in ``chunk``-sized pieces."""
+    while True:
+        data = f.read(chunk)
+        if not data:
+            return
+        write(data)
+        if advance is not None:
+            advance(len(data))
+
+
+@dataclass
+class Job:
+    uri: str
+    target: str
+    size: int | None = None
+
+
+def plan(fs, uris: list[str], dest: str, recursive: bool) -> list[Job]:
+    """Where each object goes: DEST itself (one URI, DEST not a directory), DEST/NAME, or with
+    ``recursive`` DEST/PATH-UNDER-THE-PREFIX for every object below each URI."""
+    into_dir = os.path.isdir(dest) or dest.endswith(("/", os.sep))
+    jobs: list[Job] = []
+    for uri in uris:
+        if recursive:
+            base = uri if uri.endswith("/") else uri + "/"
+            found = fs.find(uri, detail=True)
+            if not found:
+                raise not_found(uri, "no object under it")
+            for name, info in sorted(found.items()):
+                if info.get("type") == "directory" or name.endswith("/"):
+                    continue
+                rel = name[len(base):] if name.startswith(base) else basename(name)
+                jobs.append(Job(name, os.path.join(dest, _local_path(name, rel)),
+                                info.get("size")))
+            into_dir = True
+        else:
+            jobs.append(Job(uri, dest))
+    if len(jobs) > 1 or recursive:
+        into_dir = True
+        if os.path.exists(dest) and not os.path.isdir(dest) or not os.path.exists(dest) and \
+                not (recursive or dest.endswith(("/", os.sep))):
+            raise ValueError(f"copying {len(jobs)} objects: DEST {dest!r} must be a directory "
+                             "(an existing one, or end it with '/' to create it)")
+    for job in jobs:
+        if not recursive and into_dir:
+            job.target = os.path.join(dest, _local_path(job.uri, basename(job.uri)))
+    return jobs
+
+
+def basename(uri: str) -> str:
+    loc = parse(uri)
+    key = unquote(urlsplit(loc.url).path) if loc.backend == "http" else loc.key
+    name = key.rstrip("/").rsplit("/", 1)[-1]
+    if not name or key.endswith("/"):
+        raise ValueError(f"{redact(uri)} names no file to copy (empty or ends in '/'): use "
+                         "-r for a prefix, or give DEST a file name")
+    return name
+
+
+def _local_path(uri: str, rel: str) -> str:
+    """``rel`` as a path under the destination; never outside it (a key is not trusted)."""
+    parts = rel.split("/")
+    if any(p in ("", ".", "..") for p in parts) or os.sep in rel.replace("/", "") \
+            or (os.altsep and os.altsep in rel):
+        raise ValueError(f"{redact(uri)}: key {rel!r} is not a safe local path (empty, '.' "
+                         "or '..' segments); copy it by name to a file DEST instead")
+    return os.path.join(*parts)
+
+
+def copy_one(fs, job: Job, progress: Progress) -> dict[str, Any]:
+    """Copy one object to ``job.target`` through ``target.part``, resuming a partial copy of
+    the same version; the size is verified before the rename."""
+    part, meta_path = job.target + ".part", job.target + ".part.json"
+    parent = os.path.dirname(job.target)
+    if parent:
+        os.makedirs(parent, exist_ok=True)
+    source = hashlib.sha256(job.uri.encode()).hexdigest()  # never the URI: it may be signed
+    with fs.open(job.uri, "rb", block_size=OPEN_BLOCK) as f:
+        offset = 0
+        if os.path.exists(part) and os.path.exists(meta_path):
+            # The object's size and version now (one small request), against the .part's.
+            size_now = f.size
+            offset = _resumable(part, meta_path, {"source_sha256": source,
+                                                  "version": f.version, "size": size_now})
+            f.seek(offset)
+        first = f.read(CHUNK)  # a fresh copy learns size and version from this first read
+        size, version = f.size, f.version
+        if not offset:
+            _write_meta(meta_path, {"source_sha256": source, "version": version, "size": size})
+        progress.start(_basename_or(job), size, offset)
+        with open(part, "ab" if offset else "wb") as out:
+            try:
+                out.write(first)
+                progress.advance(len(first))
+                copy_stream(f, out.write, advance=progress.advance)
+            except IntegrityError:
+                out.close()
+                _remove(part, meta_path)  # bytes of an older version: never resume them
+                raise
+            out.flush()
+            os.fsync(out.fileno())
+    got = os.path.getsize(part)
+    if got != size:
+        _remove(part, meta_path)
+        raise IntegrityError(f"{redact(job.uri)}: copied {got} bytes but the object has "
+                             f"{size}; the partial copy was removed, run cp again",
+                             uri=redact(job.uri))
+    os.replace(part, job.target)
+    _remove(meta_path)
+    progress.finish_file()
+    return {"uri": redact(job.uri), "dest": job.target, "size": size, "version": version,
+            "resumed_from": offset}
+
+
+def _basename_or(job: Job) -> str:
+    return os.path.basename(job.target) or job.target
+
+
+def _resumable(part: str, meta_path: str, meta: dict) -> int:
+    """How many bytes of ``part`` are this very object's (0: start over)."""
+    if meta["version"] is None or not os.path.exists(part):
+        return 0   # without a version there is no telling whose bytes the .part holds
+    try:
+        with open(meta_path, encoding="utf-8") as fh:
+            saved = json.load(fh)
+    except (OSError, ValueError):
+        return 0
+    have = os.path.getsize(part)
+    if saved != meta or have > meta["size"]:
+        return 0
+    return have
+
+
+def _write_meta(path: str, meta: dict) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(meta, fh)
+    os.replace(tmp, path)
+
+
+def _remove(*paths: str) -> None:
+    for path in paths:
+        try:
+            os.remove(path)
+        except FileNotFoundError:
+            pass
+
+
+def isatty(stream) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+class Progress:
+    """One self-rewriting status line on a terminal (``\\r``), nothing otherwise.
+
+    ``[2/5] name  [#####-----]  48%  12.0 MiB/25.0 MiB  6.1 MiB/s``: the bar follows all bytes
+    when every size is known up front (``cp -r``), else the current file. Throughput counts
+    only bytes moved in this run (not the resumed part). Redraws at most every 0.1 s.
+    """
+
+    def __init__(self, stream, *, enabled: bool, files: int, total: int | None,
+                 clock: Callable[[], float] = time.monotonic):
+        self.stream, self.enabled, self.files, self.total = stream, enabled, files, total
+        self.clock = clock
+        self.started = clock()
+        self.index = 0
+        self.name, self.size, self.file_done = "", 0, 0
+        self.done = 0          # bytes of finished files + current file (incl. resumed)
+        self.moved = 0         # bytes read in this run
+        self._drawn = 0.0
+        self._width = 0
+
+    def start(self, name: str, size: int, resumed: int) -> None:
+        self.index += 1
+        self.name, self.size, self.file_done = name, max(size, 0), resumed
+        self.done += resumed
+        if resumed and self.enabled:
+            self._line(f"resuming {name} at {human(resumed)} of {human(size)}", end="\n")
+        self._draw(force=True)
+
+    def advance(self, n: int) -> None:
+        self.file_done += n
+        self.done += n
+        self.moved += n
+        self._draw()
+
+    def finish_file(self) -> None:
+        self._draw(force=True)
+
+    def close(self) -> None:
+        if not self.enabled:
+            return
+        elapsed = max(self.clock() - self.started, 1e-6)
+        files = f"{self.index} file{'s' if self.index != 1 else ''}"
+        self._line(f"copied {files}, {human(self.done)} in {elapsed:.1f} s "
+                   f"({human(self.moved / elapsed)}/s)", end="\n")
+
+    def interrupted(self) -> None:
+        if self.enabled:
+            self._line("interrupted: run the same command again to resume", end="\n")
+
+    def abandon(self) -> None:
+        if self.enabled and self._width:
+            self.stream.write("\n")
+            self.stream.flush()
+
+    def _draw(self, force: bool = False) -> None:
+        if not self.enabled:
+            return
+        now = self.clock()
+        if not force and now - self._drawn < 0.1:
+            return
+        self._drawn = now
+        if self.total:
+            done, whole = self.done, self.total
+        else:
+            done, whole = self.file_done, self.size
+        fraction = 1.0 if whole == 0 else min(done / whole, 1.0)
+        rate = self.moved / max(now - self.started, 1e-6)
+        bar = "#" * int(fraction * 20) + "-" * (20 - int(fraction * 20))
+        count = f"[{self.index}/{self.files}] " if self.files > 1 else ""
+        self._line(f"{count}{self.name}  [{bar}] {fraction * 100:3.0f}%  "
+                   f"{human(done)}/{human(whole)}  {human(rate)}/s")
+
+    def _line(self, text: str, end: str = "") -> None:
+        width = _columns(self.stream) - 1
+        if len(text) > width:
+            text = "..." + text[-(width - 3):]
+        pad = " " * max(self._width - len(text), 0)
+        self.stream.write("\r" + text + pad + end)
+        self.stream.flush()
+        self._width = 0 if end else len(text)
+
+
+def _columns(stream) -> int:
+    try:
+        return max(os.get_terminal_size(stream.fileno()).columns, 40)
+    except (AttributeError, ValueError, OSError):
+        return 80
+
+
+def human(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"  # pragma: no cover
+
+

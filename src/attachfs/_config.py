@@ -1,0 +1,587 @@
+"""Load and validate the attachfs config (TOML file or mapping) into immutable dataclasses.
+
+Pure: reads one file, makes no request. Every mistake is a ``ConfigError`` naming the file, the
+dotted key and what to change, because a config that is silently half-read would make reads
+with another identity than the one its author meant (the gcsfs-falls-back-to-anonymous failure).
+
+A config names identities, never secrets: secrets are referenced by environment-variable name
+(``*_env``) or file path and read later by the credential layer, so a ``Config`` can be logged,
+hashed, compared and pickled. A ``Config`` pickles as its file path (or, for a mapping, as the
+validated mapping) and is re-validated on unpickling.
+
+Decisions beyond the access rules themselves:
+
+* ``[tenants]`` present but empty is an error (it would silently mean ambient mode).
+* A claim is a bucket or a prefix ending in ``/`` (``s3://b/acme`` would also cover
+  ``s3://b/acme-other/``). Claims on Azure are refused: without an integration Azure reads are
+  anonymous, the platform lends no identity, so there is no confused deputy to guard against.
+  ``owner`` pinning is S3-only (``ExpectedBucketOwner``); GCS has no equivalent.
+* ``service_account`` must be a Google service-account email,
+  ``name@<domain>.gserviceaccount.com`` (``iam.``, ``developer.``, ``appspot.`` ... domains).
+* GCP has no ``scopes`` key: impersonation is always read-only (``devstorage.read_only``).
+* The platform's AWS identity is ``profile`` or boto's default chain (``AWS_*`` environment
+  variables, instance roles); there are no key fields, not even ``*_env`` ones.
+* URLs in the config never carry ``user:password@``: proxy authentication is not supported.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import hashlib
+import json
+import os
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+from ._errors import ConfigError
+from ._limits import CACHE_MAX_BYTES, LIMIT_FIELDS, Limits
+from ._uri import parse
+
+__all__ = [
+    "AwsIntegration", "AwsPlatform", "AzureIntegration", "AzurePlatform", "CacheConfig", "Claim",
+    "Config", "FrozenMap", "GcpIntegration", "GcpPlatform", "HttpPlatform", "Platform", "Tenant",
+    "load_config", "resolve_config",
+]
+
+ENV_VAR = "ATTACHFS_CONFIG"
+
+
+class FrozenMap(Mapping):
+    """A read-only, hashable mapping (``Config.tenants``)."""
+
+    def __init__(self, items: Any = ()):
+        self._d = dict(items)
+
+    def __getitem__(self, key):
+        return self._d[key]
+
+    def __iter__(self) -> Iterator:
+        return iter(self._d)
+
+    def __len__(self) -> int:
+        return len(self._d)
+
+    def __hash__(self) -> int:
+        return hash(frozenset(self._d.items()))
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Mapping) and self._d == dict(other.items())
+
+    def __repr__(self) -> str:
+        return f"FrozenMap({self._d!r})"
+
+
+@dataclass(frozen=True)
+class AwsPlatform:
+    role_name: str | None = None          # the role every tenant creates (one fixed name for every tenant)
+    account_id: str | None = None         # the platform's own account (for `attachfs policy`)
+    endpoint_url: str | None = None
+    sts_endpoint_url: str | None = None
+    region: str | None = None
+    profile: str | None = None
+
+
+@dataclass(frozen=True)
+class GcpPlatform:
+    credentials: str | None = None        # service-account JSON path, "anonymous", or None (ADC)
+    endpoint_url: str | None = None
+    iam_endpoint_url: str | None = None
+    token_uri: str | None = None          # OAuth token endpoint override (local fakes)
+
+
+@dataclass(frozen=True)
+class AzurePlatform:
+    client_id: str | None = None
+    client_secret_env: str | None = None
+    client_certificate_path: str | None = None
+    authority: str | None = None
+    endpoint_url: str | None = None       # template containing "{account}"
+    account_key_env: str | None = None    # shared key, for emulators / ambient reads only
+    account: str | None = None            # default storage account for az://container/key
+
+
+@dataclass(frozen=True)
+class HttpPlatform:
+    proxy: str | None = None
+    allow_private_networks: bool = False
+    allow_hosts: tuple[str, ...] = ()
+    allow_ports: tuple[int, ...] = (80, 443)
+    trust_env: bool = False
+    max_redirects: int = 5
+
+
+@dataclass(frozen=True)
+class Platform:
+    aws: AwsPlatform = AwsPlatform()
+    gcp: GcpPlatform = GcpPlatform()
+    azure: AzurePlatform = AzurePlatform()
+    http: HttpPlatform = HttpPlatform()
+
+
+@dataclass(frozen=True)
+class CacheConfig:
+    directory: str
+    max_bytes: int = CACHE_MAX_BYTES
+    ttl_seconds: float | None = None
+
+
+@dataclass(frozen=True)
+class AwsIntegration:
+    account_id: str
+    external_id: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class GcpIntegration:
+    service_account: str
+
+
+@dataclass(frozen=True)
+class AzureIntegration:
+    tenant_id: str
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A tenant's claim on a bucket (or a prefix of it) for direct reads."""
+
+    uri: str                 # "s3://bucket" or "gs://bucket/prefix/"
+    backend: str
+    bucket: str
+    prefix: str = ""
+    account: str | None = None
+    owner: str | None = None  # S3 ExpectedBucketOwner
+
+    def covers(self, location) -> bool:
+        return (location.backend == self.backend and location.bucket == self.bucket
+                and location.account == self.account
+                and location.key.startswith(self.prefix))
+
+
+@dataclass(frozen=True)
+class Tenant:
+    name: str
+    aws: AwsIntegration | None = None
+    gcp: GcpIntegration | None = None
+    azure: AzureIntegration | None = None
+    direct: tuple[Claim, ...] = ()
+
+
+@dataclass(frozen=True)
+class Config:
+    source: str | None
+    platform: Platform
+    tenants: FrozenMap
+    cache: CacheConfig | None = None
+    limits: Limits = Limits()
+    raw: Any = field(default=None, repr=False, compare=False)
+
+    @property
+    def multi_tenant(self) -> bool:
+        return bool(self.tenants)
+
+    @functools.cached_property
+    def digest(self) -> str:
+        """A short content hash (distinguishes configs in fsspec's instance cache, and keys the
+        credential leases: computed once, it is asked for on every request)."""
+        text = json.dumps(_thaw(self.raw), sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def as_mapping(self) -> dict[str, Any]:
+        """The validated config as a plain mapping (it holds no secrets: those are named by
+        environment variable or file, never inline); ``load_config`` of it gives this config
+        back, with relative paths already resolved."""
+        return _thaw(self.raw)
+
+    @classmethod
+    def from_env(cls) -> Config | None:
+        return resolve_config(None)
+
+    def __repr__(self) -> str:
+        return (f"Config(source={self.source!r}, tenants={sorted(self.tenants)!r}, "
+                f"digest={self.digest!r})")
+
+    def __reduce__(self):
+        if self.source is not None:
+            return load_config, (self.source,)
+        return load_config, (_thaw(self.raw),)
+
+
+# ---------------------------------------------------------------- loading
+
+def load_config(config: str | os.PathLike | Mapping | Config) -> Config:
+    """Load and validate a config from a TOML file path, a mapping, or return a ``Config``."""
+    if isinstance(config, Config):
+        return config
+    if isinstance(config, Mapping):
+        return _build(_thaw(config), None)
+    if isinstance(config, (str, os.PathLike)):
+        path = os.path.abspath(os.path.expanduser(os.fspath(config)))
+        try:
+            st = os.stat(path)
+        except OSError as err:
+            raise ConfigError(f"cannot read the config file ({err.strerror})", source=path) from err
+        return _load_file(path, (st.st_mtime_ns, st.st_size, st.st_ino))
+    raise TypeError(f"config must be a path, a mapping or a Config, not {type(config).__name__}")
+
+
+def resolve_config(config: str | os.PathLike | Mapping | Config | None = None) -> Config | None:
+    """``config`` if given, else ``$ATTACHFS_CONFIG`` if set, else None (ambient mode)."""
+    if config is not None:
+        return load_config(config)
+    path = os.environ.get(ENV_VAR)
+    if not path:
+        return None
+    if not os.path.isfile(os.path.expanduser(path)):
+        raise ConfigError(f"${ENV_VAR} names a file that does not exist: fix or unset it",
+                          source=path)
+    return load_config(path)
+
+
+@functools.lru_cache(maxsize=32)
+def _load_file(path: str, _stamp: tuple) -> Config:
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"not valid TOML: {err}", source=path) from err
+    except OSError as err:
+        raise ConfigError(f"cannot read the config file ({err.strerror})", source=path) from err
+    return _build(data, path)
+
+
+def _thaw(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _thaw(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_thaw(v) for v in value]
+    return value
+
+
+def _freeze(value: Any) -> Any:
+    if isinstance(value, dict):
+        return FrozenMap((k, _freeze(v)) for k, v in value.items())
+    if isinstance(value, list):
+        return tuple(_freeze(v) for v in value)
+    return value
+
+
+# ---------------------------------------------------------------- validation
+
+def _re(pattern: str, what: str) -> tuple:
+    return re.compile(pattern), what
+
+
+_ACCOUNT = _re(r"[0-9]{12}", "a 12-digit AWS account id, as a string (leading zeros matter)")
+_GUID = r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}"
+_TENANT = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+URL, TEMPLATE, ENV, PATH, TEXT = "url", "template", "env", "path", "text"
+
+# Each section's keys and how each is checked: (pattern, what) or one of the kinds above.
+_AWS = {"role_name": _re(r"[A-Za-z0-9_+=,.@-]{1,64}", "an IAM role name: 1-64 characters of "
+                                                     "A-Z a-z 0-9 _ + = , . @ -"),
+        "account_id": _ACCOUNT, "endpoint_url": URL, "sts_endpoint_url": URL,
+        "region": _re(r"[a-z0-9-]{1,32}", "an AWS region name like \"us-east-1\""),
+        "profile": TEXT}
+_GCP = {"credentials": PATH, "endpoint_url": URL, "iam_endpoint_url": URL, "token_uri": URL}
+_AZURE = {"client_id": _re(_GUID, "the application (client) id, a GUID"),
+          "client_secret_env": ENV, "client_certificate_path": PATH, "authority": URL,
+          "endpoint_url": TEMPLATE, "account_key_env": ENV,
+          "account": _re(r"[a-z0-9]{3,24}", "a storage account name: 3-24 lowercase letters "
+                                            "and digits")}
+_AWS_INTEGRATION = {"account_id": _ACCOUNT, "external_id": _re(
+    r"[A-Za-z0-9_+=,.@:/-]{2,1224}", "2-1224 characters of A-Z a-z 0-9 _ + = , . @ : / -")}
+_GCP_INTEGRATION = {"service_account": _re(
+    r"[a-z0-9][a-z0-9._-]{0,99}@(?:[a-z0-9:-]+\.)+gserviceaccount\.com",
+    "a service-account email like \"name@project.iam.gserviceaccount.com\"")}
+_AZURE_INTEGRATION = {"tenant_id": _re(_GUID, "the tenant's directory (tenant) id, a GUID")}
+_HTTP = ("proxy", "allow_private_networks", "allow_hosts", "allow_ports", "trust_env",
+         "max_redirects")
+
+_SECRET = re.compile(r"(secret|password|passwd|token|_key|key_id|sas|connection_string|"
+                     r"private_key.*|credentials_json)$")
+_INLINE = "secrets are never inline: "
+
+
+def _secret_advice(section: str, key: str, allowed) -> str:
+    instead = f"{key}_env"
+    if instead in allowed:
+        return _INLINE + f"put it in an environment variable and name it with {instead}"
+    if section == "platform.aws":
+        return (_INLINE + "use profile, or the default credential chain (AWS_ACCESS_KEY_ID and "
+                "AWS_SECRET_ACCESS_KEY environment variables, instance roles)")
+    if "sas" in key:
+        return _INLINE + "a SAS token belongs in the URL it signs; read that URL as plain https"
+    if key == "connection_string":
+        return (_INLINE + "set endpoint_url and put the shared key in an environment variable "
+                "named with account_key_env")
+    if section == "platform.gcp":
+        return (_INLINE + "put the service-account JSON in a file and name it with credentials "
+                "= \"path/to/key.json\" (or omit it for application default credentials)")
+    if section.startswith("tenants"):
+        return (_INLINE + "and a tenant needs none: delegated access uses the platform's identity "
+                "(aws = {account_id, external_id}, gcp = {service_account}, azure = {tenant_id})")
+    return (_INLINE + "put it in an environment variable; attachfs reads secrets only from "
+            "environment variables and files")
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return "a table"
+    return "an array" if isinstance(value, (list, tuple)) else type(value).__name__
+
+
+class _Table:
+    """One table being validated: unknown and inline-secret keys are refused up front."""
+
+    def __init__(self, src: str | None, key: str, value: Any, allowed, base: str = ""):
+        self.src, self.key, self.base = src, key, base
+        if not isinstance(value, Mapping):
+            raise self.error(f"must be a table, not {_kind(value)}")
+        self.data = value
+        for name in value:
+            if name in allowed:
+                continue
+            name = str(name)
+            if _SECRET.search(name.lower()):
+                raise self.error(_secret_advice(key, name.lower(), allowed), name)
+            close = difflib.get_close_matches(name, list(allowed), n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise self.error(f"unknown key; {hint}allowed keys here: {', '.join(allowed)}", name)
+
+    def error(self, message: str, name: str | None = None) -> ConfigError:
+        key = f"{self.key}.{name}" if self.key and name else (name or self.key)
+        return ConfigError(message, source=self.src, key=key)
+
+    def read(self, spec: Mapping, *, required: tuple[str, ...] = ()) -> dict:
+        return {name: self.text(name, check, required=name in required)
+                for name, check in spec.items()}
+
+    def text(self, name: str, check: Any = TEXT, *, required: bool = False) -> str | None:
+        if name not in self.data:
+            if required:
+                raise self.error("is required", name)
+            return None
+        value = self.data[name]
+        if not isinstance(value, str) or not value:
+            if check == PATH and isinstance(value, Mapping):  # an inline service-account JSON
+                raise self.error(_secret_advice(self.key, "private_key", ()), name)
+            raise self.error(f"must be a non-empty string, not {_kind(value)}", name)
+        if check in (URL, TEMPLATE):
+            return self._url(name, value, check == TEMPLATE)
+        if check == ENV and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
+            # Never echo the value: it is probably the secret itself.
+            raise self.error("must be the name of an environment variable, not the secret", name)
+        if check == PATH and not (name == "credentials" and value == "anonymous"):
+            # Relative to the config file; stored absolute so a pickled mapping resolves alike.
+            value = os.path.normpath(os.path.join(self.base, os.path.expanduser(value)))
+            self.data[name] = value
+        if isinstance(check, tuple) and not check[0].fullmatch(value):
+            shown = "" if name == "external_id" else f" (got {value[:80]!r})"
+            raise self.error(f"must be {check[1]}{shown}", name)
+        return value
+
+    def _url(self, name: str, value: str, template: bool) -> str:
+        probe = value
+        if template:
+            if "{account}" not in value:
+                raise self.error("must contain \"{account}\", e.g. "
+                                 "\"http://127.0.0.1:10000/{account}\"", name)
+            probe = value.replace("{account}", "account")
+        try:
+            parts = urlsplit(probe)
+            parts.port  # noqa: B018 -- raises ValueError on a bad port
+        except ValueError as err:
+            raise self.error(f"is not a valid URL ({err})", name) from err
+        if parts.username is not None or parts.password is not None:
+            raise self.error(_INLINE + "remove the user:password@ part from the URL", name)
+        if parts.scheme not in ("http", "https") or not parts.hostname or "{" in probe:
+            raise self.error(f"must be an http(s) URL like \"https://host:port\" (got {value!r})",
+                             name)
+        return value
+
+    def flag(self, name: str, default: bool) -> bool:
+        value = self.data.get(name, default)
+        if not isinstance(value, bool):
+            raise self.error(f"must be true or false, not {_kind(value)}", name)
+        return value
+
+    def number(self, name: str, default, lo, hi, types=(int,)):
+        value = self.data.get(name, default)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, types)
+                                  or not lo <= value <= hi):
+            raise self.error(f"must be a number from {lo} to {hi} (got {value!r})", name)
+        return value
+
+
+def _build(data: dict, src: str | None) -> Config:
+    base = os.path.dirname(src) if src else os.getcwd()
+    _Table(src, "", data, ("platform", "tenants", "cache", "limits"))
+    p = _Table(src, "platform", data.get("platform", {}), ("aws", "gcp", "azure", "http"))
+    platform = Platform(
+        aws=AwsPlatform(**_Table(src, "platform.aws", p.data.get("aws", {}), _AWS).read(_AWS)),
+        gcp=GcpPlatform(**_Table(src, "platform.gcp", p.data.get("gcp", {}), _GCP,
+                                 base).read(_GCP)),
+        azure=_azure(_Table(src, "platform.azure", p.data.get("azure", {}), _AZURE, base)),
+        http=_http(_Table(src, "platform.http", p.data.get("http", {}), _HTTP)))
+    cache = None
+    if "cache" in data:
+        c = _Table(src, "cache", data["cache"], ("directory", "max_bytes", "ttl_seconds"), base)
+        ttl = c.number("ttl_seconds", None, 1e-3, 1e12, (int, float))
+        cache = CacheConfig(directory=c.text("directory", PATH, required=True),
+                            max_bytes=c.number("max_bytes", CACHE_MAX_BYTES, 1, 2**62),
+                            ttl_seconds=None if ttl is None else float(ttl))
+    limits = _limits(_Table(src, "limits", data.get("limits", {}), tuple(LIMIT_FIELDS)))
+    tenants: dict[str, Tenant] = {}
+    if "tenants" in data:
+        given = data["tenants"]
+        t = _Table(src, "tenants", given, tuple(given) if isinstance(given, Mapping) else ())
+        if not t.data:
+            raise t.error("is empty: remove [tenants] for ambient mode, or define a tenant "
+                          "as [tenants.NAME]")
+        for name, value in t.data.items():
+            if not _TENANT.fullmatch(name):
+                raise t.error("tenant names are 1-64 characters of A-Z a-z 0-9 _ . -", name)
+            tenants[name] = _tenant(src, name, value, platform)
+    _refuse_double_claims(src, tenants)
+    return Config(source=src, platform=platform, tenants=FrozenMap(tenants), cache=cache,
+                  limits=limits, raw=_freeze(data))
+
+
+def _limits(t: _Table) -> Limits:
+    values: dict[str, Any] = {}
+    for name, (kind, lo, hi) in LIMIT_FIELDS.items():
+        if name in t.data:
+            types: tuple[type, ...] = (int,) if kind is int else (int, float)
+            values[name] = kind(t.number(name, None, lo, hi, types))
+    limits = Limits().with_values(**values)
+    if limits.backoff_cap < limits.backoff_base:
+        raise t.error(f"must be at least backoff_base ({limits.backoff_base:g})", "backoff_cap")
+    return limits
+
+
+def _azure(z: _Table) -> AzurePlatform:
+    azure = AzurePlatform(**z.read(_AZURE))
+    if azure.client_secret_env and azure.client_certificate_path:
+        raise z.error("set exactly one of client_secret_env or client_certificate_path")
+    return azure
+
+
+def _http(h: _Table) -> HttpPlatform:
+    hosts = h.data.get("allow_hosts", [])
+    if not isinstance(hosts, list) or not all(
+            isinstance(x, str) and x and not re.search(r"[\s?#@]|://", x) for x in hosts):
+        raise h.error("must be an array of host names or IP addresses/networks "
+                      "(no scheme)", "allow_hosts")
+    ports = h.data.get("allow_ports", [80, 443])
+    if not isinstance(ports, list) or not ports or not all(
+            isinstance(p, int) and not isinstance(p, bool) and 1 <= p <= 65535 for p in ports):
+        raise h.error(f"must be a non-empty array of port numbers 1-65535 (got {ports!r})",
+                      "allow_ports")
+    return HttpPlatform(
+        proxy=h.text("proxy", URL), allow_private_networks=h.flag("allow_private_networks", False),
+        allow_hosts=tuple(x.lower() for x in hosts), allow_ports=tuple(ports),
+        trust_env=h.flag("trust_env", False), max_redirects=h.number("max_redirects", 5, 0, 30))
+
+
+def _tenant(src, name: str, value, platform: Platform) -> Tenant:
+    key = f"tenants.{name}"
+    t = _Table(src, key, value, ("aws", "gcp", "azure", "direct"))
+
+    def integration(cloud, spec, cls):
+        if cloud not in t.data:
+            return None
+        table = _Table(src, f"{key}.{cloud}", t.data[cloud], spec)
+        return cls(**table.read(spec, required=tuple(spec)))
+
+    aws = integration("aws", _AWS_INTEGRATION, AwsIntegration)
+    gcp = integration("gcp", _GCP_INTEGRATION, GcpIntegration)
+    azure = integration("azure", _AZURE_INTEGRATION, AzureIntegration)
+    if aws and platform.aws.role_name is None:
+        raise t.error(f"tenant {name!r} has an AWS integration, so the role to assume must be "
+                      "known: set platform.aws.role_name", "aws")
+    if azure:
+        azure = AzureIntegration(azure.tenant_id.lower())
+        pa = platform.azure
+        if pa.client_id is None or (pa.client_secret_env is None) == (
+                pa.client_certificate_path is None):
+            raise t.error(f"tenant {name!r} has an Azure integration, so the platform's app must "
+                          "be configured: set platform.azure.client_id and exactly one of "
+                          "client_secret_env or client_certificate_path", "azure")
+    direct = t.data.get("direct", [])
+    if not isinstance(direct, list):
+        raise t.error("must be an array of bucket URIs, e.g. [\"s3://bucket\"]", "direct")
+    claims = tuple(_claim(src, f"{key}.direct[{i}]", item, name, aws, gcp)
+                   for i, item in enumerate(direct))
+    return Tenant(name=name, aws=aws, gcp=gcp, azure=azure, direct=claims)
+
+
+def _claim(src, key: str, item, tenant: str, aws, gcp) -> Claim:
+    def error(message: str) -> ConfigError:
+        return ConfigError(message, source=src, key=key)
+
+    owner = None
+    if isinstance(item, Mapping):
+        c = _Table(src, key, item, ("uri", "owner"))
+        uri = c.text("uri", required=True)
+        owner = c.text("owner", _re(r"[0-9]{12}", "the owning AWS account id, 12 digits"))
+    elif isinstance(item, str):
+        uri = item
+    else:
+        raise error(f"must be a bucket URI string or {{ uri = ..., owner = ... }}, not "
+                    f"{_kind(item)}")
+    try:
+        loc = parse(uri, require_key=False)
+    except ValueError as err:
+        raise error(f"not a bucket URI: {err}") from err
+    if loc.backend == "azure":
+        raise error("Azure containers cannot be claimed: without an Azure integration reads are "
+                    "anonymous, so no platform identity is lent and a claim would change "
+                    "nothing; remove it (for private containers set up azure = {tenant_id})")
+    if loc.backend not in ("s3", "gcs"):
+        raise error(f"{uri!r} is not a bucket: plain http(s) and signed URLs carry their own "
+                    "authority; claim a bucket like \"s3://bucket\" or \"gs://bucket/prefix/\"")
+    prefix = loc.key or ""
+    if loc.version or (prefix and not prefix.endswith("/")):
+        raise error(f"a claim is a bucket or a prefix ending in \"/\" (\"{prefix}\" would also "
+                    f"cover \"{prefix}-other\"): write \"{uri.rstrip('/')}/\" for a prefix")
+    # With an integration enabled the platform never reads that cloud directly.
+    cloud, integration, how = {"s3": ("an AWS", aws, "assume its role"),
+                               "gcs": ("a GCP", gcp, "impersonate its service account")
+                               }[loc.backend]
+    if integration is not None:
+        raise error(f"tenant {tenant!r} has {cloud} integration, so its {loc.backend.upper()} "
+                    f"reads always {how} and never read directly: this claim would never be "
+                    f"used; remove it, or remove tenants.{tenant}.{cloud.split()[1].lower()}")
+    if owner is not None and loc.backend != "s3":
+        raise error("owner pinning is S3-only (ExpectedBucketOwner); remove owner")
+    scheme = "s3" if loc.backend == "s3" else "gs"
+    return Claim(uri=f"{scheme}://{loc.bucket}" + (f"/{prefix}" if prefix else ""),
+                 backend=loc.backend, bucket=loc.bucket, prefix=prefix, account=loc.account,
+                 owner=owner)
+
+
+def _refuse_double_claims(src, tenants: Mapping[str, Tenant]) -> None:
+    """A bucket (or overlapping prefixes of it) may be claimed by one tenant only."""
+    seen: dict[tuple, list[tuple[str, Claim]]] = {}
+    for name, tenant in tenants.items():
+        for i, claim in enumerate(tenant.direct):
+            where = (claim.backend, claim.bucket, claim.account)
+            for other, prior in seen.get(where, []):
+                if other != name and (claim.prefix.startswith(prior.prefix)
+                                      or prior.prefix.startswith(claim.prefix)):
+                    raise ConfigError(
+                        f"{claim.backend} bucket {claim.bucket!r} is claimed by both tenants "
+                        f"{other!r} ({prior.uri}) and {name!r} ({claim.uri}): a bucket may be "
+                        "claimed by one tenant only; remove one claim, or claim disjoint "
+                        "prefixes", source=src, key=f"tenants.{name}.direct[{i}]")
+            seen.setdefault(where, []).append((name, claim))

@@ -1,0 +1,330 @@
+"""AttachFileSystem: the ``attach`` protocol.
+
+Paths are full attachment URIs (``s3://b/k``, ``gs://b/k``, an Azure blob URL, ``https://...``).
+Each call parses its URI (``_uri``), asks ``_rules`` for the Route (tenant + config decide the
+identity), and delegates to the inner filesystem that ``_backends`` keeps for that Route. Names the
+inner filesystems return are mapped back to full URIs, so ``ls``/``find``/``glob`` results can be
+passed straight back to ``open``. Delegation is explicit, method by method (as fsspec's
+``dirfs.py`` does), so every entry point can be found by name.
+
+Chaining: ``fsspec.open("attach::s3://b/k")`` constructs us with ``target_protocol="s3"`` and
+hands us the inner filesystem's stripped path (``"b/k"``); ``_qualify`` puts the scheme back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any
+
+from fsspec.asyn import AsyncFileSystem, get_loop, sync
+from fsspec.implementations.chained import ChainedFileSystem
+from fsspec.utils import stringify_path
+
+from . import _credentials, _read, _rules
+from ._backends import Backends, inner_path, outer_location
+from ._cache import DiskCache
+from ._config import Config, resolve_config
+from ._errors import ReadOnlyError, not_found
+from ._file import AttachFile
+from ._limits import CACHE_MAX_BYTES
+from ._read.cached import read_through
+from ._read.part import Part
+from ._uri import Location, parse
+
+__all__ = ["AttachFileSystem"]
+
+_GLOB_CHARS = ("*", "?", "[")
+
+_READ_ONLY = (
+    "attachfs is read-only for now: open attachments with mode 'rb' (or 'r'); "
+    "write with the cloud's own client"
+)
+
+
+class AttachFileSystem(AsyncFileSystem, ChainedFileSystem):
+    """Read attachments from S3, GCS, Azure Blob and http(s) with per-tenant credentials."""
+
+    protocol = ("attach",)
+    root_marker = ""
+    async_impl = True
+
+    def __init__(
+        self,
+        *,
+        tenant: str | None = None,
+        config: str | os.PathLike | dict | Config | None = None,
+        target_protocol: str | None = None,
+        target_options: dict | None = None,
+        fo: str | None = None,
+        cache: str | os.PathLike | DiskCache | None = None,
+        **kwargs: Any,
+    ):
+        super().__init__(**kwargs)
+        self.tenant = tenant if tenant is not None else (os.environ.get("ATTACHFS_TENANT") or None)
+        self.config = resolve_config(config)
+        self.cache = _open_cache(cache, self.config)
+        self.target_protocol = target_protocol
+        self.target_options = dict(target_options or {})
+        self._backends = Backends(self.config, self._loop, self.asynchronous)
+
+    @property
+    def loop(self):
+        # fsspec refuses to run an instance in a forked child ("not fork-safe"); a DataLoader
+        # worker inherits ours. Its inner filesystems hold sessions bound to the parent's loop,
+        # so the child takes fsspec's fresh loop and builds its own; credential leases are
+        # process-wide and inherited (still valid), so nothing is fetched again.
+        if self._pid != os.getpid():
+            self._pid = os.getpid()
+            if not self.asynchronous:
+                self._loop = get_loop()
+            self._backends = Backends(self.config, self._loop, self.asynchronous)
+        return self._loop
+
+    def __repr__(self) -> str:
+        if self.config is None:
+            return "<AttachFileSystem ambient>"
+        source = self.config.source or "<mapping>"
+        return f"<AttachFileSystem tenant={self.tenant!r} config={source!r}>"
+
+    def __reduce__(self):
+        # A recipe, not a live session: the tenant and the config *reference* (a Config
+        # pickles as its file path or its secret-free mapping); the receiving process builds
+        # its own backends and credentials.
+        return _rebuild, (type(self), self.tenant, self.config, self.target_protocol,
+                          self.target_options, self.cache)
+
+    # -- paths ------------------------------------------------------------------------------
+
+    @classmethod
+    def _strip_protocol(cls, path):
+        if isinstance(path, list):
+            return [cls._strip_protocol(p) for p in path]
+        path = stringify_path(path)
+        for prefix in ("attach://", "attach::"):
+            if path.startswith(prefix):
+                path = path[len(prefix):]
+        # Unlike fsspec's default, keep a trailing "/": it is part of an object key.
+        return path
+
+    def unstrip_protocol(self, name: str) -> str:
+        return name
+
+    def _qualify(self, path: str) -> str:
+        path = self._strip_protocol(path)
+        if "://" in path or not self.target_protocol:
+            return path
+        protocol = self.target_protocol
+        if protocol in ("abfs", "abfss", "az", "adl") and self.target_options.get("account_name"):
+            container, _, key = path.partition("/")
+            account = self.target_options["account_name"]
+            return f"az://{container}@{account}.blob.core.windows.net/{key}"
+        if protocol in ("http", "https"):
+            return path
+        return f"{protocol}://{path}"
+
+    def _location(self, path: str, *, require_key: bool = True) -> Location:
+        return parse(self._qualify(path), require_key=require_key)
+
+    def _route(self, path: str, *, require_key: bool = True) -> _rules.Route:
+        return _rules.route(self.config, self.tenant, self._location(path, require_key=require_key))
+
+    def route(self, path: str) -> _rules.Route:
+        """The Route a read of ``path`` takes (no request is made)."""
+        return self._route(path)
+
+    async def _inner(self, route: _rules.Route):
+        """The inner filesystem for ``route`` with its credentials valid now (fetched off-loop;
+        a refusal raises here, before any storage request)."""
+        await _read.guarded(route, _credentials.ready(self.config, route))
+        return self._backends.get(route), inner_path(route.location)
+
+    def _outer(self, route: _rules.Route, info: dict) -> dict:
+        out = dict(info)
+        out["name"] = outer_location(route.location, info["name"]).uri
+        return out
+
+    def _named(self, route: _rules.Route, found: dict, detail: bool):
+        out = {}
+        for info in found.values():
+            info = self._outer(route, info)
+            out[info["name"]] = info
+        return out if detail else sorted(out)
+
+    # -- reads ------------------------------------------------------------------------------
+
+    async def _cat_file(self, path, start=None, end=None, **kwargs):
+        route = self._route(path)
+        fs, _ = await self._inner(route)
+        return await _read.guarded(route, self._read(fs, route, start, end))
+
+    async def _read(self, fs, route: _rules.Route, start, end) -> bytes:
+        start = start or 0
+        if start < 0 or (end is not None and end < 0):
+            # fsspec's negative offsets count from the end: that needs the size first.
+            size = (await self._info(route.uri))["size"]
+            start = max(0, size + start) if start < 0 else start
+            end = size + end if end is not None and end < 0 else end
+        if self.cache is not None and start == 0 and end is None:
+            async def read(start: int, end: int | None, if_none_match: str | None) -> Part:
+                return await _read.read(fs, route, start, end, config=self.config,
+                                        if_none_match=if_none_match)
+
+            return (await read_through(self.cache, route, read)).data
+        part = await _read.read(fs, route, start, end, config=self.config)
+        return part.data
+
+    def cat_iter(self, paths, *, batch_size: int | None = None, on_error: str = "raise"):
+        """Yield ``(uri, bytes)`` for each of ``paths`` as soon as it arrives (a dataloader's
+        form of ``cat``): at most ``batch_size`` requests in flight (default: fsspec's batch
+        size), objects in completion order. ``on_error``: "raise" (the first error, after
+        cancelling the rest), "return" (yield ``(uri, exception)``) or "omit" (skip it)."""
+        import queue
+
+        if on_error not in ("raise", "return", "omit"):
+            raise ValueError(f"on_error must be 'raise', 'return' or 'omit', not {on_error!r}")
+        paths = list(paths)
+        limit = batch_size or self.batch_size or _default_batch_size()
+        done: queue.Queue = queue.Queue()
+        finished = object()
+
+        async def run():
+            gate = asyncio.Semaphore(limit)
+
+            async def one(path):
+                async with gate:
+                    try:
+                        done.put((path, await self._cat_file(path)))
+                    except Exception as err:
+                        done.put((path, err))
+
+            try:
+                await asyncio.gather(*(one(p) for p in paths))
+            finally:
+                done.put(finished)
+
+        future = asyncio.run_coroutine_threadsafe(run(), self.loop)
+        try:
+            for path, result in iter(done.get, finished):
+                if isinstance(result, Exception):
+                    if on_error == "raise":
+                        raise result
+                    if on_error == "omit":
+                        continue
+                yield path, result
+        finally:
+            future.cancel()
+
+    async def _info(self, path, **kwargs):
+        route = self._route(path, require_key=False)
+        fs, ipath = await self._inner(route)
+        info = await _read.guarded(route, fs._info(ipath, **kwargs))
+        return self._outer(route, info)
+
+    async def _ls(self, path, detail=True, **kwargs):
+        route = self._route(path, require_key=False)
+        fs, ipath = await self._inner(route)
+        entries = await _read.guarded(route, fs._ls(ipath, detail=True, **kwargs))
+        entries = [self._outer(route, e) for e in entries]
+        return entries if detail else [e["name"] for e in entries]
+
+    async def _find(self, path, maxdepth=None, withdirs=False, detail=False, **kwargs):
+        route = self._route(path, require_key=False)
+        fs, ipath = await self._inner(route)
+        found = await _read.guarded(
+            route, fs._find(ipath, maxdepth=maxdepth, withdirs=withdirs, detail=True, **kwargs)
+        )
+        return self._named(route, found, detail)
+
+    async def _glob(self, path, maxdepth=None, **kwargs):
+        detail = kwargs.pop("detail", False)
+        route = self._route(path, require_key=False)
+        fs, ipath = await self._inner(route)
+        found = await _read.guarded(route, fs._glob(ipath, maxdepth=maxdepth, detail=True, **kwargs))
+        return self._named(route, found, detail)
+
+    async def _expand_path(self, path, recursive=False, maxdepth=None):
+        # fsspec's version globs any path with * ? or [ in it; a query string in a plain
+        # https URL is not a glob, and inputs that are not globs keep their exact spelling so
+        # that cat() returns a dict keyed by what the caller passed.
+        paths = [path] if isinstance(path, str) else list(path)
+        out: list[str] = []
+        for p in paths:
+            p = self._strip_protocol(p)
+            loc = self._location(p, require_key=False)
+            if loc.backend != "http" and any(c in loc.key for c in _GLOB_CHARS):
+                out.extend(await self._glob(p, maxdepth=maxdepth))
+            elif recursive and loc.backend != "http":
+                found = await self._find(p, maxdepth=maxdepth, withdirs=True)
+                out.extend(found or [p])
+            else:
+                out.append(p)
+        if not out:
+            raise not_found(str(path), "nothing matched")
+        return list(dict.fromkeys(out))
+
+    async def _get_file(self, rpath, lpath, **kwargs):
+        route = self._route(rpath)
+        fs, ipath = await self._inner(route)
+        return await _read.guarded(route, fs._get_file(ipath, lpath, **kwargs))
+
+    def _open(self, path, mode="rb", block_size=None, autocommit=True, cache_options=None,
+              **kwargs):
+        if mode != "rb":
+            raise ReadOnlyError(f"{_READ_ONLY} (got mode {mode!r} for {path})")
+        route = self._route(path)
+        try:
+            fs, _ = sync(self.loop, self._inner, route)
+            return AttachFile(self, path, route, fs, block_size=block_size,
+                              cache_options=cache_options, **kwargs)
+        except Exception as err:
+            _read.reraise(route, err)
+
+    def invalidate_cache(self, path=None):
+        self._backends.invalidate_caches()
+
+    # -- writes are refused, by name --------------------------------------------------------
+
+    async def _pipe_file(self, path, value, **kwargs):
+        raise ReadOnlyError(f"{_READ_ONLY} (pipe to {path})")
+
+    async def _put_file(self, lpath, rpath, **kwargs):
+        raise ReadOnlyError(f"{_READ_ONLY} (put to {rpath})")
+
+    async def _rm_file(self, path, **kwargs):
+        raise ReadOnlyError(f"{_READ_ONLY} (rm {path})")
+
+    async def _rm(self, path, recursive=False, **kwargs):
+        raise ReadOnlyError(f"{_READ_ONLY} (rm {path})")
+
+    async def _cp_file(self, path1, path2, **kwargs):
+        raise ReadOnlyError(f"{_READ_ONLY} (cp to {path2})")
+
+    async def _mkdir(self, path, create_parents=True, **kwargs):
+        raise ReadOnlyError(f"{_READ_ONLY} (mkdir {path})")
+
+    async def _makedirs(self, path, exist_ok=False):
+        raise ReadOnlyError(f"{_READ_ONLY} (makedirs {path})")
+
+
+def _rebuild(cls, tenant, config, target_protocol, target_options, cache=None):
+    return cls(tenant=tenant, config=config, target_protocol=target_protocol,
+               target_options=target_options, cache=cache)
+
+
+def _default_batch_size() -> int:
+    from fsspec.asyn import _get_batch_size
+
+    return _get_batch_size()
+
+
+def _open_cache(cache, config: Config | None) -> DiskCache | None:
+    """The opt-in disk cache: the ``cache=`` argument (a directory or a DiskCache), else the
+    config's ``[cache]`` section, else none."""
+    if isinstance(cache, DiskCache):
+        return cache
+    if cache is not None:
+        return DiskCache(cache, max_bytes=CACHE_MAX_BYTES)
+    if config is not None and config.cache is not None:
+        return DiskCache.from_config(config.cache)
+    return None

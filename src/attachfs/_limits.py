@@ -1,0 +1,83 @@
+"""Every default number of attachfs, in one place (pure).
+
+``Limits`` bounds each read, on every backend: timeouts, the retry budget, and the size cap of
+plain http(s) objects. A config's ``[limits]`` table overrides any field
+(``attachfs.load_config`` validates it); ``Limits.from_config`` is the only reader of it. The
+other constants are the read path's block sizes and the caches' default sizes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+__all__ = ["CACHE_MAX_BYTES", "FIRST_BLOCK", "LIMIT_FIELDS", "Limits", "MAX_READAHEAD",
+           "MIN_FETCH", "POOL_CONNECTIONS", "POOL_CONNECTIONS_PER_HOST", "TAIL"]
+
+#: The disk cache's size bound when a config or ``cache=`` names only a directory.
+CACHE_MAX_BYTES = 10 * 2**30
+
+#: What the first read of a file from its start fetches (an attachment that fits is one GET).
+FIRST_BLOCK = 1 * 2**20
+#: The least a read after a seek fetches, so small neighbouring reads coalesce.
+MIN_FETCH = 64 * 2**10
+#: How far sequential read-ahead grows.
+MAX_READAHEAD = 8 * 2**20
+#: The suffix fetched when the size is asked first (parquet and zip footers live there).
+TAIL = 64 * 2**10
+
+#: Connections of the shared pool, in all and per host.
+POOL_CONNECTIONS = 256
+POOL_CONNECTIONS_PER_HOST = 128
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Timeouts (seconds), the retry budget and the size cap of one read.
+
+    One read is one call of the read path for one range of one object (a whole ``cat``, or one
+    window of an open file), with all its attempts, redirects included.
+    """
+
+    #: TCP and TLS handshake.
+    connect_timeout: float = 10.0
+    #: No byte at all for this long, while waiting for the headers or the body: a stall.
+    read_timeout: float = 30.0
+    #: Bytes per second the body must average over each ``read_timeout`` window.
+    min_rate: float = 1024.0
+    #: The whole read, every attempt and every wait between attempts included.
+    total_timeout: float = 600.0
+    #: Plain http(s) objects larger than this are refused before their body is read (the URL
+    #: is customer-submitted; the clouds bound their own objects).
+    max_object_bytes: int = 5 * 2**30
+    #: Attempts of one read, the first included, for transient failures.
+    max_attempts: int = 5
+    #: Backoff between attempts: full jitter over ``min(backoff_cap, backoff_base * 2**n)``.
+    backoff_base: float = 0.25
+    backoff_cap: float = 10.0
+
+    @classmethod
+    def from_config(cls, config: Any) -> Limits:
+        """The limits of ``config`` (a ``Config``, or None for ambient mode)."""
+        limits = getattr(config, "limits", None)
+        return limits if isinstance(limits, Limits) else DEFAULT
+
+    def with_values(self, **values: Any) -> Limits:
+        """A copy with some fields changed."""
+        return replace(self, **values)
+
+
+DEFAULT = Limits()
+
+#: The ``[limits]`` keys, their types and their allowed ranges (checked by the config loader).
+LIMIT_FIELDS: dict[str, tuple[type, float, float]] = {
+    "connect_timeout": (float, 0.001, 3600.0),
+    "read_timeout": (float, 0.001, 3600.0),
+    "min_rate": (float, 0.0, 1e12),
+    "total_timeout": (float, 0.001, 7 * 86400.0),
+    "max_object_bytes": (int, 1, 2**62),
+    "max_attempts": (int, 1, 1000),
+    "backoff_base": (float, 0.0, 3600.0),
+    "backoff_cap": (float, 0.0, 3600.0),
+}
+assert set(LIMIT_FIELDS) == {f.name for f in fields(Limits)}

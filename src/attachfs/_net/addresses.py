@@ -1,0 +1,185 @@
+"""Address classification for the network guard (pure: no I/O).
+
+``classify`` judges one destination address on its own; ``parse_ip`` reads a URL host the way
+resolvers and ``inet_aton`` would; ``normalise_host`` is how a host is compared. The decision is
+an explicit table built from the IANA IPv4 and IPv6 special-purpose registries, not
+``ipaddress.is_private``/``is_global`` alone, whose answers changed across Python releases
+(``64:ff9b:1::/48`` is "global" in some). "Must be global" is the last line, after the table. An
+address that embeds an IPv4 address (IPv4-mapped, IPv4-compatible, NAT64, 6to4, Teredo) is
+judged by the embedded address too.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import unicodedata
+from dataclasses import dataclass
+from urllib.parse import unquote
+
+__all__ = ["IP", "OPENED_BY_PRIVATE", "Refusal", "classify", "normalise_host", "parse_ip"]
+
+IP = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a destination is refused: ``rule`` is stable (``AccessRefused.rule``), ``reason``
+    says it in words, naming the address."""
+
+    rule: str
+    reason: str
+    address: str | None = None
+
+
+def _nets(*specs: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return tuple(ipaddress.ip_network(s) for s in specs)
+
+
+# (rule, what it is, networks). Order matters: the first match names the refusal. Built from the
+# IANA IPv4/IPv6 special-purpose registries, refusing every entry that is not globally reachable
+# (and a few that are, but are never an attachment server: 6to4 relays, AS112-free anycast).
+_CLOUD_METADATA = frozenset(ipaddress.ip_address(a) for a in (
+    "169.254.169.254",   # AWS, GCP, Azure, OpenStack ... instance metadata
+    "169.254.170.2",     # AWS ECS task metadata
+    "169.254.169.123",   # AWS time sync
+    "fd00:ec2::254",     # AWS instance metadata over IPv6
+    "fd00:ec2::123",
+))
+_TABLE_V4 = (
+    ("unspecified", "an unspecified / 'this network' address", _nets("0.0.0.0/8")),
+    ("loopback", "a loopback address", _nets("127.0.0.0/8")),
+    ("private", "a private-network address (RFC 1918)",
+     _nets("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")),
+    ("shared", "a shared/CGNAT address (RFC 6598)", _nets("100.64.0.0/10")),
+    ("link-local", "a link-local address", _nets("169.254.0.0/16")),
+    ("multicast", "a multicast address", _nets("224.0.0.0/4")),
+    ("reserved", "a reserved or broadcast address", _nets("240.0.0.0/4")),
+    ("reserved", "an IETF protocol-assignment address", _nets("192.0.0.0/24")),
+    ("reserved", "a 6to4 relay anycast address", _nets("192.88.99.0/24")),
+    ("documentation", "a documentation address",
+     _nets("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24")),
+    ("benchmarking", "a benchmarking address", _nets("198.18.0.0/15")),
+)
+_TABLE_V6 = (
+    ("unspecified", "the unspecified address", _nets("::/128")),
+    ("loopback", "the loopback address", _nets("::1/128")),
+    ("private", "a unique-local address (fc00::/7)", _nets("fc00::/7")),
+    ("private", "a site-local address (deprecated fec0::/10)", _nets("fec0::/10")),
+    ("link-local", "a link-local address", _nets("fe80::/10")),
+    ("multicast", "a multicast address", _nets("ff00::/8")),
+    ("private", "a local-use NAT64 address (64:ff9b:1::/48)", _nets("64:ff9b:1::/48")),
+    ("reserved", "a discard-only address", _nets("100::/64")),
+    ("documentation", "a documentation address", _nets("2001:db8::/32", "3fff::/20")),
+    ("benchmarking", "a benchmarking address", _nets("2001:2::/48")),
+    ("reserved", "an ORCHID / IETF protocol-assignment address", _nets("2001::/23")),
+    ("reserved", "an SRv6 SID address", _nets("5f00::/16")),
+)
+_GLOBAL_UNICAST_V6 = ipaddress.ip_network("2000::/3")
+
+#: Refusals ``allow_private_networks`` opens (the others only ``allow_hosts`` opens).
+OPENED_BY_PRIVATE = frozenset({"loopback", "private", "shared", "link-local"})
+
+
+def _embedded(ip: ipaddress.IPv6Address) -> list[tuple[str, ipaddress.IPv4Address]]:
+    """IPv4 addresses an IPv6 address stands for, with the form that embeds them."""
+    n = int(ip)
+    out: list[tuple[str, ipaddress.IPv4Address]] = []
+    if ip.ipv4_mapped is not None:
+        out.append(("IPv4-mapped", ip.ipv4_mapped))
+    elif n >> 32 == 0 and n > 1:  # ::a.b.c.d, deprecated IPv4-compatible (not :: and ::1)
+        out.append(("IPv4-compatible", ipaddress.IPv4Address(n & 0xFFFFFFFF)))
+    elif n >> 32 == 0xFFFF0000:  # ::ffff:0:a.b.c.d, IPv4-translated (SIIT)
+        out.append(("IPv4-translated", ipaddress.IPv4Address(n & 0xFFFFFFFF)))
+    elif n >> 32 == 0x0064FF9B << 64:  # 64:ff9b::/96, well-known NAT64 prefix
+        out.append(("NAT64", ipaddress.IPv4Address(n & 0xFFFFFFFF)))
+    if ip.sixtofour is not None:
+        out.append(("6to4", ip.sixtofour))
+    if ip.teredo is not None:
+        server, client = ip.teredo
+        out.append(("Teredo server", server))
+        out.append(("Teredo client", client))
+    return out
+
+
+def classify(ip: IP) -> Refusal | None:
+    """Refusal for a destination address on its own, or None if it is public.
+
+    The explicit table first, then the embedded IPv4 address of IPv6 forms that carry one, then
+    "must be global" (IPv6: inside 2000::/3; both: Python's ``is_global``) as the last line.
+    """
+    if isinstance(ip, ipaddress.IPv6Address) and ip.scope_id:
+        ip = ipaddress.IPv6Address(ip.compressed.split("%", 1)[0])
+    shown = str(ip)
+    if ip in _CLOUD_METADATA:
+        return Refusal("cloud-metadata", f"{shown} is a cloud metadata service address", shown)
+    if isinstance(ip, ipaddress.IPv6Address):
+        for form, inner in _embedded(ip):
+            refusal = classify(inner)
+            if refusal is not None:
+                standing_for = refusal.reason.replace(" is ", ", ", 1)
+                return Refusal(refusal.rule, f"{shown} is an {form} address standing for "
+                                             f"{standing_for}", shown)
+        if _embedded(ip):
+            return None  # a public IPv4 address in IPv6 form: judged by that address
+    table = _TABLE_V4 if isinstance(ip, ipaddress.IPv4Address) else _TABLE_V6
+    for rule, what, nets in table:
+        for net in nets:
+            if ip in net:
+                return Refusal(rule, f"{shown} is {what} ({net})", shown)
+    if isinstance(ip, ipaddress.IPv6Address) and ip not in _GLOBAL_UNICAST_V6:
+        return Refusal("reserved", f"{shown} is outside global unicast space (2000::/3)", shown)
+    if not ip.is_global:
+        return Refusal("not-global", f"{shown} is not a globally reachable address", shown)
+    return None
+
+
+def _inet_aton(text: str) -> ipaddress.IPv4Address | None:
+    """IPv4 address of ``text`` spelled as ``inet_aton`` reads it (``2130706433``,
+    ``0x7f000001``, ``0177.0.0.1``, ``127.1``), else None."""
+    parts = text.split(".")
+    if not 1 <= len(parts) <= 4:
+        return None
+    values = []
+    for part in parts:
+        try:
+            if part[:2].lower() == "0x":
+                value = int(part[2:] or "0", 16)
+            elif len(part) > 1 and part.startswith("0"):
+                value = int(part, 8)
+            else:
+                value = int(part, 10)
+        except ValueError:
+            return None
+        if not part.isascii() or value < 0:
+            return None
+        values.append(value)
+    *head, last = values
+    if any(v > 255 for v in head) or last >= 1 << (8 * (4 - len(head))):
+        return None
+    n = 0
+    for v in head:
+        n = n << 8 | v
+    return ipaddress.IPv4Address(n << (8 * (4 - len(head))) | last)
+
+
+def normalise_host(host: str) -> str:
+    """A URL host as resolvers and connectors will see it: percent-decoded, NFKC (``①`` is
+    ``1``), lower case, brackets and one trailing dot removed."""
+    host = unicodedata.normalize("NFKC", unquote(host)).strip().lower()
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if host.endswith(".") and not host.endswith(".."):
+        host = host[:-1]
+    return host
+
+
+def parse_ip(host: str) -> IP | None:
+    """The address ``host`` (as written in a URL) denotes if it is an IP literal in any
+    spelling a resolver would accept, else None (a name)."""
+    host = normalise_host(host)
+    if ":" in host:
+        try:
+            return ipaddress.IPv6Address(host)
+        except ValueError:
+            return None
+    return _inet_aton(host)

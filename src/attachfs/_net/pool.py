@@ -1,0 +1,60 @@
+"""One aiohttp connection pool per event loop, shared by every backend's reads.
+
+s3fs, gcsfs and adlfs each keep their own client and pool per instance (and attachfs keeps an
+instance per tenant identity); the hot read path instead sends every ranged GET through one
+pool, so connections to a host are reused across tenants' requests (a connection carries no
+identity: each request is authorised on its own) and a batch of 2,000 small objects opens a
+bounded number of connections.
+
+A forked child gets a new fsspec loop, and with it a new pool: sessions are never shared across
+processes or loops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import weakref
+
+import aiohttp
+
+#: Connections per pool, and per host: enough for fsspec's default batch of concurrent GETs.
+LIMIT = 256
+LIMIT_PER_HOST = 128
+
+_sessions: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aiohttp.ClientSession] = (
+    weakref.WeakKeyDictionary())
+
+
+def session() -> aiohttp.ClientSession:
+    """The pool of the running loop, created on first use."""
+    loop = asyncio.get_running_loop()
+    s = _sessions.get(loop)
+    if s is None or s.closed:
+        s = _sessions[loop] = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=LIMIT, limit_per_host=LIMIT_PER_HOST,
+                                           ttl_dns_cache=300),
+            # Proxies come from the config (Route.proxy), never from the environment: a stray
+            # HTTPS_PROXY must not reroute customer data.
+            trust_env=False,
+            # Bytes as stored: a gzip-encoded object is returned as the object, not unzipped.
+            auto_decompress=False,
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=120),
+        )
+    return s
+
+
+def _close_all() -> None:
+    for loop, s in list(_sessions.items()):
+        if s.closed or loop.is_closed():
+            continue
+        try:
+            if loop.is_running():
+                asyncio.run_coroutine_threadsafe(s.close(), loop).result(timeout=2)
+            else:
+                loop.run_until_complete(s.close())
+        except Exception:  # interpreter shutdown: nothing left to tidy
+            pass
+
+
+atexit.register(_close_all)

@@ -1,0 +1,67 @@
+"""The read path: one ranged GET per call, for each backend, returning the bytes together with
+what the response says about the object (its size and version).
+
+A read never starts with a HEAD: the first ranged GET learns the size (Content-Range) and the
+version (S3/Azure ETag, GCS generation); later ranges carry that version as a precondition, so
+an object replaced mid-read fails with ``IntegrityError`` instead of mixing bytes.
+
+One reader per backend (``s3``, ``gcs``, ``azure``, ``http``) builds its request; S3, GCS and
+Azure send it through one pool (``transport``), plain http(s) through the network guard. Every
+reader's failures go through one table (``errors``) and one retry loop (``retry``) with one
+budget, the config's ``Limits``. Object keys are sent as whole keys, never as paths to re-parse:
+a key may contain ``?``, ``#``, ``%``, ``//`` or end in ``/``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from .._limits import Limits
+from .._redact import redact
+from . import azure, gcs, http, retry, s3
+from .errors import Unsatisfiable, guarded, reraise, transient, translate
+from .part import Part
+
+if TYPE_CHECKING:
+    from .._config import Config
+    from .._rules import Route
+
+__all__ = ["Part", "guarded", "read", "reraise", "translate"]
+
+Reader = Callable[[Any, "Route", int, "int | None", "str | None", "Config | None", Limits,
+                   "str | None"], Awaitable[Part]]
+
+_READERS: dict[str, Reader] = {"s3": s3.read, "gcs": gcs.read, "azure": azure.read}
+
+
+async def read(client: Any, route: Route, start: int = 0, end: int | None = None, *,
+               version: str | None = None, config: Config | None = None,
+               if_none_match: str | None = None) -> Part:
+    """Bytes ``[start, end)`` of the object ``route`` names (``end=None``: to its end).
+
+    ``client`` is the inner filesystem of the route's backend (the Azure SDK client of ambient
+    reads, the guarded session of plain http). ``start < 0`` asks for the last ``-start`` bytes
+    (a suffix range; not on Azure). With ``version``, the object must still be that version,
+    else ``IntegrityError``. With ``if_none_match`` (a cached version), an unchanged object
+    answers ``not_modified`` and no bytes (plain http reads ignore it and fetch again).
+    Transient failures are retried within the config's ``Limits``.
+    """
+    if end is not None and end <= start:
+        return Part(b"", start, -1, version)
+    limits = Limits.from_config(config)
+    if route.backend == "http":  # resumed and retried attempt by attempt, through the guard
+        return await http.read(client, route, start, end, version, config, limits,
+                               if_none_match)
+    reader = _READERS[route.backend]
+
+    async def attempt(n: int) -> Part:
+        return await reader(client, route, start, end, version, config, limits, if_none_match)
+
+    try:
+        return await retry.run(attempt, what=f"reading {redact(route.uri)}", limits=limits,
+                               deadline=time.monotonic() + limits.total_timeout,
+                               classify=transient)
+    except Unsatisfiable:
+        return http.unsatisfiable(start, version)
