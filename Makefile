@@ -11,7 +11,7 @@ PIP    := $(VENV)/bin/python -m pip
 demo: install-demo azurite
 	$(VENV)/bin/attachfs demo
 
-test: install-test azurite
+test: install-test azurite lint
 	$(VENV)/bin/python -m pytest
 
 $(VENV)/bin/python:
@@ -28,8 +28,11 @@ install-test: $(VENV)/bin/python
 azurite:
 	cd tools/azurite && npm ci --no-audit --no-fund --silent
 
+# Static checks: style, the one-way layering of the package, and types (strict on src/).
 lint: install-test
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports --no-cache
+	$(VENV)/bin/mypy
 
 clean:
 	rm -rf $(VENV) tools/azurite/node_modules
