@@ -124,7 +124,7 @@ class Entry:
 class DiskCache:
     """A persistent, LRU-bounded cache shared by the processes that open ``directory``."""
 
-    def __init__(self, directory: str | os.PathLike, *, max_bytes: int,
+    def __init__(self, directory: str | os.PathLike[str], *, max_bytes: int,
                  ttl_seconds: float | None = None, max_entry_bytes: int = 64 * 2**20,
                  clock: Callable[[], float] = time.time) -> None:
         if max_bytes <= 0 or max_entry_bytes <= 0:

@@ -32,19 +32,20 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Iterator, Mapping
+import sys
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 
-try:
+if sys.version_info >= (3, 11):
     import tomllib
-except ModuleNotFoundError:  # Python 3.10
+else:  # Python 3.10
     import tomli as tomllib
 
 from ._errors import ConfigError
 from ._limits import CACHE_MAX_BYTES, LIMIT_FIELDS, Limits
-from ._uri import parse
+from ._uri import Location, parse
 
 __all__ = [
     "AwsIntegration", "AwsPlatform", "AzureIntegration", "AzurePlatform", "CacheConfig", "Claim",
@@ -53,18 +54,19 @@ __all__ = [
 ]
 
 ENV_VAR = "ATTACHFS_CONFIG"
+Integration = TypeVar("Integration")
 
 
-class FrozenMap(Mapping):
+class FrozenMap(Mapping[Any, Any]):
     """A read-only, hashable mapping (``Config.tenants``)."""
 
     def __init__(self, items: Any = ()):
-        self._d = dict(items)
+        self._d: dict[Any, Any] = dict(items)
 
-    def __getitem__(self, key):
+    def __getitem__(self, key: Any) -> Any:
         return self._d[key]
 
-    def __iter__(self) -> Iterator:
+    def __iter__(self) -> Iterator[Any]:
         return iter(self._d)
 
     def __len__(self) -> int:
@@ -73,7 +75,7 @@ class FrozenMap(Mapping):
     def __hash__(self) -> int:
         return hash(frozenset(self._d.items()))
 
-    def __eq__(self, other) -> bool:
+    def __eq__(self, other: object) -> bool:
         return isinstance(other, Mapping) and self._d == dict(other.items())
 
     def __repr__(self) -> str:
@@ -161,7 +163,7 @@ class Claim:
     account: str | None = None
     owner: str | None = None  # S3 ExpectedBucketOwner
 
-    def covers(self, location) -> bool:
+    def covers(self, location: Location) -> bool:
         return (location.backend == self.backend and location.bucket == self.bucket
                 and location.account == self.account
                 and location.key.startswith(self.prefix))
@@ -200,7 +202,8 @@ class Config:
         """The validated config as a plain mapping (it holds no secrets: those are named by
         environment variable or file, never inline); ``load_config`` of it gives this config
         back, with relative paths already resolved."""
-        return _thaw(self.raw)
+        mapping: dict[str, Any] = _thaw(self.raw)
+        return mapping
 
     @classmethod
     def from_env(cls) -> Config | None:
@@ -210,7 +213,7 @@ class Config:
         return (f"Config(source={self.source!r}, tenants={sorted(self.tenants)!r}, "
                 f"digest={self.digest!r})")
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[Any, ...]:
         if self.source is not None:
             return load_config, (self.source,)
         return load_config, (_thaw(self.raw),)
@@ -218,7 +221,7 @@ class Config:
 
 # ---------------------------------------------------------------- loading
 
-def load_config(config: str | os.PathLike | Mapping | Config) -> Config:
+def load_config(config: str | os.PathLike[str] | Mapping[str, Any] | Config) -> Config:
     """Load and validate a config from a TOML file path, a mapping, or return a ``Config``."""
     if isinstance(config, Config):
         return config
@@ -234,7 +237,8 @@ def load_config(config: str | os.PathLike | Mapping | Config) -> Config:
     raise TypeError(f"config must be a path, a mapping or a Config, not {type(config).__name__}")
 
 
-def resolve_config(config: str | os.PathLike | Mapping | Config | None = None) -> Config | None:
+def resolve_config(config: str | os.PathLike[str] | Mapping[str, Any] | Config | None = None,
+                   ) -> Config | None:
     """``config`` if given, else ``$ATTACHFS_CONFIG`` if set, else None (ambient mode)."""
     if config is not None:
         return load_config(config)
@@ -248,7 +252,7 @@ def resolve_config(config: str | os.PathLike | Mapping | Config | None = None) -
 
 
 @functools.lru_cache(maxsize=32)
-def _load_file(path: str, _stamp: tuple) -> Config:
+def _load_file(path: str, _stamp: tuple[int, int, int]) -> Config:
     try:
         with open(path, "rb") as f:
             data = tomllib.load(f)
@@ -277,7 +281,10 @@ def _freeze(value: Any) -> Any:
 
 # ---------------------------------------------------------------- validation
 
-def _re(pattern: str, what: str) -> tuple:
+Check = tuple["re.Pattern[str]", str] | str
+
+
+def _re(pattern: str, what: str) -> tuple[re.Pattern[str], str]:
     return re.compile(pattern), what
 
 
@@ -287,23 +294,23 @@ _TENANT = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 URL, TEMPLATE, ENV, PATH, TEXT = "url", "template", "env", "path", "text"
 
 # Each section's keys and how each is checked: (pattern, what) or one of the kinds above.
-_AWS = {"role_name": _re(r"[A-Za-z0-9_+=,.@-]{1,64}", "an IAM role name: 1-64 characters of "
+_AWS: dict[str, Check] = {"role_name": _re(r"[A-Za-z0-9_+=,.@-]{1,64}", "an IAM role name: 1-64 characters of "
                                                      "A-Z a-z 0-9 _ + = , . @ -"),
         "account_id": _ACCOUNT, "endpoint_url": URL, "sts_endpoint_url": URL,
         "region": _re(r"[a-z0-9-]{1,32}", "an AWS region name like \"us-east-1\""),
         "profile": TEXT}
-_GCP = {"credentials": PATH, "endpoint_url": URL, "iam_endpoint_url": URL, "token_uri": URL}
-_AZURE = {"client_id": _re(_GUID, "the application (client) id, a GUID"),
+_GCP: dict[str, Check] = {"credentials": PATH, "endpoint_url": URL, "iam_endpoint_url": URL, "token_uri": URL}
+_AZURE: dict[str, Check] = {"client_id": _re(_GUID, "the application (client) id, a GUID"),
           "client_secret_env": ENV, "client_certificate_path": PATH, "authority": URL,
           "endpoint_url": TEMPLATE, "account_key_env": ENV,
           "account": _re(r"[a-z0-9]{3,24}", "a storage account name: 3-24 lowercase letters "
                                             "and digits")}
-_AWS_INTEGRATION = {"account_id": _ACCOUNT, "external_id": _re(
+_AWS_INTEGRATION: dict[str, Check] = {"account_id": _ACCOUNT, "external_id": _re(
     r"[A-Za-z0-9_+=,.@:/-]{2,1224}", "2-1224 characters of A-Z a-z 0-9 _ + = , . @ : / -")}
-_GCP_INTEGRATION = {"service_account": _re(
+_GCP_INTEGRATION: dict[str, Check] = {"service_account": _re(
     r"[a-z0-9][a-z0-9._-]{0,99}@(?:[a-z0-9:-]+\.)+gserviceaccount\.com",
     "a service-account email like \"name@project.iam.gserviceaccount.com\"")}
-_AZURE_INTEGRATION = {"tenant_id": _re(_GUID, "the tenant's directory (tenant) id, a GUID")}
+_AZURE_INTEGRATION: dict[str, Check] = {"tenant_id": _re(_GUID, "the tenant's directory (tenant) id, a GUID")}
 _HTTP = ("proxy", "allow_private_networks", "allow_hosts", "allow_ports", "trust_env",
          "max_redirects")
 
@@ -312,7 +319,7 @@ _SECRET = re.compile(r"(secret|password|passwd|token|_key|key_id|sas|connection_
 _INLINE = "secrets are never inline: "
 
 
-def _secret_advice(section: str, key: str, allowed) -> str:
+def _secret_advice(section: str, key: str, allowed: Iterable[str]) -> str:
     instead = f"{key}_env"
     if instead in allowed:
         return _INLINE + f"put it in an environment variable and name it with {instead}"
@@ -343,11 +350,12 @@ def _kind(value: Any) -> str:
 class _Table:
     """One table being validated: unknown and inline-secret keys are refused up front."""
 
-    def __init__(self, src: str | None, key: str, value: Any, allowed, base: str = ""):
+    def __init__(self, src: str | None, key: str, value: Any, allowed: Iterable[str],
+                 base: str = ""):
         self.src, self.key, self.base = src, key, base
         if not isinstance(value, Mapping):
             raise self.error(f"must be a table, not {_kind(value)}")
-        self.data = value
+        self.data: dict[str, Any] = dict(value) if not isinstance(value, dict) else value
         for name in value:
             if name in allowed:
                 continue
@@ -362,11 +370,18 @@ class _Table:
         key = f"{self.key}.{name}" if self.key and name else (name or self.key)
         return ConfigError(message, source=self.src, key=key)
 
-    def read(self, spec: Mapping, *, required: tuple[str, ...] = ()) -> dict:
+    def read(self, spec: Mapping[str, Check], *,
+             required: tuple[str, ...] = ()) -> dict[str, str | None]:
         return {name: self.text(name, check, required=name in required)
                 for name, check in spec.items()}
 
-    def text(self, name: str, check: Any = TEXT, *, required: bool = False) -> str | None:
+    def required(self, name: str, check: Check = TEXT) -> str:
+        """``text`` of a key that must be present."""
+        value = self.text(name, check, required=True)
+        assert value is not None  # text() raised if it was missing
+        return value
+
+    def text(self, name: str, check: Check = TEXT, *, required: bool = False) -> str | None:
         if name not in self.data:
             if required:
                 raise self.error("is required", name)
@@ -415,15 +430,16 @@ class _Table:
             raise self.error(f"must be true or false, not {_kind(value)}", name)
         return value
 
-    def number(self, name: str, default, lo, hi, types=(int,)):
-        value = self.data.get(name, default)
+    def number(self, name: str, default: Any, lo: float, hi: float,
+               types: tuple[type, ...] = (int,)) -> Any:
+        value: Any = self.data.get(name, default)
         if value is not None and (isinstance(value, bool) or not isinstance(value, types)
-                                  or not lo <= value <= hi):
+                                  or not lo <= cast(float, value) <= hi):
             raise self.error(f"must be a number from {lo} to {hi} (got {value!r})", name)
         return value
 
 
-def _build(data: dict, src: str | None) -> Config:
+def _build(data: dict[str, Any], src: str | None) -> Config:
     base = os.path.dirname(src) if src else os.getcwd()
     _Table(src, "", data, ("platform", "tenants", "cache", "limits"))
     p = _Table(src, "platform", data.get("platform", {}), ("aws", "gcp", "azure", "http"))
@@ -437,7 +453,7 @@ def _build(data: dict, src: str | None) -> Config:
     if "cache" in data:
         c = _Table(src, "cache", data["cache"], ("directory", "max_bytes", "ttl_seconds"), base)
         ttl = c.number("ttl_seconds", None, 1e-3, 1e12, (int, float))
-        cache = CacheConfig(directory=c.text("directory", PATH, required=True),
+        cache = CacheConfig(directory=c.required("directory", PATH),
                             max_bytes=c.number("max_bytes", CACHE_MAX_BYTES, 1, 2**62),
                             ttl_seconds=None if ttl is None else float(ttl))
     limits = _limits(_Table(src, "limits", data.get("limits", {}), tuple(LIMIT_FIELDS)))
@@ -493,11 +509,12 @@ def _http(h: _Table) -> HttpPlatform:
         trust_env=h.flag("trust_env", False), max_redirects=h.number("max_redirects", 5, 0, 30))
 
 
-def _tenant(src, name: str, value, platform: Platform) -> Tenant:
+def _tenant(src: str | None, name: str, value: Any, platform: Platform) -> Tenant:
     key = f"tenants.{name}"
     t = _Table(src, key, value, ("aws", "gcp", "azure", "direct"))
 
-    def integration(cloud, spec, cls):
+    def integration(cloud: str, spec: Mapping[str, Check], cls: Callable[..., Integration],
+                    ) -> Integration | None:
         if cloud not in t.data:
             return None
         table = _Table(src, f"{key}.{cloud}", t.data[cloud], spec)
@@ -525,14 +542,15 @@ def _tenant(src, name: str, value, platform: Platform) -> Tenant:
     return Tenant(name=name, aws=aws, gcp=gcp, azure=azure, direct=claims)
 
 
-def _claim(src, key: str, item, tenant: str, aws, gcp) -> Claim:
+def _claim(src: str | None, key: str, item: Any, tenant: str, aws: AwsIntegration | None,
+           gcp: GcpIntegration | None) -> Claim:
     def error(message: str) -> ConfigError:
         return ConfigError(message, source=src, key=key)
 
-    owner = None
+    owner: str | None = None
     if isinstance(item, Mapping):
         c = _Table(src, key, item, ("uri", "owner"))
-        uri = c.text("uri", required=True)
+        uri = c.required("uri")
         owner = c.text("owner", _re(r"[0-9]{12}", "the owning AWS account id, 12 digits"))
     elif isinstance(item, str):
         uri = item
@@ -555,9 +573,10 @@ def _claim(src, key: str, item, tenant: str, aws, gcp) -> Claim:
         raise error(f"a claim is a bucket or a prefix ending in \"/\" (\"{prefix}\" would also "
                     f"cover \"{prefix}-other\"): write \"{uri.rstrip('/')}/\" for a prefix")
     # With an integration enabled the platform never reads that cloud directly.
-    cloud, integration, how = {"s3": ("an AWS", aws, "assume its role"),
-                               "gcs": ("a GCP", gcp, "impersonate its service account")
-                               }[loc.backend]
+    integrations: dict[str, tuple[str, object, str]] = {
+        "s3": ("an AWS", aws, "assume its role"),
+        "gcs": ("a GCP", gcp, "impersonate its service account")}
+    cloud, integration, how = integrations[loc.backend]
     if integration is not None:
         raise error(f"tenant {tenant!r} has {cloud} integration, so its {loc.backend.upper()} "
                     f"reads always {how} and never read directly: this claim would never be "
@@ -565,14 +584,15 @@ def _claim(src, key: str, item, tenant: str, aws, gcp) -> Claim:
     if owner is not None and loc.backend != "s3":
         raise error("owner pinning is S3-only (ExpectedBucketOwner); remove owner")
     scheme = "s3" if loc.backend == "s3" else "gs"
-    return Claim(uri=f"{scheme}://{loc.bucket}" + (f"/{prefix}" if prefix else ""),
-                 backend=loc.backend, bucket=loc.bucket, prefix=prefix, account=loc.account,
+    bucket = loc.bucket or ""  # parse() refuses a URI without a bucket
+    return Claim(uri=f"{scheme}://{bucket}" + (f"/{prefix}" if prefix else ""),
+                 backend=loc.backend, bucket=bucket, prefix=prefix, account=loc.account,
                  owner=owner)
 
 
-def _refuse_double_claims(src, tenants: Mapping[str, Tenant]) -> None:
+def _refuse_double_claims(src: str | None, tenants: Mapping[str, Tenant]) -> None:
     """A bucket (or overlapping prefixes of it) may be claimed by one tenant only."""
-    seen: dict[tuple, list[tuple[str, Claim]]] = {}
+    seen: dict[tuple[str, str, str | None], list[tuple[str, Claim]]] = {}
     for name, tenant in tenants.items():
         for i, claim in enumerate(tenant.direct):
             where = (claim.backend, claim.bucket, claim.account)

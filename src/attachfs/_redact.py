@@ -47,15 +47,15 @@ def _params(text: str) -> str:
 def redact(url: Any) -> str:
     """``url`` with user info removed and the value of every query, fragment and path
     parameter masked; names are kept so the shape of the URL stays readable."""
-    url = str(url)
-    m = _SCHEME_AUTHORITY.match(url)
+    text: str = str(url)
+    m = _SCHEME_AUTHORITY.match(text)
     if m and "@" in m[2]:
         userinfo, _, host = m[2].rpartition("@")
         # In az://container@account/... the part before "@" is a container, not a credential.
         if m[1][:-3].lower() not in _AZURE_SCHEMES or ":" in userinfo:
-            url = m[1] + host + url[m.end():]
-    cut = min((i for i in (url.find("?"), url.find("#")) if i >= 0), default=len(url))
-    head, tail = url[:cut], url[cut:]
+            text = m[1] + host + text[m.end():]
+    cut = min((i for i in (text.find("?"), text.find("#")) if i >= 0), default=len(text))
+    head, tail = text[:cut], text[cut:]
     m = _SCHEME_AUTHORITY.match(head)
     if m and m[1][:-3].lower() in ("http", "https") and ";" in head[m.end():]:
         path = re.sub(r";[^/]*", lambda p: ";" + _params(p[0][1:]), head[m.end():])

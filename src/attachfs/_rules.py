@@ -109,7 +109,7 @@ def route(config: Config | None, tenant: str | None, location: Location) -> Rout
             "Point $ATTACHFS_CONFIG (or config=) at a config with [tenants], or drop tenant= "
             "and unset $ATTACHFS_TENANT for ambient mode",
             uri=location.uri, tenant=tenant, rule="tenant-without-config")
-    t = None if ambient else _tenant(config, tenant, location)
+    t = None if config is None or ambient else _tenant(config, tenant, location)
     proxy = None
     if config is not None and backend != "s3":  # S3 grants by IAM, never by source address
         proxy = config.platform.http.proxy
@@ -122,14 +122,15 @@ def route(config: Config | None, tenant: str | None, location: Location) -> Rout
                               "platform.azure.account", source=config.source,
                               key="platform.azure.account")
 
-    def make(mode, grant, rule, identity=None, claim=None) -> Route:
+    def make(mode: Mode, grant: Grant, rule: str, identity: str | None = None,
+             claim: Claim | None = None) -> Route:
         return Route(uri=location.uri, backend=backend, location=location, mode=mode,
                      identity=identity, claim=claim, proxy=proxy, tenant=tenant, grant=grant,
                      rule=rule)
 
     if backend == "http":
         return make("url", Grant("none"), RULE_URL)
-    if ambient:
+    if config is None or t is None:  # ambient mode
         return make("ambient", Grant("ambient"), RULE_AMBIENT)
     if backend == "s3":
         if t.aws is not None:
@@ -166,7 +167,7 @@ def _tenant(config: Config, tenant: str | None, location: Location) -> Tenant:
             f"read of {location.uri} refused: the config ({where}) defines tenants, so every "
             "read is made for one; set tenant= or $ATTACHFS_TENANT",
             uri=location.uri, tenant=None, rule="no-tenant")
-    found = config.tenants.get(tenant)
+    found: Tenant | None = config.tenants.get(tenant)
     if found is None:
         # Never list the known tenants: one tenant must not learn another's name.
         raise AccessRefused(

@@ -41,7 +41,7 @@ from ._types import Backend
 
 __all__ = ["Location", "parse"]
 
-_NATIVE = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs",
+_NATIVE: dict[str, Backend] = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs",
            "az": "azure", "abfs": "azure", "abfss": "azure"}
 _AZURE_SCHEMES = ("az", "abfs", "abfss")
 _WRITE = "write s3://bucket/key, gs://bucket/key, az://container/key or https://host/path"
@@ -148,7 +148,7 @@ def parse(uri: str, *, require_key: bool = True) -> Location:
     return _parse_http(uri, require_key)
 
 
-def _parse_native(uri: str, backend: str, rest: str, require_key: bool) -> Location:
+def _parse_native(uri: str, backend: Backend, rest: str, require_key: bool) -> Location:
     authority, _, key = rest.partition("/")  # the key is literal: no decoding at all
     account = None
     if backend == "azure":
@@ -197,7 +197,8 @@ def _parse_http(uri: str, require_key: bool) -> Location:
     return Location("http", None, key, url=uri)
 
 
-def _route_s3(uri, host, path, query, require_key) -> Location | None:
+def _route_s3(uri: str, host: str, path: str, query: list[tuple[str, str]],
+              require_key: bool) -> Location | None:
     m = _S3_HOST.fullmatch(host)
     if not m:
         return None
@@ -209,7 +210,8 @@ def _route_s3(uri, host, path, query, require_key) -> Location | None:
                      region=region, version=version)
 
 
-def _route_gcs(uri, host, path, query, require_key) -> Location | None:
+def _route_gcs(uri: str, host: str, path: str, query: list[tuple[str, str]],
+               require_key: bool) -> Location | None:
     # JSON API: the object name is one percent-encoded segment ("/" is %2F).
     # https://cloud.google.com/storage/docs/request-endpoints#encoding
     if host in _GCS_JSON_HOSTS and path.startswith(("/storage/v1/", "/download/storage/v1/")):
@@ -232,7 +234,8 @@ def _route_gcs(uri, host, path, query, require_key) -> Location | None:
                      version=version)
 
 
-def _route_azure(uri, host, path, query, require_key) -> Location | None:
+def _route_azure(uri: str, host: str, path: str, query: list[tuple[str, str]],
+                 require_key: bool) -> Location | None:
     m = _AZURE_HOST.fullmatch(host)
     if not m:
         return None
@@ -285,15 +288,16 @@ def _check_key(uri: str, key: str) -> str:
     return key
 
 
-def _location(uri: str, backend: str, bucket: str, key: str, require_key: bool,
+def _location(uri: str, backend: Backend, bucket: str, key: str, require_key: bool,
               **fields: str | None) -> Location:
     native = {"s3": "s3", "gcs": "gs", "azure": "az"}[backend]
     what = "container" if backend == "azure" else "bucket"
     if not bucket:
         raise _error(uri, f"no {what}", f"write {native}://{what}/key")
     problem = _BUCKET_RULES[backend](bucket)
-    if problem is None and fields.get("account") is not None:
-        problem = _azure_account_problem(fields["account"])
+    account = fields.get("account")
+    if problem is None and account is not None:
+        problem = _azure_account_problem(account)
     if problem:
         raise _error(uri, problem, "check the name")
     if require_key and not key:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from types import SimpleNamespace
 from typing import Any
@@ -30,6 +30,7 @@ from typing import Any
 import aiohttp
 import yarl
 
+from .._config import Config
 from .._errors import AccessRefused, ReadTimeout
 from .._limits import Limits
 from .._redact import redact
@@ -43,7 +44,7 @@ REDIRECTS = (301, 302, 303, 307, 308)
 CREDENTIAL_HEADERS = ("Authorization", "Cookie", "Proxy-Authorization")
 
 
-def literal_refusal(config, url: str) -> AccessRefused | None:
+def literal_refusal(config: Config | None, url: str) -> AccessRefused | None:
     """The refusal a read of ``url`` meets before any request, if its host is an IP literal (in
     any spelling) the config does not open, or its scheme is not http(s); for ``explain()``.
     A host name is judged only once resolved, at read time."""
@@ -79,7 +80,7 @@ class Guard:
     exempt: frozenset[tuple[str, int]] = frozenset()
 
     @classmethod
-    def from_config(cls, config, *, proxy: str | None = None) -> Guard:
+    def from_config(cls, config: Config | None, *, proxy: str | None = None) -> Guard:
         """The guard of ``config``; ``proxy`` is the Route's (the access rules decide it)."""
         http = config.platform.http if config is not None else None
         guard = cls(policy=Policy.from_config(config), limits=Limits.from_config(config),
@@ -137,7 +138,7 @@ class Guard:
 
     # -- sessions ----------------------------------------------------------------------------
 
-    async def session(self, loop=None, **kwargs: Any) -> aiohttp.ClientSession:
+    async def session(self, loop: Any = None, **kwargs: Any) -> aiohttp.ClientSession:
         """An aiohttp session every connection of which is guarded; fsspec's ``get_client``.
 
         Must be called on the loop that will use it. ``kwargs`` from fsspec are ignored except
@@ -155,12 +156,14 @@ class Guard:
                                           sock_connect=limits.connect_timeout,
                                           sock_read=limits.read_timeout))
 
-    async def _on_start(self, session, ctx: SimpleNamespace, params) -> None:
+    async def _on_start(self, session: aiohttp.ClientSession, ctx: SimpleNamespace,
+                        params: aiohttp.TraceRequestStartParams) -> None:
         ctx.hops = 0
         ctx.secure = params.url.scheme == "https"
         self.check_url(params.url)
 
-    async def _on_redirect(self, session, ctx: SimpleNamespace, params) -> None:
+    async def _on_redirect(self, session: aiohttp.ClientSession, ctx: SimpleNamespace,
+                           params: aiohttp.TraceRequestRedirectParams) -> None:
         # aiohttp follows this redirect by itself (fsspec's requests): check the next hop now,
         # before it connects. Credentials are dropped by aiohttp when the origin changes.
         location = params.response.headers.get("Location")
@@ -186,7 +189,8 @@ class Guard:
 
     @contextlib.asynccontextmanager
     async def open(self, session: aiohttp.ClientSession, url: yarl.URL, *, method: str = "GET",
-                   headers: dict[str, str] | None = None, deadline: float | None = None):
+                   headers: dict[str, str] | None = None, deadline: float | None = None,
+                   ) -> AsyncIterator[Reply]:
         """A ``Reply`` to ``method url``, redirects followed by hand and each hop checked.
 
         ``deadline`` is a ``time.monotonic()`` instant the whole exchange must end by. Timeouts
@@ -198,7 +202,7 @@ class Guard:
         finally:
             reply.resp.release()
 
-    async def _send(self, session, url: yarl.URL, method: str, sent: dict[str, str],
+    async def _send(self, session: aiohttp.ClientSession, url: yarl.URL, method: str, sent: dict[str, str],
                     deadline: float | None) -> Reply:
         current, secure, hops = url, url.scheme == "https", 0
         origin = _origin(url)

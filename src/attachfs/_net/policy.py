@@ -16,8 +16,12 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .addresses import IP, OPENED_BY_PRIVATE, Refusal, classify, normalise_host
+
+if TYPE_CHECKING:
+    from .._config import Config
 
 __all__ = ["SCHEMES", "Policy"]
 
@@ -36,7 +40,7 @@ class Policy:
     source: str | None = None  # the config file, named in refusals
 
     @classmethod
-    def from_config(cls, config) -> Policy:
+    def from_config(cls, config: Config | None) -> Policy:
         if config is None:
             return cls(allow_private_networks=True, any_port=True, max_redirects=10)
         http = config.platform.http
@@ -74,12 +78,12 @@ class Policy:
         host = normalise_host(host)
         if self._host_allowed(host):
             return None
-        addresses = [a if isinstance(a, ipaddress._BaseAddress) else
-                     ipaddress.ip_address(str(a).split("%", 1)[0]) for a in addresses]
-        if not addresses:
+        ips: list[IP] = [a if isinstance(a, (ipaddress.IPv4Address, ipaddress.IPv6Address))
+                         else ipaddress.ip_address(str(a).split("%", 1)[0]) for a in addresses]
+        if not ips:
             return Refusal("unresolved", f"{host} has no address to check")
         opened = True
-        for ip in addresses:
+        for ip in ips:
             if self._address_allowed(ip):
                 continue
             refusal = classify(ip)

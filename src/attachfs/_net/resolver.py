@@ -80,7 +80,8 @@ class GuardedConnector(aiohttp.TCPConnector):
         self.guard = guard
         self.guarded_resolver = resolver
 
-    async def connect(self, req, traces, timeout):
+    async def connect(self, req: aiohttp.ClientRequest, traces: list[aiohttp.tracing.Trace],
+                      timeout: aiohttp.ClientTimeout) -> aiohttp.connector.Connection:
         url = req.url
         host = url.raw_host or ""
         port = url.port or (443 if url.scheme == "https" else 80)

@@ -58,7 +58,7 @@ def retry_after(value: str | None, *, now: Callable[[], float] = time.time) -> f
 
 def backoff(attempt: int, base: float, cap: float, rng: Callable[[], float]) -> float:
     """Full jitter: uniform in [0, min(cap, base * 2**(attempt - 1)))."""
-    return rng() * min(cap, base * 2 ** (attempt - 1))
+    return rng() * min(cap, base * 2.0 ** (attempt - 1))
 
 
 async def run(attempt: Callable[[int], Awaitable[T]], *, what: str, limits: Limits,
