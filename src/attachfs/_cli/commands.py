@@ -30,7 +30,12 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .._config import Config
+    from .._filesystem import AttachFileSystem
+    from .._rules import Route
 
 EXIT_OK, EXIT_ACCESS, EXIT_USAGE = 0, 1, 2
 EXIT_INTERRUPTED, EXIT_PIPE = 130, 141
@@ -72,7 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    def command(name: str, help: str, description: str | None = None):
+    def command(name: str, help: str,
+                description: str | None = None) -> argparse.ArgumentParser:
         return sub.add_parser(name, parents=[common], help=help,
                               description=description or help)
 
@@ -207,15 +213,15 @@ class Context:
         # "" stays "" (the library reads it as "no tenant"): --tenant "" overrides the env.
         given = self.args.tenant
         self.tenant = given if given is not None else os.environ.get("ATTACHFS_TENANT")
-        self._config: Any = None
+        self._config: Config | None = None
         self._loaded = False
 
     @property
     def json(self) -> bool:
-        return self.args.json
+        return bool(self.args.json)
 
     @property
-    def config(self):
+    def config(self) -> Config | None:
         if not self._loaded:
             from .._config import resolve_config
 
@@ -223,13 +229,13 @@ class Context:
             self._loaded = True
         return self._config
 
-    def filesystem(self):
+    def filesystem(self) -> AttachFileSystem:
         from .._filesystem import AttachFileSystem
 
         return AttachFileSystem(tenant=self.tenant or "", config=self.config,
                                 skip_instance_cache=True)
 
-    def route(self, uri: str, *, require_key: bool = True):
+    def route(self, uri: str, *, require_key: bool = True) -> Route:
         from .._rules import route
         from .._uri import parse
 
@@ -319,7 +325,7 @@ def cmd_explain(ctx: Context) -> int:
         ("session_name", r.grant.session_name), ("service_account", r.grant.service_account),
         ("azure_tenant_id", r.grant.azure_tenant_id), ("client_id", r.grant.client_id),
         ("expected_bucket_owner", r.grant.expected_bucket_owner)) if v is not None}
-    doc = {
+    doc: dict[str, Any] = {
         "uri": _redact(r.uri), "backend": r.backend, "tenant": r.tenant, "mode": r.mode,
         "identity": r.identity,
         "claim": None if r.claim is None else {"uri": r.claim.uri, "owner": r.claim.owner},
@@ -347,7 +353,10 @@ def cmd_check(ctx: Context) -> int:
     config = ctx.config
     report = check(ctx.args.uri, tenant=ctx.tenant, config=config)
     failed = report.failed
-    code = EXIT_OK if failed is None else (exit_code(failed.error) or EXIT_ACCESS)
+    code = EXIT_OK
+    if failed is not None:
+        assert failed.error is not None  # a failed step always keeps its error (diagnose._fail)
+        code = exit_code(failed.error) or EXIT_ACCESS
     if ctx.json:
         doc = report.as_dict()
         doc["exit_code"] = code
@@ -487,11 +496,11 @@ def cmd_cp(ctx: Context) -> int:
         raise UsageError("cp writes files; to write to stdout use `attachfs cat`")
     fs = ctx.filesystem()
     jobs = transfer.plan(fs, a.uris, a.dest, a.recursive)
-    sizes = [j.size for j in jobs]
+    sizes = [j.size for j in jobs if j.size is not None]
     progress = transfer.Progress(
         sys.stderr, enabled=not a.no_progress and transfer.isatty(sys.stderr),
-        files=len(jobs), total=None if None in sizes else sum(sizes))
-    done = []
+        files=len(jobs), total=None if len(sizes) < len(jobs) else sum(sizes))
+    done: list[dict[str, Any]] = []
     try:
         for job in jobs:
             done.append(transfer.copy_one(fs, job, progress))

@@ -47,7 +47,7 @@ _AZURE_ACCOUNT = re.compile(r"https://([a-z0-9]{3,24})\.blob\.core\.windows\.net
 
 
 class _Target:
-    """One bucket (optionally a prefix of it) a grant covers."""
+    """One bucket (optionally a prefix of it) a grant covers; bucket "": a whole account."""
 
     def __init__(self, backend: str, bucket: str, prefix: str = "", account: str | None = None,
                  owner: str | None = None):
@@ -75,7 +75,7 @@ def _targets(buckets: list[str] | None, default_backend: str) -> list[_Target]:
             text = "s3://" + text[len("arn:aws:s3:::"):].rstrip("*")
         account_only = _AZURE_ACCOUNT.fullmatch(text) if default_backend == "azure" else None
         if account_only:  # the whole storage account: a scope with no container
-            out.append(_Target("azure", None, "", account_only[1] or account_only[2]))
+            out.append(_Target("azure", "", "", account_only[1] or account_only[2]))
             continue
         if "://" not in text:
             if default_backend == "azure":
@@ -90,6 +90,7 @@ def _targets(buckets: list[str] | None, default_backend: str) -> list[_Target]:
         if loc.backend == "http":
             raise ValueError(f"--bucket {given!r} is not a bucket, container or storage "
                              "account: plain https URLs carry their own authority")
+        assert loc.bucket is not None  # parse names a bucket for every backend but http
         prefix = loc.key
         if prefix and not prefix.endswith("/"):
             raise ValueError(f"--bucket {given!r}: a prefix must end in \"/\" (\"{prefix}\" "
@@ -98,18 +99,19 @@ def _targets(buckets: list[str] | None, default_backend: str) -> list[_Target]:
     return out
 
 
-def _tenant(config: Config | None, name: str | None) -> Tenant:
+def _tenant(config: Config | None, name: str | None) -> tuple[Config, Tenant]:
+    """The config (never None: ambient mode has no tenants) and the tenant named."""
     if config is None or not config.multi_tenant:
         raise ConfigError("`attachfs policy` fills in a tenant's policies from a config with "
                           "[tenants]: pass --config (or set $ATTACHFS_CONFIG)",
                           source=config.source if config else None)
     if not name:
         raise ValueError("`attachfs policy` needs --tenant (or $ATTACHFS_TENANT)")
-    tenant = config.tenants.get(name)
+    tenant: Tenant | None = config.tenants.get(name)
     if tenant is None:
         raise ConfigError(f"no tenant {name!r}; tenants are defined as [tenants.NAME]",
                           source=config.source)
-    return tenant
+    return config, tenant
 
 
 def _need(value: str | None, config: Config, key: str, why: str) -> str:
@@ -137,7 +139,7 @@ def _of(targets: list[_Target], backend: str, command: str) -> list[_Target]:
 def aws(config: Config | None, tenant: str | None, buckets: list[str] | None = None, *,
         allow_list: bool = False) -> dict[str, Any]:
     """The role the tenant creates for delegated S3 access: name, trust and permission policy."""
-    t = _tenant(config, tenant)
+    config, t = _tenant(config, tenant)
     if t.aws is None:
         raise ConfigError(
             f"tenant {t.name!r} has no AWS integration, so no role is assumed for it. Add "
@@ -183,7 +185,7 @@ def aws(config: Config | None, tenant: str | None, buckets: list[str] | None = N
 
 
 def _s3_read_statements(targets: list[_Target], allow_list: bool,
-                        principal: dict | None = None) -> list[dict]:
+                        principal: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     who = {"Principal": principal} if principal else {}
     statements = [{"Sid": "AttachfsReadObjects", "Effect": "Allow", **who,
                    "Action": ["s3:GetObject"],
@@ -206,7 +208,7 @@ def bucket(config: Config | None, tenant: str | None, buckets: list[str] | None 
            allow_list: bool = False, platform_sa: str | None = None) -> dict[str, Any]:
     """Direct access: the S3 bucket policy (and the GCS bucket grant) for the platform's own
     identity, on the buckets given or, by default, the buckets the tenant claims."""
-    t = _tenant(config, tenant)
+    config, t = _tenant(config, tenant)
     if buckets:
         targets = _targets(buckets, "s3")
     else:
@@ -277,10 +279,10 @@ def platform_service_account(config: Config | None, given: str | None = None) ->
     if given:
         return given
     path = config.platform.gcp.credentials if config else None
-    if path and path != "anonymous":
+    if config is not None and path and path != "anonymous":
         try:
             with open(path, encoding="utf-8") as f:
-                email = json.load(f).get("client_email")
+                email: str | None = json.load(f).get("client_email")
         except (OSError, ValueError, AttributeError) as err:
             raise ConfigError(f"cannot read the key file's client_email ({type(err).__name__})",
                               source=config.source, key="platform.gcp.credentials") from None
@@ -295,7 +297,7 @@ def gcp(config: Config | None, tenant: str | None, buckets: list[str] | None = N
         platform_sa: str | None = None) -> dict[str, Any]:
     """The service account the tenant creates, the Token Creator grant to the platform's
     identity on it, and its reader role on the buckets (gcloud commands)."""
-    t = _tenant(config, tenant)
+    config, t = _tenant(config, tenant)
     if t.gcp is None:
         raise ConfigError(
             f"tenant {t.name!r} has no GCP integration, so no service account is impersonated "
@@ -348,7 +350,7 @@ def _gcs_binding(bucket_name: str, member: str) -> list[str]:
 def azure(config: Config | None, tenant: str | None,
           buckets: list[str] | None = None) -> dict[str, Any]:
     """The consent step in the tenant's directory and the reader role assignment."""
-    t = _tenant(config, tenant)
+    config, t = _tenant(config, tenant)
     if t.azure is None:
         raise ConfigError(
             f"tenant {t.name!r} has no Azure integration, so its Azure reads are anonymous. "
@@ -383,7 +385,7 @@ def azure(config: Config | None, tenant: str | None,
 # ------------------------------------------------------------------------------------- render
 
 
-def _compact(doc: dict) -> str:
+def _compact(doc: dict[str, Any]) -> str:
     return json.dumps(doc, separators=(",", ":"))
 
 
@@ -398,7 +400,7 @@ def _shell(argv: list[str]) -> str:
     return " ".join(parts)
 
 
-def _pretty(doc: dict) -> str:
+def _pretty(doc: dict[str, Any]) -> str:
     return json.dumps(doc, indent=2)
 
 
@@ -411,7 +413,7 @@ def render(doc: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _render_aws(d: dict) -> list[str]:
+def _render_aws(d: dict[str, Any]) -> list[str]:
     return [
         f"# Delegated S3 access for tenant {d['tenant']!r}: in AWS account {d['account_id']} "
         "(the tenant's), create the role",
@@ -435,7 +437,7 @@ def _render_aws(d: dict) -> list[str]:
     ]
 
 
-def _render_bucket(d: dict) -> list[str]:
+def _render_bucket(d: dict[str, Any]) -> list[str]:
     lines = [f"# Direct access for tenant {d['tenant']!r}: the platform reads with its own "
              "identity. Anyone who can guess these bucket names could submit them; attachfs "
              "reads only buckets the tenant claims. Delegated access (`attachfs policy aws`, "
@@ -450,7 +452,7 @@ def _render_bucket(d: dict) -> list[str]:
     return lines
 
 
-def _render_gcp(d: dict) -> list[str]:
+def _render_gcp(d: dict[str, Any]) -> list[str]:
     lines = [f"# Delegated GCS access for tenant {d['tenant']!r}: the platform "
              f"({d['platform_service_account']}) impersonates {d['service_account']}, which "
              "reads the buckets.", ""]
@@ -469,7 +471,7 @@ def _render_gcp(d: dict) -> list[str]:
     return lines
 
 
-def _render_azure(d: dict) -> list[str]:
+def _render_azure(d: dict[str, Any]) -> list[str]:
     lines = [
         f"# Delegated Azure access for tenant {d['tenant']!r}: the platform's app "
         f"{d['client_id']} reads as a service principal in directory {d['directory']}.",

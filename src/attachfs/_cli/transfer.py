@@ -20,12 +20,15 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
 from urllib.parse import unquote, urlsplit
 
 from .._errors import IntegrityError, not_found
 from .._redact import redact
 from .._uri import parse
+
+if TYPE_CHECKING:
+    from .._filesystem import AttachFileSystem
 
 #: Sequential read size, and the block asked for at open (small: a resumed copy may not need
 #: the object's start at all).
@@ -33,7 +36,13 @@ CHUNK = 2 * 2**20
 OPEN_BLOCK = 256 * 2**10
 
 
-def copy_stream(f, write: Callable[[bytes], Any], chunk: int = CHUNK,
+class Readable(Protocol):
+    """What ``copy_stream`` reads from: an open binary file."""
+
+    def read(self, size: int, /) -> bytes: ...
+
+
+def copy_stream(f: Readable, write: Callable[[bytes], Any], chunk: int = CHUNK,
                 advance: Callable[[int], None] | None = None) -> None:
     """Read ``f`` to its end in ``chunk``-sized pieces."""
     while True:
@@ -52,7 +61,7 @@ class Job:
     size: int | None = None
 
 
-def plan(fs, uris: list[str], dest: str, recursive: bool) -> list[Job]:
+def plan(fs: AttachFileSystem, uris: list[str], dest: str, recursive: bool) -> list[Job]:
     """Where each object goes: DEST itself (one URI, DEST not a directory), DEST/NAME, or with
     ``recursive`` DEST/PATH-UNDER-THE-PREFIX for every object below each URI."""
     into_dir = os.path.isdir(dest) or dest.endswith(("/", os.sep))
@@ -104,7 +113,7 @@ def _local_path(uri: str, rel: str) -> str:
     return os.path.join(*parts)
 
 
-def copy_one(fs, job: Job, progress: Progress) -> dict[str, Any]:
+def copy_one(fs: AttachFileSystem, job: Job, progress: Progress) -> dict[str, Any]:
     """Copy one object to ``job.target`` through ``target.part``, resuming a partial copy of
     the same version; the size is verified before the rename."""
     part, meta_path = job.target + ".part", job.target + ".part.json"
@@ -153,7 +162,7 @@ def _basename_or(job: Job) -> str:
     return os.path.basename(job.target) or job.target
 
 
-def _resumable(part: str, meta_path: str, meta: dict) -> int:
+def _resumable(part: str, meta_path: str, meta: dict[str, Any]) -> int:
     """How many bytes of ``part`` are this very object's (0: start over)."""
     if meta["version"] is None or not os.path.exists(part):
         return 0   # without a version there is no telling whose bytes the .part holds
@@ -168,7 +177,7 @@ def _resumable(part: str, meta_path: str, meta: dict) -> int:
     return have
 
 
-def _write_meta(path: str, meta: dict) -> None:
+def _write_meta(path: str, meta: dict[str, Any]) -> None:
     tmp = path + ".tmp"
     with open(tmp, "w", encoding="utf-8") as fh:
         json.dump(meta, fh)
@@ -183,7 +192,7 @@ def _remove(*paths: str) -> None:
             pass
 
 
-def isatty(stream) -> bool:
+def isatty(stream: TextIO) -> bool:
     try:
         return stream.isatty()
     except (AttributeError, ValueError):
@@ -198,7 +207,7 @@ class Progress:
     only bytes moved in this run (not the resumed part). Redraws at most every 0.1 s.
     """
 
-    def __init__(self, stream, *, enabled: bool, files: int, total: int | None,
+    def __init__(self, stream: TextIO, *, enabled: bool, files: int, total: int | None,
                  clock: Callable[[], float] = time.monotonic):
         self.stream, self.enabled, self.files, self.total = stream, enabled, files, total
         self.clock = clock
@@ -272,7 +281,7 @@ class Progress:
         self._width = 0 if end else len(text)
 
 
-def _columns(stream) -> int:
+def _columns(stream: TextIO) -> int:
     try:
         return max(os.get_terminal_size(stream.fileno()).columns, 40)
     except (AttributeError, ValueError, OSError):

@@ -14,7 +14,14 @@ import time
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TextIO
 from urllib.parse import quote
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .emulators import Emulators
+    from .servers import LocalHTTPServer
 
 
 @dataclass
@@ -51,7 +58,7 @@ def sample_png(width: int = 64, height: int = 48) -> bytes:
             + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
 
 
-def sample_frame():
+def sample_frame() -> pd.DataFrame:
     import pandas as pd
 
     return pd.DataFrame({
@@ -73,7 +80,13 @@ def samples() -> dict[str, bytes]:
     }
 
 
-def seed(peers, files: dict[str, bytes]) -> dict[str, str]:
+def _http(peers: Emulators) -> LocalHTTPServer:
+    """The plain-http peer: the demo always starts one."""
+    assert peers.http is not None, "the demo's emulators are started with http=True"
+    return peers.http
+
+
+def seed(peers: Emulators, files: dict[str, bytes]) -> dict[str, str]:
     """Put ``files`` in every backend; return {backend: uri prefix}."""
     peers.make_s3_bucket("demo-attachments")
     peers.make_gcs_bucket("demo-attachments")
@@ -83,16 +96,16 @@ def seed(peers, files: dict[str, bytes]) -> dict[str, str]:
         peers.put_s3("demo-attachments", key, data)
         peers.put_gcs("demo-attachments", key, data)
         peers.put_azure("attachments", key, data)
-        peers.http.put(f"/files/{quote(key)}", data)
+        _http(peers).put(f"/files/{quote(key)}", data)
     return {
         "s3": "s3://demo-attachments/samples/",
         "gcs": "gs://demo-attachments/samples/",
         "azure": f"https://{peers.azure_account}.blob.core.windows.net/attachments/samples/",
-        "http": f"{peers.http.url}/files/samples/",
+        "http": f"{_http(peers).url}/files/samples/",
     }
 
 
-def timed_read(uri: str, data: bytes, config: dict, tenant: str | None) -> Read:
+def timed_read(uri: str, data: bytes, config: dict[str, Any], tenant: str | None) -> Read:
     """Read ``uri`` for ``tenant`` through attachfs.open; a refusal is an outcome, not a crash."""
     import attachfs
 
@@ -112,7 +125,7 @@ def timed_read(uri: str, data: bytes, config: dict, tenant: str | None) -> Read:
                 len(got), time.perf_counter() - t0, "ok" if got == data else "MISMATCH")
 
 
-def read_all(prefixes: dict[str, str], files: dict[str, bytes], config: dict,
+def read_all(prefixes: dict[str, str], files: dict[str, bytes], config: dict[str, Any],
              tenant: str | None = None) -> Iterator[Read]:
     import pandas as pd
 
@@ -138,7 +151,8 @@ ROLE = "AttachmentReader"
 EXTERNAL_ID = "acme-5f0c"
 
 
-def set_up_tenants(peers, files: dict[str, bytes]) -> tuple[dict, list[tuple]]:
+def set_up_tenants(peers: Emulators, files: dict[str, bytes]
+                   ) -> tuple[dict[str, Any], list[tuple[str, str, bytes | None]]]:
     """Two tenants on the emulators, with moto enforcing IAM.
 
     acme set up delegated access (a role the platform assumes with acme's ExternalId, allowed
@@ -179,7 +193,7 @@ def set_up_tenants(peers, files: dict[str, bytes]) -> tuple[dict, list[tuple]]:
     reads = [
         ("acme", "s3://acme-attachments/samples/report.csv", files["report.csv"]),
         ("acme", "s3://acme-attachments/samples/table.parquet", files["table.parquet"]),
-        ("acme", f"{peers.http.url}/files/samples/photo.png", files["photo.png"]),
+        ("acme", f"{_http(peers).url}/files/samples/photo.png", files["photo.png"]),
         ("globex", "s3://globex-attachments/samples/report.csv", files["report.csv"]),
         ("globex", "gs://globex-attachments/samples/photo.png", files["photo.png"]),
         ("globex", f"{azure}/globex-public/samples/photo.png", files["photo.png"]),
@@ -191,7 +205,7 @@ def set_up_tenants(peers, files: dict[str, bytes]) -> tuple[dict, list[tuple]]:
     return config, reads
 
 
-def print_table(reads: list[Read], out=sys.stdout) -> None:
+def print_table(reads: list[Read], out: TextIO = sys.stdout) -> None:
     rows = [("tenant", "backend", "mode", "identity", "read with", "uri", "bytes", "ms",
              "outcome")]
     for r in reads:
@@ -205,7 +219,7 @@ def print_table(reads: list[Read], out=sys.stdout) -> None:
             print("  ".join("-" * w for w in widths), file=out)
 
 
-def run(out=sys.stdout) -> int:
+def run(out: TextIO = sys.stdout) -> int:
     from . import emulators, environment
 
     # No SDK may find real credentials or a metadata server; set before gcsfs/aiohttp load.
@@ -219,7 +233,7 @@ def run(out=sys.stdout) -> int:
                 environment.apply_environment(peers.env())
                 print(f"  up in {time.perf_counter() - t0:.1f}s: S3 {peers.s3_endpoint}, "
                       f"GCS {peers.gcs_endpoint}, Azure {peers.azure_endpoint}, "
-                      f"http {peers.http.url}", file=out, flush=True)
+                      f"http {_http(peers).url}", file=out, flush=True)
                 files = samples()
                 prefixes = seed(peers, files)
                 print(f"  put {len(files)} sample attachments (csv, parquet, png) in each "

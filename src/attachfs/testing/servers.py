@@ -21,7 +21,7 @@ import ssl
 import threading
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qs, unquote
 
 from aiohttp import web
@@ -31,6 +31,9 @@ __all__ = ["PRINCIPAL", "RECORD", "AppServer", "LocalHTTPServer", "RecordedReque
            "ServerThread", "TcpServer"]
 
 _LOOPBACK = "127.0.0.1"
+
+
+_Server = TypeVar("_Server", bound="ServerThread")
 
 
 class ServerThread:
@@ -58,7 +61,7 @@ class ServerThread:
     async def _start_serving(self, sock: socket.socket) -> Callable[[], Awaitable[None]]:
         raise NotImplementedError
 
-    def start(self, timeout: float = 30.0) -> Any:
+    def start(self: _Server, timeout: float = 30.0) -> _Server:
         if self._thread is not None:
             raise RuntimeError(f"{type(self).__name__} already started")
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
@@ -109,7 +112,7 @@ class ServerThread:
         self._thread = self._loop = None
         self.port = None
 
-    def __enter__(self) -> Any:
+    def __enter__(self: _Server) -> _Server:
         return self.start()
 
     def __exit__(self, *exc_info: object) -> None:
@@ -213,7 +216,9 @@ class AppServer(ServerThread):
         return runner.cleanup
 
     @web.middleware
-    async def _record(self, request: web.Request, handler: Any) -> web.StreamResponse:
+    async def _record(self, request: web.Request,
+                      handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                      ) -> web.StreamResponse:
         raw = await request.read()
         record = RecordedRequest(
             method=request.method, path=request.path, raw_path=request.raw_path,
@@ -323,11 +328,11 @@ class LocalHTTPServer(AppServer):
         obj = self._objects.get(_path_key(request.rel_url.raw_path))
         if obj is None:
             return web.Response(status=404, text="not found\n")
-        headers = {"Accept-Ranges": "bytes", "ETag": obj.etag,
-                   "Last-Modified": obj.last_modified,
-                   "Content-Type": "application/octet-stream"}
-        headers.update(obj.headers)
-        headers = {k: v for k, v in headers.items() if v is not None}
+        merged: dict[str, str | None] = {"Accept-Ranges": "bytes", "ETag": obj.etag,
+                                         "Last-Modified": obj.last_modified,
+                                         "Content-Type": "application/octet-stream"}
+        merged.update(obj.headers)
+        headers = {k: v for k, v in merged.items() if v is not None}
         if_match = [tag.strip() for tag in request.headers.get("If-Match", "").split(",")]
         if if_match != [""] and "*" not in if_match and obj.etag not in if_match:
             return web.Response(status=412, headers=headers)
