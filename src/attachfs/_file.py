@@ -21,6 +21,7 @@ import asyncio
 import io
 import os
 from concurrent.futures import Future
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from fsspec.asyn import sync
 from fsspec.spec import AbstractBufferedFile
@@ -31,22 +32,43 @@ from ._read.cached import read_through
 from ._read.part import Part
 from ._rules import Route
 
+if TYPE_CHECKING:
+    from ._cache import DiskCache
+    from ._config import Config
+
 #: Backends whose servers answer suffix ranges (bytes=-N); Azure Blob does not.
 _SUFFIX_RANGES = ("s3", "gcs", "http")
+
+
+class _Opener(Protocol):
+    """What a file uses of the AttachFileSystem that opened it (which imports this module)."""
+
+    cache: DiskCache | None
+    config: Config | None
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None: ...
+
+    async def _inner(self, route: Route) -> tuple[Any, str]: ...
+
+    def open(self, path: str, mode: str = "rb", **kwargs: Any) -> Any: ...
 
 
 class AttachFile(AbstractBufferedFile):
     """A read-only file over one attachment (the route), read through ``inner``."""
 
-    def __init__(self, fs, path: str, route: Route, inner, *, block_size=None,
-                 cache_type: str | None = None, cache_options=None, **kwargs):
+    def __init__(self, fs: _Opener, path: str, route: Route, inner: Any, *,
+                 block_size: int | Literal["default"] | None = None,
+                 cache_type: str | None = None, cache_options: dict[str, Any] | None = None,
+                 **kwargs: Any):
         # AbstractBufferedFile.__init__ asks for the size (a request) and builds an fsspec
         # cache; this file does neither, so it sets the attributes its base class reads.
         self.fs, self.path, self.mode = fs, path, "rb"
         self.route = route
         self._inner = inner
         self._pid = os.getpid()
-        self.blocksize = block_size if block_size not in (None, "default") else FIRST_BLOCK
+        self.blocksize = (FIRST_BLOCK if block_size is None or block_size == "default"
+                          else block_size)
         options = dict(cache_options or {})
         self.first_block = max(1, int(options.get("first_block", self.blocksize)))
         self.min_fetch = int(options.get("min_fetch", min(MIN_FETCH, self.first_block)))
@@ -63,13 +85,13 @@ class AttachFile(AbstractBufferedFile):
         self._buf = b""
         self._buf_start = 0
         self._readahead = 0
-        self._next: tuple[int, Future] | None = None
+        self._next: tuple[int, Future[Part]] | None = None
 
     def __repr__(self) -> str:
         return (f"<AttachFile {self.route.uri} tenant={self.route.tenant!r} "
                 f"mode={self.route.mode}>")
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[Any, ...]:
         # Reopen in the receiving process through the (pickled-as-recipe) filesystem.
         return _reopen, (self.fs, self.path, self.blocksize, self.loc)
 
@@ -83,6 +105,7 @@ class AttachFile(AbstractBufferedFile):
                 self._get(-tail, None)
             else:
                 self._get(0, tail)
+        assert self._size is not None  # _get learnt it from the first response
         return self._size
 
     @size.setter
@@ -141,6 +164,7 @@ class AttachFile(AbstractBufferedFile):
     def _get(self, start: int, end: int | None) -> bytes:
         """One ranged GET (``start < 0``: the last ``-start`` bytes); learns size and version
         from the first response and pins every later one to that version."""
+        part: Part
         if self._size is None and self.fs.cache is not None:
             part = sync(self._loop(), self._first_cached, start, end)
         else:
@@ -152,7 +176,7 @@ class AttachFile(AbstractBufferedFile):
             self._buf_start = self._size - len(part.data) if start < 0 else start
         return part.data
 
-    async def _fetch(self, start: int, end: int | None):
+    async def _fetch(self, start: int, end: int | None) -> Part:
         self.requests += 1
         return await _read.guarded(self.route, _read.read(
             self._inner, self.route, start, end, version=self.version, config=self.fs.config))
@@ -166,7 +190,9 @@ class AttachFile(AbstractBufferedFile):
                                     version=self.version, config=self.fs.config,
                                     if_none_match=if_none_match)
 
-        return await _read.guarded(self.route, read_through(self.fs.cache, self.route, read,
+        cache = self.fs.cache
+        assert cache is not None  # _get reads through the cache only when there is one
+        return await _read.guarded(self.route, read_through(cache, self.route, read,
                                                             start, end))
 
     # -- prefetch: the next window in flight while the caller consumes this one ---------------
@@ -191,8 +217,9 @@ class AttachFile(AbstractBufferedFile):
             self._next[1].cancel()
             self._next = None
 
-    def _loop(self):
+    def _loop(self) -> asyncio.AbstractEventLoop:
         loop = self.fs.loop
+        assert loop is not None  # only a synchronous filesystem (it has a loop) opens files
         if self._pid != os.getpid():  # inherited by a forked child: use the child's backends
             self._inner, _ = sync(loop, self.fs._inner, self.route)
             self._pid = os.getpid()
@@ -224,7 +251,7 @@ class AttachFile(AbstractBufferedFile):
         self.closed = True
 
 
-def _reopen(fs, path, block_size, loc):
-    f = fs.open(path, "rb", block_size=block_size)
+def _reopen(fs: _Opener, path: str, block_size: int, loc: int) -> AttachFile:
+    f: AttachFile = fs.open(path, "rb", block_size=block_size)
     f.seek(loc)
     return f

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-from typing import Any
+from collections.abc import Iterable, Iterator
+from typing import IO, Any, Literal, NoReturn, overload
 
 from fsspec.asyn import AsyncFileSystem, get_loop, sync
 from fsspec.implementations.chained import ChainedFileSystem
@@ -49,15 +50,20 @@ class AttachFileSystem(AsyncFileSystem, ChainedFileSystem):
     root_marker = ""
     async_impl = True
 
+    # Set by fsspec's AsyncFileSystem.__init__ (None: an asynchronous instance); ``loop`` sets
+    # them again in a forked child.
+    _loop: asyncio.AbstractEventLoop | None
+    _pid: int
+
     def __init__(
         self,
         *,
         tenant: str | None = None,
-        config: str | os.PathLike | dict | Config | None = None,
+        config: str | os.PathLike[str] | dict[str, Any] | Config | None = None,
         target_protocol: str | None = None,
-        target_options: dict | None = None,
+        target_options: dict[str, Any] | None = None,
         fo: str | None = None,
-        cache: str | os.PathLike | DiskCache | None = None,
+        cache: str | os.PathLike[str] | DiskCache | None = None,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
@@ -69,7 +75,7 @@ class AttachFileSystem(AsyncFileSystem, ChainedFileSystem):
         self._backends = Backends(self.config, self._loop, self.asynchronous)
 
     @property
-    def loop(self):
+    def loop(self) -> asyncio.AbstractEventLoop | None:
         # fsspec refuses to run an instance in a forked child ("not fork-safe"); a DataLoader
         # worker inherits ours. Its inner filesystems hold sessions bound to the parent's loop,
         # so the child takes fsspec's fresh loop and builds its own; credential leases are
@@ -87,7 +93,7 @@ class AttachFileSystem(AsyncFileSystem, ChainedFileSystem):
         source = self.config.source or "<mapping>"
         return f"<AttachFileSystem tenant={self.tenant!r} config={source!r}>"
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[Any, ...]:
         # A recipe, not a live session: the tenant and the config *reference* (a Config
         # pickles as its file path or its secret-free mapping); the receiving process builds
         # its own backends and credentials.
@@ -96,16 +102,24 @@ class AttachFileSystem(AsyncFileSystem, ChainedFileSystem):
 
     # -- paths ------------------------------------------------------------------------------
 
+    @overload
     @classmethod
-    def _strip_protocol(cls, path):
+    def _strip_protocol(cls, path: str | os.PathLike[str]) -> str: ...
+
+    @overload
+    @classmethod
+    def _strip_protocol(cls, path: list[str]) -> list[str]: ...
+
+    @classmethod
+    def _strip_protocol(cls, path: str | os.PathLike[str] | list[str]) -> str | list[str]:
         if isinstance(path, list):
             return [cls._strip_protocol(p) for p in path]
-        path = stringify_path(path)
+        text: str = stringify_path(path)
         for prefix in ("attach://", "attach::"):
-            if path.startswith(prefix):
-                path = path[len(prefix):]
+            if text.startswith(prefix):
+                text = text[len(prefix):]
         # Unlike fsspec's default, keep a trailing "/": it is part of an object key.
-        return path
+        return text
 
     def unstrip_protocol(self, name: str) -> str:
         return name
@@ -133,19 +147,20 @@ class AttachFileSystem(AsyncFileSystem, ChainedFileSystem):
         """The Route a read of ``path`` takes (no request is made)."""
         return self._route(path)
 
-    async def _inner(self, route: _rules.Route):
+    async def _inner(self, route: _rules.Route) -> tuple[AsyncFileSystem, str]:
         """The inner filesystem for ``route`` with its credentials valid now (fetched off-loop;
         a refusal raises here, before any storage request)."""
         await _read.guarded(route, _credentials.ready(self.config, route))
         return self._backends.get(route), inner_path(route.location)
 
-    def _outer(self, route: _rules.Route, info: dict) -> dict:
+    def _outer(self, route: _rules.Route, info: dict[str, Any]) -> dict[str, Any]:
         out = dict(info)
         out["name"] = outer_location(route.location, info["name"]).uri
         return out
 
-    def _named(self, route: _rules.Route, found: dict, detail: bool):
-        out = {}
+    def _named(self, route: _rules.Route, found: dict[str, dict[str, Any]],
+               detail: bool) -> dict[str, dict[str, Any]] | list[str]:
+        out: dict[str, dict[str, Any]] = {}
         for info in found.values():
             info = self._outer(route, info)
             out[info["name"]] = info
@@ -153,12 +168,14 @@ class AttachFileSystem(AsyncFileSystem, ChainedFileSystem):
 
     # -- reads ------------------------------------------------------------------------------
 
-    async def _cat_file(self, path, start=None, end=None, **kwargs):
+    async def _cat_file(self, path: str, start: int | None = None, end: int | None = None,
+                        **kwargs: Any) -> bytes:
         route = self._route(path)
         fs, _ = await self._inner(route)
         return await _read.guarded(route, self._read(fs, route, start, end))
 
-    async def _read(self, fs, route: _rules.Route, start, end) -> bytes:
+    async def _read(self, fs: AsyncFileSystem, route: _rules.Route, start: int | None,
+                    end: int | None) -> bytes:
         start = start or 0
         if start < 0 or (end is not None and end < 0):
             # fsspec's negative offsets count from the end: that needs the size first.
@@ -174,7 +191,8 @@ class AttachFileSystem(AsyncFileSystem, ChainedFileSystem):
         part = await _read.read(fs, route, start, end, config=self.config)
         return part.data
 
-    def cat_iter(self, paths, *, batch_size: int | None = None, on_error: str = "raise"):
+    def cat_iter(self, paths: Iterable[str], *, batch_size: int | None = None,
+                 on_error: str = "raise") -> Iterator[tuple[str, bytes | Exception]]:
         """Yield ``(uri, bytes)`` for each of ``paths`` as soon as it arrives (a dataloader's
         form of ``cat``): at most ``batch_size`` requests in flight (default: fsspec's batch
         size), objects in completion order. ``on_error``: "raise" (the first error, after
@@ -185,13 +203,13 @@ class AttachFileSystem(AsyncFileSystem, ChainedFileSystem):
             raise ValueError(f"on_error must be 'raise', 'return' or 'omit', not {on_error!r}")
         paths = list(paths)
         limit = batch_size or self.batch_size or _default_batch_size()
-        done: queue.Queue = queue.Queue()
-        finished = object()
+        # (uri, bytes or error) per object, then None: all finished.
+        done: queue.Queue[tuple[str, bytes | Exception] | None] = queue.Queue()
 
-        async def run():
+        async def run() -> None:
             gate = asyncio.Semaphore(limit)
 
-            async def one(path):
+            async def one(path: str) -> None:
                 async with gate:
                     try:
                         done.put((path, await self._cat_file(path)))
@@ -201,11 +219,14 @@ class AttachFileSystem(AsyncFileSystem, ChainedFileSystem):
             try:
                 await asyncio.gather(*(one(p) for p in paths))
             finally:
-                done.put(finished)
+                done.put(None)
 
-        future = asyncio.run_coroutine_threadsafe(run(), self.loop)
+        loop = self.loop
+        if loop is None:  # an asynchronous instance: as fsspec's sync() refuses
+            raise RuntimeError("Loop is not running")
+        future = asyncio.run_coroutine_threadsafe(run(), loop)
         try:
-            for path, result in iter(done.get, finished):
+            for path, result in iter(done.get, None):
                 if isinstance(result, Exception):
                     if on_error == "raise":
                         raise result
@@ -215,20 +236,24 @@ class AttachFileSystem(AsyncFileSystem, ChainedFileSystem):
         finally:
             future.cancel()
 
-    async def _info(self, path, **kwargs):
+    async def _info(self, path: str, **kwargs: Any) -> dict[str, Any]:
         route = self._route(path, require_key=False)
         fs, ipath = await self._inner(route)
         info = await _read.guarded(route, fs._info(ipath, **kwargs))
         return self._outer(route, info)
 
-    async def _ls(self, path, detail=True, **kwargs):
+    async def _ls(self, path: str, detail: bool = True,
+                  **kwargs: Any) -> list[dict[str, Any]] | list[str]:
         route = self._route(path, require_key=False)
         fs, ipath = await self._inner(route)
-        entries = await _read.guarded(route, fs._ls(ipath, detail=True, **kwargs))
+        entries: list[dict[str, Any]] = await _read.guarded(
+            route, fs._ls(ipath, detail=True, **kwargs))
         entries = [self._outer(route, e) for e in entries]
         return entries if detail else [e["name"] for e in entries]
 
-    async def _find(self, path, maxdepth=None, withdirs=False, detail=False, **kwargs):
+    async def _find(self, path: str, maxdepth: int | None = None, withdirs: bool = False,
+                    detail: bool = False,
+                    **kwargs: Any) -> dict[str, dict[str, Any]] | list[str]:
         route = self._route(path, require_key=False)
         fs, ipath = await self._inner(route)
         found = await _read.guarded(
@@ -236,14 +261,16 @@ class AttachFileSystem(AsyncFileSystem, ChainedFileSystem):
         )
         return self._named(route, found, detail)
 
-    async def _glob(self, path, maxdepth=None, **kwargs):
+    async def _glob(self, path: str, maxdepth: int | None = None,
+                    **kwargs: Any) -> dict[str, dict[str, Any]] | list[str]:
         detail = kwargs.pop("detail", False)
         route = self._route(path, require_key=False)
         fs, ipath = await self._inner(route)
         found = await _read.guarded(route, fs._glob(ipath, maxdepth=maxdepth, detail=True, **kwargs))
         return self._named(route, found, detail)
 
-    async def _expand_path(self, path, recursive=False, maxdepth=None):
+    async def _expand_path(self, path: str | list[str], recursive: bool = False,
+                           maxdepth: int | None = None) -> list[str]:
         # fsspec's version globs any path with * ? or [ in it; a query string in a plain
         # https URL is not a glob, and inputs that are not globs keep their exact spelling so
         # that cat() returns a dict keyed by what the caller passed.
@@ -263,13 +290,15 @@ class AttachFileSystem(AsyncFileSystem, ChainedFileSystem):
             raise not_found(str(path), "nothing matched")
         return list(dict.fromkeys(out))
 
-    async def _get_file(self, rpath, lpath, **kwargs):
+    async def _get_file(self, rpath: str, lpath: str | os.PathLike[str] | IO[bytes],
+                        **kwargs: Any) -> Any:
         route = self._route(rpath)
         fs, ipath = await self._inner(route)
         return await _read.guarded(route, fs._get_file(ipath, lpath, **kwargs))
 
-    def _open(self, path, mode="rb", block_size=None, autocommit=True, cache_options=None,
-              **kwargs):
+    def _open(self, path: str, mode: str = "rb",
+              block_size: int | Literal["default"] | None = None, autocommit: bool = True,
+              cache_options: dict[str, Any] | None = None, **kwargs: Any) -> AttachFile:
         if mode != "rb":
             raise ReadOnlyError(f"{_READ_ONLY} (got mode {mode!r} for {path})")
         route = self._route(path)
@@ -280,34 +309,37 @@ class AttachFileSystem(AsyncFileSystem, ChainedFileSystem):
         except Exception as err:
             _read.reraise(route, err)
 
-    def invalidate_cache(self, path=None):
+    def invalidate_cache(self, path: str | None = None) -> None:
         self._backends.invalidate_caches()
 
     # -- writes are refused, by name --------------------------------------------------------
 
-    async def _pipe_file(self, path, value, **kwargs):
+    async def _pipe_file(self, path: str, value: bytes, **kwargs: Any) -> NoReturn:
         raise ReadOnlyError(f"{_READ_ONLY} (pipe to {path})")
 
-    async def _put_file(self, lpath, rpath, **kwargs):
+    async def _put_file(self, lpath: str, rpath: str, **kwargs: Any) -> NoReturn:
         raise ReadOnlyError(f"{_READ_ONLY} (put to {rpath})")
 
-    async def _rm_file(self, path, **kwargs):
+    async def _rm_file(self, path: str, **kwargs: Any) -> NoReturn:
         raise ReadOnlyError(f"{_READ_ONLY} (rm {path})")
 
-    async def _rm(self, path, recursive=False, **kwargs):
+    async def _rm(self, path: str | list[str], recursive: bool = False,
+                  **kwargs: Any) -> NoReturn:
         raise ReadOnlyError(f"{_READ_ONLY} (rm {path})")
 
-    async def _cp_file(self, path1, path2, **kwargs):
+    async def _cp_file(self, path1: str, path2: str, **kwargs: Any) -> NoReturn:
         raise ReadOnlyError(f"{_READ_ONLY} (cp to {path2})")
 
-    async def _mkdir(self, path, create_parents=True, **kwargs):
+    async def _mkdir(self, path: str, create_parents: bool = True, **kwargs: Any) -> NoReturn:
         raise ReadOnlyError(f"{_READ_ONLY} (mkdir {path})")
 
-    async def _makedirs(self, path, exist_ok=False):
+    async def _makedirs(self, path: str, exist_ok: bool = False) -> NoReturn:
         raise ReadOnlyError(f"{_READ_ONLY} (makedirs {path})")
 
 
-def _rebuild(cls, tenant, config, target_protocol, target_options, cache=None):
+def _rebuild(cls: type[AttachFileSystem], tenant: str | None, config: Config | None,
+             target_protocol: str | None, target_options: dict[str, Any],
+             cache: DiskCache | None = None) -> AttachFileSystem:
     return cls(tenant=tenant, config=config, target_protocol=target_protocol,
                target_options=target_options, cache=cache)
 
@@ -315,10 +347,12 @@ def _rebuild(cls, tenant, config, target_protocol, target_options, cache=None):
 def _default_batch_size() -> int:
     from fsspec.asyn import _get_batch_size
 
-    return _get_batch_size()
+    size: int = _get_batch_size()
+    return size
 
 
-def _open_cache(cache, config: Config | None) -> DiskCache | None:
+def _open_cache(cache: str | os.PathLike[str] | DiskCache | None,
+                config: Config | None) -> DiskCache | None:
     """The opt-in disk cache: the ``cache=`` argument (a directory or a DiskCache), else the
     config's ``[cache]`` section, else none."""
     if isinstance(cache, DiskCache):

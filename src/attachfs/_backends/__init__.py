@@ -15,10 +15,14 @@ import threading
 from fsspec.asyn import AsyncFileSystem
 
 from .._config import Config
-from .._rules import Route
+from .._rules import Grant, Route
+from .._types import Backend
 from .._uri import Location, parse
 
 __all__ = ["Backends", "inner_path", "outer_location"]
+
+#: What makes two inner filesystems differ: backend, tenant, grant, Azure account.
+_Key = tuple[Backend, str | None, Grant, str | None]
 
 
 class Backends:
@@ -34,7 +38,7 @@ class Backends:
         self.config = config
         self.loop = loop
         self.asynchronous = asynchronous
-        self._fs: dict[tuple, AsyncFileSystem] = {}
+        self._fs: dict[_Key, AsyncFileSystem] = {}
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -51,7 +55,7 @@ class Backends:
         return fs
 
     @staticmethod
-    def cache_key(route: Route) -> tuple:
+    def cache_key(route: Route) -> _Key:
         loc = route.location
         account = loc.account if loc.backend == "azure" else None
         return (route.backend, route.tenant, route.grant, account)

@@ -66,7 +66,7 @@ class EgressAzureBlobFileSystem(AzureBlobFileSystem):
         self.egress = egress
         super().__init__(**kwargs)
 
-    def do_connect(self):
+    def do_connect(self) -> None:
         try:
             if self.connection_string is not None:
                 self.service_client = BlobServiceClient.from_connection_string(

@@ -7,11 +7,13 @@ go through the guarded, retrying read path (``_read.http``); a refusal surfaces 
 
 from __future__ import annotations
 
+import os
 import time
-from typing import Any
+from typing import IO, TYPE_CHECKING, Any
 
+import aiohttp
 import yarl
-from fsspec.callbacks import DEFAULT_CALLBACK
+from fsspec.callbacks import DEFAULT_CALLBACK, Callback
 from fsspec.implementations.http import HTTPFileSystem
 from fsspec.utils import isfilelike
 
@@ -22,6 +24,9 @@ from .._read.errors import status_retryable, transient
 from .._read.http import http_part
 from .._read.retry import Retry, retry_after
 from .._redact import redact
+
+if TYPE_CHECKING:
+    from typing_extensions import TypeIs
 
 __all__ = ["GuardedHTTPFileSystem"]
 
@@ -35,7 +40,7 @@ class GuardedHTTPFileSystem(HTTPFileSystem):
         self.guard = guard
         super().__init__(get_client=guard.session, **kwargs)
 
-    async def _info(self, url, **kwargs):
+    async def _info(self, url: str, **kwargs: Any) -> dict[str, Any]:
         session = await self.set_session()
         target = yarl.URL(url, encoded=True)
         limits = self.guard.limits
@@ -55,8 +60,8 @@ class GuardedHTTPFileSystem(HTTPFileSystem):
                                             "Range": "bytes=0-0"}))
         return {"name": url, "size": None, **info, "type": "file"}
 
-    async def _probe(self, session, url: yarl.URL, method: str, headers: dict[str, str],
-                     deadline: float) -> dict[str, Any]:
+    async def _probe(self, session: aiohttp.ClientSession, url: yarl.URL, method: str,
+                     headers: dict[str, str], deadline: float) -> dict[str, Any]:
         async with self.guard.open(session, url, method=method, headers=headers,
                                    deadline=deadline) as reply:
             resp = reply.resp
@@ -90,14 +95,15 @@ class GuardedHTTPFileSystem(HTTPFileSystem):
                     info[name] = h[name]
             return info
 
-    async def _exists(self, path, **kwargs):
+    async def _exists(self, path: str, **kwargs: Any) -> bool:
         try:
             await self._info(path)
             return True
         except FileNotFoundError:
             return False
 
-    async def _cat_file(self, url, start=None, end=None, **kwargs):
+    async def _cat_file(self, url: str, start: int | None = None, end: int | None = None,
+                        **kwargs: Any) -> bytes:
         session = await self.set_session()
         start = start or 0
         if start < 0 or (end is not None and end < 0):
@@ -108,12 +114,13 @@ class GuardedHTTPFileSystem(HTTPFileSystem):
             return b""
         return (await http_part(self.guard, session, url, start, end, None)).data
 
-    async def _get_file(self, rpath, lpath, chunk_size=16 * 2**20,
-                        callback=DEFAULT_CALLBACK, **kwargs):
+    async def _get_file(self, rpath: str, lpath: str | os.PathLike[str] | IO[bytes],
+                        chunk_size: int = 16 * 2**20, callback: Callback = DEFAULT_CALLBACK,
+                        **kwargs: Any) -> None:
         # Part by part through the read path: each part retried and resumed, every part
         # pinned to the version of the first (a replaced object fails, never mixes).
         session = await self.set_session()
-        out = lpath if isfilelike(lpath) else open(lpath, "wb")  # noqa: ASYNC230
+        out = lpath if _filelike(lpath) else open(lpath, "wb")  # noqa: ASYNC230
         try:
             pos, version, size = 0, None, None
             while size is None or pos < size:
@@ -131,11 +138,17 @@ class GuardedHTTPFileSystem(HTTPFileSystem):
             if out is not lpath:
                 out.close()
 
-    async def _ls(self, url, detail=True, **kwargs):
+    async def _ls(self, url: str, detail: bool = True, **kwargs: Any) -> list[Any]:
         try:
-            return await super()._ls(url, detail=detail, **kwargs)
+            listing: list[Any] = await super()._ls(url, detail=detail, **kwargs)
+            return listing
         except Exception as err:
             refusal = refusal_in(err)
             if refusal is not None:
                 raise refusal from None
             raise
+
+
+def _filelike(lpath: str | os.PathLike[str] | IO[bytes]) -> TypeIs[IO[bytes]]:
+    """fsspec's ``isfilelike``, said to the type checker: a file object, not a path."""
+    return bool(isfilelike(lpath))

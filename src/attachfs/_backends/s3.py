@@ -28,6 +28,6 @@ def build(config: Config | None, route: Route, trust_env: bool,
     kwargs.update(aws.s3fs_options(config, route))
     # S3 traffic never goes through a proxy (S3 grants by IAM, not by source address), and
     # botocore would otherwise take HTTP(S)_PROXY from the environment.
-    config_kwargs = {"proxies": {}}
+    config_kwargs: dict[str, Any] = {"proxies": {}}
     return S3FileSystem(client_kwargs=client_kwargs, config_kwargs=config_kwargs, **kwargs,
                         **common)

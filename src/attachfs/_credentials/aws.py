@@ -11,7 +11,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
 from botocore.credentials import ReadOnlyCredentials
 
@@ -39,7 +40,7 @@ def s3fs_options(config: Config | None, route: Route) -> dict[str, Any]:
     raise ValueError(f"not an AWS grant: {kind!r}")
 
 
-def assumed_role(config: Config | None, grant: Grant) -> refresh.Refreshable:
+def assumed_role(config: Config | None, grant: Grant) -> refresh.Refreshable[ReadOnlyCredentials]:
     """The process-wide refreshing credentials of the tenant role ``grant`` names."""
     digest = config.digest if config else None
     return shared(("aws", digest, grant), lambda: refresh.Refreshable(
@@ -47,7 +48,7 @@ def assumed_role(config: Config | None, grant: Grant) -> refresh.Refreshable:
         clock=refresh.now, secrets=lambda c: (c.secret_key, c.token)))
 
 
-def platform_lease(config: Config | None) -> refresh.Refreshable:
+def platform_lease(config: Config | None) -> refresh.Refreshable[ReadOnlyCredentials | None]:
     """The platform's own AWS credentials (default chain or profile), frozen for the hot read
     path and re-resolved before they expire (instance roles, SSO) or hourly (static keys).
     The value is None when the chain finds nothing: requests then go unsigned."""
@@ -74,7 +75,7 @@ async def frozen(config: Config | None, grant: Grant) -> ReadOnlyCredentials | N
     return await platform_lease(config).get()
 
 
-def platform_session(config: Config | None):
+def platform_session(config: Config | None) -> Any:  # a boto3.Session
     """A boto3 session as the platform's own AWS identity (default chain or profile)."""
     import boto3
 
@@ -82,7 +83,7 @@ def platform_session(config: Config | None):
     return boto3.Session(profile_name=aws_cfg.profile if aws_cfg else None)
 
 
-def _sts_client(config: Config | None):
+def _sts_client(config: Config | None) -> Any:  # a botocore STS client
     aws_cfg = config.platform.aws if config else None
     kwargs: dict[str, Any] = {}
     if aws_cfg is not None:
@@ -138,7 +139,7 @@ class _RoleCredentials:
 
     method = "attachfs-assume-role"
 
-    def __init__(self, lease: refresh.Refreshable):
+    def __init__(self, lease: refresh.Refreshable[ReadOnlyCredentials]):
         self._lease = lease
 
     def __repr__(self) -> str:
@@ -148,18 +149,18 @@ class _RoleCredentials:
         return await self._lease.get()
 
     async def get_access_key(self) -> str:
-        return (await self._lease.get()).access_key
+        return cast(str, (await self._lease.get()).access_key)
 
     async def get_secret_key(self) -> str:
-        return (await self._lease.get()).secret_key
+        return cast(str, (await self._lease.get()).secret_key)
 
     async def get_token(self) -> str:
-        return (await self._lease.get()).token
+        return cast(str, (await self._lease.get()).token)
 
     async def get_account_id(self) -> None:
         return None  # S3 does not use account-id-based endpoints
 
-    def get_deferred_property(self, name: str):
+    def get_deferred_property(self, name: str) -> Callable[[], None]:
         return lambda: None
 
 
@@ -167,14 +168,14 @@ class _RoleProvider:
     METHOD = "attachfs-assume-role"
     CANONICAL_NAME = "attachfs"
 
-    def __init__(self, lease: refresh.Refreshable):
+    def __init__(self, lease: refresh.Refreshable[ReadOnlyCredentials]):
         self._credentials = _RoleCredentials(lease)
 
-    async def load(self):
+    async def load(self) -> _RoleCredentials:
         return self._credentials
 
 
-def _role_session(lease: refresh.Refreshable):
+def _role_session(lease: refresh.Refreshable[ReadOnlyCredentials]) -> Any:  # an AioSession
     from aiobotocore.credentials import AioCredentialResolver
     from aiobotocore.session import AioSession
 

@@ -11,7 +11,8 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from .. import _redact
 from .._config import Config
@@ -19,6 +20,10 @@ from .._errors import AccessDenied, ConfigError
 from .._rules import Grant, Route
 from . import refresh
 from .refresh import shared
+
+if TYPE_CHECKING:
+    from azure.core.credentials import AccessToken
+    from azure.identity import CertificateCredential, ClientSecretCredential
 
 STORAGE_SCOPE = "https://storage.azure.com/.default"
 
@@ -47,6 +52,7 @@ def adlfs_options(config: Config | None, route: Route, account: str) -> dict[str
     if az_cfg is not None and az_cfg.account_key_env:
         key = os.environ.get(az_cfg.account_key_env)
         if not key:
+            assert config is not None  # az_cfg is config's
             raise ConfigError(f"environment variable {az_cfg.account_key_env} is not set",
                               source=config.source, key="platform.azure.account_key_env")
     if endpoint and not endpoint.startswith("https://"):
@@ -67,18 +73,22 @@ def _connection_string(account: str, endpoint: str, key: str | None) -> str:
     return ";".join(parts) + ";"
 
 
-def token_lease(config: Config | None, grant: Grant) -> refresh.Refreshable:
+def token_lease(config: Config | None, grant: Grant) -> refresh.Refreshable[AccessToken]:
     """The process-wide storage-token lease of the platform app in the tenant's directory."""
-    digest = config.digest if config else None
+    assert config is not None  # an azure-app grant comes from a tenant of a config
+    digest = config.digest
     return shared(("azure", digest, grant), lambda: refresh.Refreshable(
         _fetcher(config, grant), what=f"azure-app:{grant.client_id}@{grant.azure_tenant_id}",
         clock=refresh.now, advisory=600, mandatory=300,
         secrets=lambda token: (token.token,)))
 
 
-def _app_credential(config: Config, grant: Grant):
+def _app_credential(config: Config,
+                    grant: Grant) -> ClientSecretCredential | CertificateCredential:
     from azure.identity import CertificateCredential, ClientSecretCredential
 
+    # _config requires platform.azure.client_id for any tenant's Azure integration.
+    assert grant.azure_tenant_id is not None and grant.client_id is not None
     az = config.platform.azure
     kwargs: dict[str, Any] = {}
     if az.authority:
@@ -97,8 +107,8 @@ def _app_credential(config: Config, grant: Grant):
                                  certificate_path=az.client_certificate_path, **kwargs)
 
 
-def _fetcher(config: Config, grant: Grant):
-    def fetch():
+def _fetcher(config: Config, grant: Grant) -> Callable[[], refresh.Lease[AccessToken]]:
+    def fetch() -> refresh.Lease[AccessToken]:
         from azure.core.exceptions import ClientAuthenticationError
 
         credential = _app_credential(config, grant)
@@ -175,22 +185,22 @@ def _http_status(err: Exception) -> str:
 class LeasedTokenCredential:
     """An async ``TokenCredential`` for the Azure SDK, served from a Refreshable."""
 
-    def __init__(self, lease: refresh.Refreshable):
+    def __init__(self, lease: refresh.Refreshable[AccessToken]):
         self._lease = lease
 
     def __repr__(self) -> str:
         return f"<LeasedTokenCredential {self._lease.what}>"
 
-    def __reduce__(self):
+    def __reduce__(self) -> NoReturn:
         raise TypeError("Azure credentials are not picklable: pickle the filesystem instead")
 
-    async def get_token(self, *scopes: str, **kwargs: Any):
+    async def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
         return await self._lease.get()
 
     async def close(self) -> None:
         return None
 
-    async def __aenter__(self):
+    async def __aenter__(self) -> LeasedTokenCredential:
         return self
 
     async def __aexit__(self, *exc: object) -> None:

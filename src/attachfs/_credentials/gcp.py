@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 from google.auth import credentials as ga_credentials
 
@@ -23,6 +24,9 @@ from .._errors import AccessDenied
 from .._rules import Grant, Route
 from . import refresh
 from .refresh import shared
+
+if TYPE_CHECKING:
+    from google.auth import impersonated_credentials, transport
 
 READ_ONLY = "https://www.googleapis.com/auth/devstorage.read_only"
 DEFAULT_IAM = "https://iamcredentials.googleapis.com"
@@ -36,17 +40,22 @@ def gcsfs_options(config: Config | None, route: Route) -> dict[str, Any]:
         source = gcp_cfg.credentials if gcp_cfg is not None else None
         if source == "anonymous":
             return {"token": "anon"}
-        return {"token": LeasedCredentials(token_lease(config, route.grant))}
+        return {"token": LeasedCredentials(_token_lease(config, route.grant))}
     if kind == "gcp-impersonate":
-        return {"token": LeasedCredentials(token_lease(config, route.grant))}
+        return {"token": LeasedCredentials(_token_lease(config, route.grant))}
     raise ValueError(f"not a GCP grant: {kind!r}")
 
 
-def token_lease(config: Config | None, grant: Grant) -> refresh.Refreshable | None:
+def token_lease(config: Config | None, grant: Grant) -> refresh.Refreshable[str] | None:
     """The process-wide access-token lease for ``grant`` (None: anonymous)."""
     gcp_cfg = config.platform.gcp if config else None
     if grant.kind in ("ambient", "gcp-platform") and gcp_cfg and gcp_cfg.credentials == "anonymous":
         return None
+    return _token_lease(config, grant)
+
+
+def _token_lease(config: Config | None, grant: Grant) -> refresh.Refreshable[str]:
+    # token_lease less the anonymous case, which gcsfs_options answers before asking.
     what = (f"service account {grant.service_account}" if grant.kind == "gcp-impersonate"
             else "the platform's Google identity")
     digest = config.digest if config else None
@@ -58,7 +67,7 @@ def token_lease(config: Config | None, grant: Grant) -> refresh.Refreshable | No
         advisory=600, mandatory=300))
 
 
-def platform_credentials(config: Config | None):
+def platform_credentials(config: Config | None) -> ga_credentials.Credentials:
     """The platform's own Google identity, scoped read-only."""
     import google.auth
     from google.oauth2 import service_account
@@ -69,12 +78,16 @@ def platform_credentials(config: Config | None):
             info = json.load(f)
         if gcp_cfg.token_uri:
             info["token_uri"] = gcp_cfg.token_uri
-        return service_account.Credentials.from_service_account_info(info, scopes=[READ_ONLY])
+        # google-auth leaves this classmethod unannotated.
+        creds: ga_credentials.Credentials = (
+            service_account.Credentials.from_service_account_info(  # type: ignore[no-untyped-call]
+                info, scopes=[READ_ONLY]))
+        return creds
     creds, _ = google.auth.default(scopes=[READ_ONLY])
     return creds
 
 
-def _fetcher(config: Config | None, grant: Grant):
+def _fetcher(config: Config | None, grant: Grant) -> Callable[[], refresh.Lease[str]]:
     def fetch() -> refresh.Lease[str]:
         from google.auth.exceptions import GoogleAuthError
         from google.auth.transport.requests import Request
@@ -82,8 +95,9 @@ def _fetcher(config: Config | None, grant: Grant):
         try:
             creds = platform_credentials(config)
             if grant.kind == "gcp-impersonate":
+                assert grant.service_account is not None  # _rules names it in every impersonation
                 creds = _impersonated(config, creds, grant.service_account)
-            creds.refresh(Request())
+            creds.refresh(Request())  # type: ignore[no-untyped-call]  # google-auth: unannotated
         except (GoogleAuthError, OSError) as err:
             # google-auth words a failed generateAccessToken call this way; anything else
             # failed before it, getting the platform's own (source) token.
@@ -95,18 +109,21 @@ def _fetcher(config: Config | None, grant: Grant):
             expires_at = refresh.now() + 3600
         else:
             expires_at = expiry.replace(tzinfo=dt.timezone.utc).timestamp()
-        return refresh.Lease(creds.token, expires_at)
+        # A refresh that returned set the token (google-auth types it Optional).
+        return refresh.Lease(cast(str, creds.token), expires_at)
 
     return fetch
 
 
-def _impersonated(config: Config | None, source, service_account: str):
+def _impersonated(config: Config | None, source: ga_credentials.Credentials,
+                  service_account: str) -> impersonated_credentials.Credentials:
     from google.auth import impersonated_credentials
 
     gcp_cfg = config.platform.gcp if config else None
     base = (gcp_cfg.iam_endpoint_url if gcp_cfg and gcp_cfg.iam_endpoint_url
             else DEFAULT_IAM).rstrip("/")
-    return impersonated_credentials.Credentials(
+    # google-auth leaves this constructor unannotated.
+    return impersonated_credentials.Credentials(  # type: ignore[no-untyped-call]
         source_credentials=source,
         target_principal=service_account,
         target_scopes=[READ_ONLY],
@@ -149,15 +166,15 @@ class LeasedCredentials(ga_credentials.Credentials):
     these valid; ``refresh`` is only a blocking fallback for callers outside attachfs.
     """
 
-    def __init__(self, lease: refresh.Refreshable):
-        super().__init__()
+    def __init__(self, lease: refresh.Refreshable[str]):
+        super().__init__()  # type: ignore[no-untyped-call]  # google-auth's is unannotated
         self._lease = lease
         self._sync()
 
     def __repr__(self) -> str:
         return f"<LeasedCredentials {self._lease.what}>"
 
-    def __reduce__(self):
+    def __reduce__(self) -> NoReturn:
         raise TypeError("Google credentials are not picklable: pickle the filesystem instead")
 
     def _sync(self) -> None:
@@ -179,11 +196,12 @@ class LeasedCredentials(ga_credentials.Credentials):
     def expired(self) -> bool:
         return not self.valid
 
-    def refresh(self, request) -> None:
+    def refresh(self, request: transport.Request) -> None:
         self._lease.get_sync()
         self._sync()
 
-    def before_request(self, request, method, url, headers):
+    def before_request(self, request: transport.Request, method: str, url: str,
+                       headers: dict[str, str]) -> None:
         if not self.valid:
             self.refresh(request)
-        self.apply(headers)
+        self.apply(headers)  # type: ignore[no-untyped-call]  # google-auth's is unannotated

@@ -24,7 +24,7 @@ import time
 import weakref
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NoReturn, TypeVar
 
 from .. import _redact
 from .._fork import at_fork
@@ -56,7 +56,7 @@ class Lease(Generic[T]):
         return f"<Lease expires_at={self.expires_at:.0f}>"
 
 
-_instances: weakref.WeakSet[Refreshable] = weakref.WeakSet()
+_instances: weakref.WeakSet[Refreshable[Any]] = weakref.WeakSet()
 
 
 class Refreshable(Generic[T]):
@@ -80,14 +80,15 @@ class Refreshable(Generic[T]):
         self.mandatory = mandatory
         self._lease: Lease[T] | None = None
         self._lock = threading.Lock()
-        self._inflight: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self._inflight: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task[T]] = (
+            weakref.WeakKeyDictionary())
         self.fetches = 0
         _instances.add(self)
 
     def __repr__(self) -> str:
         return f"<Refreshable {self.what} {self._lease!r}>"
 
-    def __reduce__(self):
+    def __reduce__(self) -> NoReturn:
         raise TypeError(f"credentials for {self.what} are not picklable: pickle the "
                         "filesystem (a recipe) and let the receiving process derive its own")
 
@@ -155,7 +156,7 @@ class Refreshable(Generic[T]):
         self._inflight = weakref.WeakKeyDictionary()
 
 
-def _retrieved(task: asyncio.Task) -> None:
+def _retrieved(task: asyncio.Task[Any]) -> None:
     # A failed background (advisory) refresh was already logged by _refresh; a failed
     # mandatory one is raised to every awaiting caller. Either way asyncio need not warn.
     if not task.cancelled():
@@ -179,7 +180,7 @@ _leases: dict[Hashable, Refreshable[Any]] = {}
 _leases_lock = threading.Lock()
 
 
-def shared(key: Hashable, build: Callable[[], Refreshable[Any]]) -> Refreshable[Any]:
+def shared(key: Hashable, build: Callable[[], Refreshable[T]]) -> Refreshable[T]:
     """The process-wide Refreshable for ``key``, built on first use."""
     lease = _leases.get(key)
     if lease is None:
