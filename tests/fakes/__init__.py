@@ -161,9 +161,11 @@ class ThreadedServer:
     `request[PRINCIPAL]` to have the caller's identity recorded with it.
     """
 
-    def __init__(self, *, host: str = "127.0.0.1", ssl_context: ssl.SSLContext | None = None):
+    def __init__(self, *, host: str = "127.0.0.1", ssl_context: ssl.SSLContext | None = None,
+                 port: int = 0):
         self.host = host
         self.port: int | None = None
+        self._bind_port = port  # 0: a free port; a fixed one for servers that must be on 443
         self._ssl_context = ssl_context
         self._records: list[RecordedRequest] = []
         self._lock = threading.Lock()
@@ -181,7 +183,8 @@ class ThreadedServer:
             raise RuntimeError(f"{type(self).__name__} is not started")
         scheme = "https" if self._ssl_context else "http"
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{scheme}://{host}:{self.port}"
+        default = 443 if self._ssl_context else 80
+        return f"{scheme}://{host}" + ("" if self.port == default else f":{self.port}")
 
     @property
     def requests(self) -> list[RecordedRequest]:
@@ -243,7 +246,7 @@ class ThreadedServer:
         self._setup(app)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, 0, ssl_context=self._ssl_context)
+        site = web.TCPSite(self._runner, self.host, self._bind_port, ssl_context=self._ssl_context)
         await site.start()
         self.port = self._runner.addresses[0][1]
 
