@@ -205,7 +205,8 @@ class StrictS3(ThreadedServer):
 
     def _wrong_region(self, request: web.Request, bucket: S3Bucket, name: str | None,
                       signed_region: str, key: str) -> web.Response:
-        header = {"x-amz-bucket-region": bucket.region_header or bucket.region}
+        header = {"x-amz-bucket-region": bucket.region if bucket.region_header is None
+                  else bucket.region_header}
         if request.method == "HEAD" and not key:  # HeadBucket tells the region (botocore)
             return web.Response(status=301, headers=header)
         if bucket.region_error == "redirect":
