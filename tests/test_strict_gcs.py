@@ -9,8 +9,12 @@ is an XML error document; gzip-encoded objects read through ``gs://`` and throug
 from __future__ import annotations
 
 import gzip
+import json
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +22,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import attachfs
+from fakes.gce_metadata import FakeMetadata
+from fakes.google_iam import FakeGoogle
 from fakes.strict_gcs import StrictGcs
 
 DATA = b"attachment bytes " * 600  # 10,200 bytes
@@ -155,6 +161,49 @@ def test_a_403_names_the_permission_and_uniform_bucket_level_access(gcs: StrictG
     assert "storage.objects.get" in hint
     assert "uniform bucket-level access" in hint.lower()
     assert raised.value.identity == "platform:gcp"
+
+
+VM_SA = "vm-default@vm-project.iam.gserviceaccount.com"
+TENANT_SA = "reader@acme-prod.iam.gserviceaccount.com"
+
+
+def test_a_vm_whose_access_scopes_forbid_impersonation_is_told_so(gcs: StrictGcs, bucket: str,
+                                                                  tmp_path: Path) -> None:
+    """The platform runs on a VM with the default access scopes: its token lacks
+    cloud-platform, so generateAccessToken answers 403 "insufficient authentication scopes"
+    although the VM's service account holds Token Creator. The fix is the VM's scopes (or a
+    key), not another Token Creator grant. Run as the CLI in a child process: google-auth reads
+    the metadata server's address from the environment when it is first imported."""
+    gcs.put(bucket, "k", DATA)
+    with FakeGoogle(project_id="vm-project") as google, FakeMetadata(
+            VM_SA, ["https://www.googleapis.com/auth/devstorage.read_only"],
+            lambda email, scopes: google._issue(email, scopes, 3600, "gce-metadata")[0],
+    ) as metadata:
+        google.grant_token_creator(VM_SA, TENANT_SA)
+        config = tmp_path / "attachfs.toml"
+        config.write_text(f"""
+[platform.gcp]
+endpoint_url = "{gcs.url}"
+iam_endpoint_url = "{google.url}"
+[tenants.acme]
+gcp = {{ service_account = "{TENANT_SA}" }}
+""")
+        host = f"127.0.0.1:{metadata.port}"
+        env = {**os.environ, "GCE_METADATA_HOST": host, "GCE_METADATA_IP": host,
+               "NO_GCE_CHECK": "false"}
+        done = subprocess.run(
+            [sys.executable, "-c", "import sys; from attachfs.cli import main; "
+             "sys.exit(main(sys.argv[1:]))", "cat", "--json", "--config", str(config),
+             "--tenant", "acme", f"gs://{bucket}/k"],
+            capture_output=True, env=env, timeout=120, check=False)
+        refused = [r for r in google.requests if r.path.endswith(":generateAccessToken")]
+    assert [r.status for r in refused] == [403]  # the scopes, not the grant: it is there
+    assert done.returncode != 0 and done.stdout == b""
+    error = json.loads(done.stderr)["error"]
+    text = (error["message"] + " " + str(error.get("hint"))).lower()
+    assert "scope" in text
+    assert "cloud-platform" in str(error.get("hint"))
+    assert gcs.gets() == []
 
 
 # --------------------------------------------------------------- 8. an error document is data
