@@ -121,7 +121,7 @@ def test_authorization_permission_mismatch_names_the_data_role(azure: StrictAzur
     err = read_error(config(azure, entra), "acme", blob_url(container, "k"))
     assert isinstance(err, attachfs.AccessDenied)
     assert "AuthorizationPermissionMismatch" in str(err)
-    assert "Storage Blob Data Reader" in err.hint
+    assert "Storage Blob Data Reader" in (err.hint or "")
     assert len(azure.gets()) == 1
 
 
@@ -134,7 +134,7 @@ def test_authorization_failure_names_the_network_rules(azure: StrictAzure, entra
     err = read_error(config(azure, entra), tenant, blob_url(container, "k"))
     assert isinstance(err, attachfs.AccessDenied)
     assert "AuthorizationFailure" in str(err)
-    hint = err.hint.lower()
+    hint = (err.hint or "").lower()
     assert "network" in hint or "firewall" in hint
     assert "storage blob data reader" not in hint
     assert len(azure.gets()) == 1

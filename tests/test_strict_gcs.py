@@ -157,7 +157,7 @@ def test_a_403_names_the_permission_and_uniform_bucket_level_access(gcs: StrictG
     gcs.bucket(bucket, forbidden=True)
     with pytest.raises(attachfs.AccessDenied) as raised:
         fs_for(direct(gcs, f"gs://{bucket}"), "acme").cat_file(f"gs://{bucket}/k")
-    hint = raised.value.hint
+    hint = (raised.value.hint or "")
     assert "storage.objects.get" in hint
     assert "uniform bucket-level access" in hint.lower()
     assert raised.value.identity == "platform:gcp"

@@ -27,7 +27,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from attachfs import cli
+from attachfs.cli import main
 
 APP = "11111111-2222-3333-4444-555555555555"
 DIRECTORY = "2b0c6c1e-0000-0000-0000-000000000000"
@@ -58,7 +58,7 @@ direct = ["s3://globex-data/in/"]
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = cli.main(list(argv))
+    code = main(list(argv))
     out, err = capsys.readouterr()
     return code, out, err
 

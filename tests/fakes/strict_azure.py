@@ -26,13 +26,15 @@ from __future__ import annotations
 
 import hashlib
 import re
+import ssl
 import threading
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import unquote
 
 from aiohttp import web
 
-from . import ThreadedServer
+from . import RecordedRequest, ThreadedServer
 
 __all__ = ["AzureBlob", "StrictAzure"]
 
@@ -59,7 +61,8 @@ class AzureContainer:
 class StrictAzure(ThreadedServer):
     """``container(account, name, public=...)``; ``put(account, container, blob, data)``."""
 
-    def __init__(self, *, host: str = "127.0.0.1", port: int = 0, ssl_context=None) -> None:
+    def __init__(self, *, host: str = "127.0.0.1", port: int = 0,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
         super().__init__(host=host, port=port, ssl_context=ssl_context)
         self.honour_range = True
         self.firewall = False
@@ -67,7 +70,7 @@ class StrictAzure(ThreadedServer):
         self.containers: dict[tuple[str, str], AzureContainer] = {}
         self._state = threading.Lock()
 
-    def container(self, account: str, name: str, **settings: object) -> AzureContainer:
+    def container(self, account: str, name: str, **settings: Any) -> AzureContainer:
         with self._state:
             found = self.containers.setdefault((account, name), AzureContainer())
             for attr, value in settings.items():
@@ -87,7 +90,7 @@ class StrictAzure(ThreadedServer):
         self.honour_range, self.firewall, self.role_missing = True, False, False
         self.clear_requests()
 
-    def gets(self) -> list:
+    def gets(self) -> list[RecordedRequest]:
         return [r for r in self.requests if r.method == "GET"]
 
     def _setup(self, app: web.Application) -> None:

@@ -33,13 +33,15 @@ import gzip
 import hashlib
 import json
 import re
+import ssl
 import threading
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import unquote
 
 from aiohttp import web
 
-from . import ThreadedServer
+from . import RecordedRequest, ThreadedServer
 
 __all__ = ["GcsRevision", "StrictGcs"]
 
@@ -69,14 +71,15 @@ class StrictGcs(ThreadedServer):
     """``put(bucket, name, data)`` adds a generation (the live one); ``put_gzip`` stores
     ``gzip(data)`` with ``Content-Encoding: gzip``."""
 
-    def __init__(self, *, host: str = "127.0.0.1", port: int = 0, ssl_context=None) -> None:
+    def __init__(self, *, host: str = "127.0.0.1", port: int = 0,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
         super().__init__(host=host, port=port, ssl_context=ssl_context)
         self.honour_range = True
         self.buckets: dict[str, GcsBucket] = {}
         self._next_generation = 1_700_000_000_000_000
         self._state = threading.Lock()
 
-    def bucket(self, name: str, **settings: object) -> GcsBucket:
+    def bucket(self, name: str, **settings: Any) -> GcsBucket:
         with self._state:
             bucket = self.buckets.setdefault(name, GcsBucket())
             for attr, value in settings.items():
@@ -102,7 +105,7 @@ class StrictGcs(ThreadedServer):
         self.honour_range = True
         self.clear_requests()
 
-    def gets(self) -> list:
+    def gets(self) -> list[RecordedRequest]:
         return [r for r in self.requests if r.method == "GET"]
 
     # -- serving --------------------------------------------------------------------------
@@ -172,7 +175,7 @@ class StrictGcs(ThreadedServer):
                 return _error(416, "The requested range cannot be satisfied.",
                               "requestedRangeNotSatisfiable",
                               **{"Content-Range": f"bytes */{len(body)}"})
-            if span is not None:
+            if isinstance(span, tuple):
                 first, last = span
                 headers["Content-Range"] = f"bytes {first}-{last}/{len(body)}"
                 body, status = body[first:last + 1], 206

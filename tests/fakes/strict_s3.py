@@ -39,15 +39,17 @@ import datetime as dt
 import hashlib
 import hmac
 import re
+import ssl
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import quote, unquote
 from xml.sax.saxutils import escape
 
 from aiohttp import web
 
-from . import ThreadedServer
+from . import RecordedRequest, ThreadedServer
 
 __all__ = ["S3Bucket", "S3Object", "StrictS3"]
 
@@ -93,12 +95,12 @@ class StrictS3(ThreadedServer):
     """
 
     def __init__(self, *, keys: dict[str, str] | None = None, host: str = "127.0.0.1",
-                 port: int = 0, ssl_context=None) -> None:
+                 port: int = 0, ssl_context: ssl.SSLContext | None = None) -> None:
         super().__init__(host=host, port=port, ssl_context=ssl_context)
         self.keys = dict(keys or {"testing": "testing"})
         self.tokens: dict[str, str] = {}
         self.expired: set[str] = set()
-        self.on_expired = None
+        self.on_expired: Callable[[], None] | None = None
         self.clock_skew = dt.timedelta(0)
         self.honour_range = True
         self.buckets: dict[str, S3Bucket] = {}
@@ -106,14 +108,14 @@ class StrictS3(ThreadedServer):
 
     # -- seeding --------------------------------------------------------------------------
 
-    def bucket(self, name: str, **settings: object) -> S3Bucket:
+    def bucket(self, name: str, **settings: Any) -> S3Bucket:
         with self._state:
             bucket = self.buckets.setdefault(name, S3Bucket())
             for attr, value in settings.items():
                 setattr(bucket, attr, value)
             return bucket
 
-    def put(self, bucket: str, key: str, data: bytes, **fields: object) -> S3Object:
+    def put(self, bucket: str, key: str, data: bytes, **fields: Any) -> S3Object:
         b = self.bucket(bucket)
         with self._state:
             versions = b.objects.setdefault(key, [])
@@ -121,7 +123,7 @@ class StrictS3(ThreadedServer):
             versions.append(obj)
             return obj
 
-    def gets(self, bucket: str | None = None) -> list:
+    def gets(self, bucket: str | None = None) -> list[RecordedRequest]:
         """The GET requests received (for ``bucket`` only, if given)."""
         return [r for r in self.requests if r.method == "GET"
                 and (bucket is None or self._target(r.headers.get("Host", ""), r.raw_path)[0]
@@ -152,7 +154,9 @@ class StrictS3(ThreadedServer):
         if bucket is None:
             return _error(404, "NoSuchBucket", "The specified bucket does not exist",
                           BucketName=bucket_name or "")
-        region = _AUTH.match(request.headers["Authorization"])["region"]
+        auth = _AUTH.match(request.headers["Authorization"])
+        assert auth is not None  # _authenticate accepted it
+        region = auth["region"]
         if region != bucket.region:
             return self._wrong_region(request, bucket, bucket_name, region, key)
         if bucket.requester_pays and (
