@@ -105,7 +105,8 @@ def _botocore_authorization(method: str, path: str, pairs: list[tuple[str, str]]
 
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
 def test_signature_matches_botocore(case: Case, monkeypatch: pytest.MonkeyPatch) -> None:
-    from attachfs._read.sigv4 import sign  # the signer is internal: the one line to update if it moves
+    # The signer is internal: the one line to update if it moves.
+    from attachfs._read.sigv4 import sign
 
     _, method, path, pairs, headers, body = case
     expected = _botocore_authorization(method, path, pairs, headers, body, monkeypatch)
