@@ -52,7 +52,13 @@ def s3(aws_on_loopback: tuple[StrictS3, str]) -> Iterator[tuple[StrictS3, Loopba
 
 
 def botocore_host(bucket: str, region: str, **options: Any) -> str:
-    """The virtual-hosted host botocore's endpoint rules give (presigning makes no request)."""
+    """The virtual-hosted host botocore's endpoint rules give (presigning makes no request).
+
+    Virtual addressing is asked for explicitly: otherwise botocore's presigner picks the
+    "global" endpoint of the aws partition (``botocore/signers.py``
+    ``_should_use_global_endpoint``), a presigning quirk (a FIPS URL of us-west-2 comes out
+    as ``s3-fips.us-east-1``) that its requests do not share."""
+    options = {**options, "s3": {**options.get("s3", {}), "addressing_style": "virtual"}}
     client = boto3.client("s3", region_name=region, config=BotoConfig(**options))
     url = client.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "k"})
     return str(urlsplit(url).hostname)
@@ -131,3 +137,17 @@ def test_x_amz_bucket_region_is_validated_before_it_names_a_host(
         read(f"s3://{bucket}/k")
     assert resolver.asked == [f"{bucket}.s3.us-east-1.amazonaws.com"]
     assert len(fake.gets()) == 1
+
+
+def test_a_listing_is_made_from_the_same_kind_of_endpoint(
+        s3: tuple[StrictS3, LoopbackNames], names: Any) -> None:
+    """``ls`` goes through s3fs (botocore), not the reader: the FIPS URL's listing must stay
+    on FIPS hosts too."""
+    fake, resolver = s3
+    bucket = str(names("ls"))
+    fake.bucket(bucket, region="us-east-1")
+    fake.put(bucket, "dir/k", DATA)
+    fs = attachfs.filesystem(config={"platform": {"aws": {}}}, skip_instance_cache=True)
+    listed = fs.ls(f"https://{bucket}.s3-fips.us-east-1.amazonaws.com/dir/", detail=False)
+    assert listed == ["s3://" + bucket + "/dir/k"]
+    assert resolver.asked and all(".s3-fips." in name for name in resolver.asked)

@@ -288,6 +288,17 @@ def test_requester_pays_is_an_opt_in_of_the_claim(s3: StrictS3, bucket: str) -> 
     assert "x-amz-request-payer" in get.headers["Authorization"]
 
 
+def test_requester_pays_opt_in_lists_too(s3: StrictS3, bucket: str) -> None:
+    """Listings go through s3fs, which must send the header too."""
+    s3.bucket(bucket, requester_pays=True)
+    s3.put(bucket, "dir/k", DATA)
+    config = direct(s3, {"uri": f"s3://{bucket}", "requester_pays": True})
+    assert fs_for(config, "acme").ls(f"s3://{bucket}/dir/", detail=False) == [
+        f"s3://{bucket}/dir/k"]
+    [listing] = [r for r in s3.requests if r.query.get("list-type") == "2"]
+    assert listing.headers["x-amz-request-payer"] == "requester"
+
+
 # --------------------------------------------------------------- 8. an error document is data
 
 

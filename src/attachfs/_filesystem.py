@@ -224,7 +224,7 @@ class AttachFileSystem(AsyncFileSystem, ChainedFileSystem):
     async def _ls(self, path, detail=True, **kwargs):
         route = self._route(path, require_key=False)
         fs, ipath = await self._inner(route)
-        entries = await _read.guarded(route, fs._ls(ipath, detail=True, **kwargs))
+        entries = await _read.guarded(route, fs._ls(ipath, detail=True, **kwargs), "list")
         entries = [self._outer(route, e) for e in entries]
         return entries if detail else [e["name"] for e in entries]
 
@@ -232,15 +232,16 @@ class AttachFileSystem(AsyncFileSystem, ChainedFileSystem):
         route = self._route(path, require_key=False)
         fs, ipath = await self._inner(route)
         found = await _read.guarded(
-            route, fs._find(ipath, maxdepth=maxdepth, withdirs=withdirs, detail=True, **kwargs)
-        )
+            route, fs._find(ipath, maxdepth=maxdepth, withdirs=withdirs, detail=True, **kwargs),
+            "list")
         return self._named(route, found, detail)
 
     async def _glob(self, path, maxdepth=None, **kwargs):
         detail = kwargs.pop("detail", False)
         route = self._route(path, require_key=False)
         fs, ipath = await self._inner(route)
-        found = await _read.guarded(route, fs._glob(ipath, maxdepth=maxdepth, detail=True, **kwargs))
+        found = await _read.guarded(route, fs._glob(ipath, maxdepth=maxdepth, detail=True, **kwargs),
+                                    "list")
         return self._named(route, found, detail)
 
     async def _expand_path(self, path, recursive=False, maxdepth=None):

@@ -54,7 +54,9 @@ class Backends:
     def cache_key(route: Route) -> tuple:
         loc = route.location
         account = loc.account if loc.backend == "azure" else None
-        return (route.backend, route.tenant, route.grant, account)
+        # The endpoint (S3's kind, Azure's cloud) and the billing opt-in are built in.
+        return (route.backend, route.tenant, route.grant, account, loc.endpoint,
+                loc.endpoint_suffix, route.requester_pays, route.user_project)
 
     def invalidate_caches(self) -> None:
         """Drop the listing caches of every inner filesystem built so far."""
