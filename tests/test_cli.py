@@ -996,7 +996,11 @@ def test_policy_azure_steps_applied_to_the_fakes_make_check_pass(azure):
     scope = re.fullmatch(r"\$\(az storage account show --name (\w+) --query id --output tsv\)"
                          r"/blobServices/default/containers/([\w-]+)",
                          assign[assign.index("--scope") + 1])
-    AZ_GRANTS[(DIR_C, assign[assign.index("--assignee") + 1])] = {(scope[1], scope[2])}
+    # The service principal is named by its object id, looked up from the app id by az.
+    assert assign[assign.index("--assignee-principal-type") + 1] == "ServicePrincipal"
+    principal = re.fullmatch(r"\$\(az ad sp show --id ([0-9a-f-]{36}) --query id --output tsv\)",
+                             assign[assign.index("--assignee-object-id") + 1])
+    AZ_GRANTS[(DIR_C, principal[1])] = {(scope[1], scope[2])}
     try:
         after = check()
         assert after.returncode == 0, after.stdout + after.stderr
