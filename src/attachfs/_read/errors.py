@@ -88,7 +88,8 @@ RETRYABLE_CODES = frozenset({
 })
 #: 400 answers that are refusals of the credentials or of the request's billing, not
 #: malformed requests: S3's expired session token, GCS's requester-pays bucket.
-REFUSED_400 = frozenset({"ExpiredToken", "TokenRefreshRequired", "UserProjectMissing"})
+REFUSED_400 = frozenset({"ExpiredToken", "TokenRefreshRequired", "InvalidToken",
+                         "UserProjectMissing"})
 #: Fields of an S3 error document worth keeping (never StringToSign or CanonicalRequest: they
 #: carry the session token).
 _KEPT_FIELDS = ("Region", "StorageClass")
