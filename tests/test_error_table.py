@@ -37,7 +37,8 @@ CONFIG = load_config({
         "globex": {"direct": ["s3://globex-data", "gs://globex-data"]},
     }})
 URIS = {"s3": "s3://{b}-data/k", "gcs": "gs://{b}-data/k",
-        "azure": "https://acct.blob.core.windows.net/cont/k"}
+        "azure": "https://acct.blob.core.windows.net/cont/k",
+        "s3-version": "https://{b}-data.s3.amazonaws.com/k?versionId=v1"}
 
 # (id, tenant, backend, status, code, message, operation, says, never says)
 ROWS: list[tuple[str, str, str, int, str, str, str, list[str], list[str]]] = [
@@ -45,6 +46,8 @@ ROWS: list[tuple[str, str, str, int, str, str, str, list[str], list[str]]] = [
      ["bucket policy", "IAM policy", "s3:GetObject", "s3:ListBucket", "does not exist"], []),
     ("s3-denied-role", "acme", "s3", 403, "AccessDenied", "Access Denied", "read",
      [ROLE, "s3:GetObject on arn:aws:s3:::acme-data/*"], []),
+    ("s3-version", "acme", "s3", 403, "AccessDenied", "Access Denied", "read",
+     ["s3:GetObjectVersion on arn:aws:s3:::acme-data/*"], []),
     ("s3-ls-denied", "acme", "s3", 403, "AccessDenied", "Access Denied", "list",
      ["s3:ListBucket on arn:aws:s3:::acme-data"], ["s3:GetObject"]),
     ("s3-kms", "acme", "s3", 403, "AccessDenied",
@@ -87,7 +90,8 @@ def refused(backend: str, status: int, code: str, message: str, uri: str) -> Bas
 @pytest.mark.parametrize("row", ROWS, ids=[r[0] for r in ROWS])
 def test_each_code_says_what_to_change(row: tuple[Any, ...]) -> None:
     _, tenant, backend, status, code, message, operation, says, never = row
-    r = route(CONFIG, tenant, parse(URIS[backend].format(b=tenant)))
+    r = route(CONFIG, tenant, parse(URIS[row[0] if row[0] in URIS else backend].format(
+        b=tenant)))
     raw = refused(backend, status, code, message, r.uri)
     assert isinstance(raw, errors.Refused)  # final: never retried
     assert errors.transient(raw) is None

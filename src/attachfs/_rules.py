@@ -237,8 +237,10 @@ def denied_hint(route: Route, operation: Operation = "read") -> str:
     g = route.grant
     listing = operation == "list"
     bucket_arn = f"arn:aws:s3:::{loc.bucket}"
+    # Reading a named version is its own action (GetObject docs, "Permissions").
+    s3_read = "s3:GetObjectVersion" if loc.version else "s3:GetObject"
     s3_action = (f"s3:ListBucket on {bucket_arn}" if listing
-                 else f"s3:GetObject on {bucket_arn}/*")
+                 else f"{s3_read} on {bucket_arn}/*")
     # GetObject docs: without s3:ListBucket a missing key is a 403, not a 404.
     s3_missing = ("" if listing else
                   f"; without s3:ListBucket on {bucket_arn} S3 also answers 403 for a key that "
