@@ -708,9 +708,17 @@ def test_policy_aws_is_accepted_by_iam_and_lets_the_tenant_read(aws, peers, tmp_
     assert trust["Statement"][0]["Principal"] == {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}
     trust["Statement"][0]["Principal"] = {"AWS": world["user_arn"]}
     iam.update_assume_role_policy(RoleName=role, PolicyDocument=json.dumps(trust))
+    # A versioned object: reading a named version needs s3:GetObjectVersion, which moto's IAM
+    # enforcement checks as AWS does (GetObject docs, "Permissions").
+    s3 = _admin(peers, "s3")
+    s3.put_bucket_versioning(Bucket=target, VersioningConfiguration={"Status": "Enabled"})
+    first = s3.put_object(Bucket=target, Key="versioned.bin", Body=b"first")["VersionId"]
+    s3.put_object(Bucket=target, Key="versioned.bin", Body=b"second")
     peers.enable_iam()
     credentials.forget_all()
 
+    versioned = run("cat", "--config", cfg, "--tenant", "newco",
+                    f"https://{target}.s3.amazonaws.com/versioned.bin?versionId={first}")
     read = run("cat", "--config", cfg, "--tenant", "newco", f"s3://{target}/doc.bin")
     check = run("check", "--config", cfg, "--tenant", "newco", f"s3://{target}/doc.bin")
     # The permission policy grants that bucket only ...
@@ -720,6 +728,7 @@ def test_policy_aws_is_accepted_by_iam_and_lets_the_tenant_read(aws, peers, tmp_
     intruder = run("check", "--config", cfg, "--tenant", "intruder", f"s3://{target}/doc.bin")
 
     assert (read.returncode, read.stdout) == (0, DATA), read.stderr
+    assert (versioned.returncode, versioned.stdout) == (0, b"first"), versioned.stderr
     assert check.returncode == 0, check.stderr
     assert other.returncode == 1 and "s3:GetObject" in other.stderr.decode()
     assert intruder.returncode == 1 and "sts:ExternalId" in fix_of(intruder)
@@ -996,7 +1005,11 @@ def test_policy_azure_steps_applied_to_the_fakes_make_check_pass(azure):
     scope = re.fullmatch(r"\$\(az storage account show --name (\w+) --query id --output tsv\)"
                          r"/blobServices/default/containers/([\w-]+)",
                          assign[assign.index("--scope") + 1])
-    AZ_GRANTS[(DIR_C, assign[assign.index("--assignee") + 1])] = {(scope[1], scope[2])}
+    # The service principal is named by its object id, looked up from the app id by az.
+    assert assign[assign.index("--assignee-principal-type") + 1] == "ServicePrincipal"
+    principal = re.fullmatch(r"\$\(az ad sp show --id ([0-9a-f-]{36}) --query id --output tsv\)",
+                             assign[assign.index("--assignee-object-id") + 1])
+    AZ_GRANTS[(DIR_C, principal[1])] = {(scope[1], scope[2])}
     try:
         after = check()
         assert after.returncode == 0, after.stdout + after.stderr

@@ -186,6 +186,24 @@ def test_claims_table_form_owner_and_prefix():
                              bucket="shared-bucket", prefix="globex/")
 
 
+def test_requester_pays_opt_ins_on_claims_and_integrations():
+    config = load_config({
+        "platform": {"aws": {"role_name": "Reader"}},
+        "tenants": {
+            "acme": {"aws": {"account_id": "111122223333", "external_id": "x-1",
+                             "requester_pays": True},
+                     "gcp": {"service_account": "sa@p.iam.gserviceaccount.com",
+                             "user_project": "acme-billing"}},
+            "globex": {"direct": [{"uri": "s3://open-data", "requester_pays": True},
+                                  {"uri": "gs://public-sets", "user_project": "plat-billing"}]},
+        }})
+    acme = config.tenants["acme"]
+    assert acme.aws.requester_pays and acme.gcp.user_project == "acme-billing"
+    s3_claim, gcs_claim = config.tenants["globex"].direct
+    assert (s3_claim.requester_pays, s3_claim.user_project) == (True, None)
+    assert (gcs_claim.requester_pays, gcs_claim.user_project) == (False, "plat-billing")
+
+
 @pytest.mark.parametrize("uri,covered", [
     ("gs://shared-bucket/globex/a.png", True),
     ("gs://shared-bucket/globex/", True),
@@ -400,6 +418,15 @@ INVALID = [
      "tenants.acme.direct[0]", "tenant 'acme' has a GCP integration"),
     ("owner on a GCS claim", '[tenants.acme]\ndirect = [{ uri = "gs://bucket", owner = '
      '"111122223333" }]\n', "tenants.acme.direct[0]", "owner pinning is S3-only"),
+    ("requester_pays on a GCS claim", '[tenants.acme]\ndirect = [{ uri = "gs://bucket", '
+     'requester_pays = true }]\n', "tenants.acme.direct[0]", "set user_project"),
+    ("user_project on an S3 claim", '[tenants.acme]\ndirect = [{ uri = "s3://bucket", '
+     'user_project = "my-project" }]\n', "tenants.acme.direct[0]", "set requester_pays"),
+    ("requester_pays not a boolean", '[tenants.acme]\ndirect = [{ uri = "s3://bucket", '
+     'requester_pays = "yes" }]\n', "tenants.acme.direct[0].requester_pays", "true or false"),
+    ("malformed user_project", '[tenants.acme]\ndirect = [{ uri = "gs://bucket", '
+     'user_project = "Not A Project" }]\n', "tenants.acme.direct[0].user_project",
+     "project id"),
     ("malformed owner", '[tenants.acme]\ndirect = [{ uri = "s3://bucket", owner = "me" }]\n',
      "tenants.acme.direct[0].owner", "12 digits"),
     ("unknown claim key", '[tenants.acme]\ndirect = [{ uri = "s3://bucket", ownr = "1" }]\n',

@@ -103,13 +103,14 @@ def test_the_loader_schema_is_what_the_config_dataclasses_hold():
         "tenants.NAME.gcp": config_module.GcpIntegration,
         "tenants.NAME.azure": config_module.AzureIntegration,
     }
-    # Claims store what they derive from the URI; only uri and owner are written.
+    # Claims store what they derive from the URI, besides the keys that are written.
+    written = {"uri", "owner", "requester_pays", "user_project"}
     assert set(sections) == {"", "tenants.NAME.direct[]", *stored}
     for section, cls in stored.items():
         fields = {f.name for f in dataclasses.fields(cls)} - {"name"}  # a tenant's name: its key
         assert set(sections[section]) == fields, section
-    assert set(sections["tenants.NAME.direct[]"]) == {"uri", "owner"}
-    assert {f.name for f in dataclasses.fields(config_module.Claim)} >= {"uri", "owner"}
+    assert set(sections["tenants.NAME.direct[]"]) == written
+    assert {f.name for f in dataclasses.fields(config_module.Claim)} >= written
 
 
 # --------------------------------------------------------------------------- the reference

@@ -80,7 +80,8 @@ def test_aws_role_trust_and_permission_policy(config):
     assert trust["Action"] == "sts:AssumeRole" and trust["Effect"] == "Allow"
     assert trust["Condition"] == {"StringEquals": {"sts:ExternalId": "acme-5f0c"}}
     [read] = doc["permission_policy"]["Statement"]
-    assert read["Action"] == ["s3:GetObject"]
+    # A versionId read is s3:GetObjectVersion (GetObject docs, "Permissions").
+    assert read["Action"] == ["s3:GetObject", "s3:GetObjectVersion"]
     assert read["Resource"] == ["arn:aws:s3:::acme-data/*", "arn:aws:s3:::acme-two/in/*"]
 
 
@@ -146,7 +147,7 @@ def test_bucket_policies_default_to_the_claims(config):
     one, two = doc["s3"]
     [stmt] = one["policy"]["Statement"]
     assert stmt["Principal"] == {"AWS": [f"arn:aws:iam::{PLATFORM_ACCOUNT}:root"]}
-    assert stmt["Action"] == ["s3:GetObject"]
+    assert stmt["Action"] == ["s3:GetObject", "s3:GetObjectVersion"]
     assert stmt["Resource"] == ["arn:aws:s3:::globex-bucket/*"]
     assert two["policy"]["Statement"][0]["Resource"] == ["arn:aws:s3:::globex-two/in/*"]
     assert one["command"][:5] == ["aws", "s3api", "put-bucket-policy", "--bucket",

@@ -286,3 +286,37 @@ def test_tenant_is_checked_before_the_azure_account():
     config = load_config({"tenants": {"globex": {}}})
     with pytest.raises(AccessRefused):
         route(config, None, parse("az://cont/a.png"))
+
+
+def test_requester_pays_comes_from_the_claim_or_the_integration():
+    config = load_config({
+        "platform": {"aws": {"role_name": ROLE}},
+        "tenants": {
+            "acme": {"aws": {"account_id": "111122223333", "external_id": EXTERNAL_ID,
+                             "requester_pays": True},
+                     "gcp": {"service_account": ACME_SA, "user_project": "acme-billing"}},
+            "globex": {"direct": [{"uri": "s3://open-data", "requester_pays": True},
+                                  "s3://plain-data",
+                                  {"uri": "gs://public-sets", "user_project": "plat-billing"}]},
+        }})
+    assert route(config, "acme", parse("s3://any/k")).requester_pays
+    assert route(config, "acme", parse("gs://any/k")).user_project == "acme-billing"
+    assert route(config, "globex", parse("s3://open-data/k")).requester_pays
+    assert not route(config, "globex", parse("s3://plain-data/k")).requester_pays
+    assert route(config, "globex", parse("gs://public-sets/k")).user_project == "plat-billing"
+    # Only where the config opted in: the reader's account is billed.
+    assert not route(MULTI, "globex", parse("s3://globex-data/k")).requester_pays
+
+
+@pytest.mark.parametrize("url, authority", [
+    ("https://acct.blob.core.windows.net/cont/k", None),
+    ("https://acct.blob.core.usgovcloudapi.net/cont/k", "https://login.microsoftonline.us"),
+    ("https://acct.blob.core.chinacloudapi.cn/cont/k", "https://login.chinacloudapi.cn"),
+])
+def test_a_sovereign_blob_is_read_with_its_clouds_authority(url, authority):
+    r = route(MULTI, "acme", parse(url))
+    assert r.mode == "delegated" and r.grant.azure_authority == authority
+    configured = load_config({**MULTI.as_mapping(), "platform": {
+        **MULTI.as_mapping()["platform"],
+        "azure": {**MULTI.as_mapping()["platform"]["azure"], "authority": "https://fake.test"}}})
+    assert route(configured, "acme", parse(url)).grant.azure_authority == "https://fake.test"

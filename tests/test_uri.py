@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from attachfs._redact import redact
-from attachfs._uri import Location, parse
+from attachfs._uri import Location, S3Endpoint, parse
 
 
 def ok(backend, bucket, key, account=None, region=None, version=None):
@@ -60,6 +60,7 @@ ROWS = [
     ("abfs://cont@acct.dfs.core.windows.net/a/b", ok("azure", "cont", "a/b", account="acct")),
     ("abfss://cont@acct.dfs.core.windows.net/a/b/", ok("azure", "cont", "a/b/", account="acct")),
     ("az://$web/index.html", ok("azure", "$web", "index.html")),
+    ("abfss://cont@acct.dfs.core.usgovcloudapi.net/k", ok("azure", "cont", "k", account="acct")),
     # --- S3 https forms: decoded once, routed to S3, region kept as a hint ----------------
     ("https://s3.amazonaws.com/bkt/k", ok("s3", "bkt", "k")),
     ("https://s3-us-west-2.amazonaws.com/bkt/k", ok("s3", "bkt", "k", region="us-west-2")),
@@ -85,7 +86,8 @@ ROWS = [
     ("https://BKT.S3.AMAZONAWS.COM/Key", ok("s3", "bkt", "Key")),
     ("https://bkt.s3.amazonaws.com:443/k", ok("s3", "bkt", "k")),
     ("https://bkt.s3.amazonaws.com/a%2520b", ok("s3", "bkt", "a%20b")),
-    ("https://bkt.s3.amazonaws.com/a+b", ok("s3", "bkt", "a+b")),
+    # S3 decodes "+" in a request path as a space (the console's object URLs write spaces so)
+    ("https://bkt.s3.amazonaws.com/a+b", ok("s3", "bkt", "a b")),
     ("https://bkt.s3.amazonaws.com/a%2Bb%20c", ok("s3", "bkt", "a+b c")),
     ("https://bkt.s3.amazonaws.com/caf%C3%A9/%E6%97%A5.txt", ok("s3", "bkt", "café/日.txt")),
     ("https://bkt.s3.amazonaws.com/a//b/", ok("s3", "bkt", "a//b/")),
@@ -116,6 +118,8 @@ ROWS = [
     # --- Azure https forms ----------------------------------------------------------------
     ("https://acct.blob.core.windows.net/cont/k", ok("azure", "cont", "k", account="acct")),
     ("https://acct.dfs.core.windows.net/cont/a/b", ok("azure", "cont", "a/b", account="acct")),
+    # sovereign clouds are Azure too (their own suffix, kept in the Location)
+    ("https://acct.blob.core.chinacloudapi.cn/cont/k", ok("azure", "cont", "k", account="acct")),
     ("https://acct.blob.core.windows.net/cont/a%20b%2Bc+d",
      ok("azure", "cont", "a b+c+d", account="acct")),
     ("https://acct.blob.core.windows.net/$root/k", ok("azure", "$root", "k", account="acct")),
@@ -139,7 +143,6 @@ ROWS = [
     ("http://example.com/", ok("http", None, "")),
     ("https://bkt.s3.amazonaws.com:8443/k", ok("http", None, "k")),
     ("https://bkt.s3-website-us-west-2.amazonaws.com/k", ok("http", None, "k")),
-    ("https://acct.blob.core.chinacloudapi.cn/cont/k", ok("http", None, "cont/k")),
     # --- errors: what is wrong, and what to write instead -------------------------------
     ("", Err("empty URI")),
     ("s3://", Err("no bucket")),
@@ -173,7 +176,7 @@ ROWS = [
     ("az://Cont/k", Err("invalid Azure container name")),
     ("az://cont@ab/k", Err("invalid Azure storage account name 'ab'")),
     ("az://cont@my-acct/k", Err("invalid Azure storage account name")),
-    ("az://cont@acct.blob.core.chinacloudapi.cn/k", Err("is not an Azure storage account")),
+    ("az://cont@acct.blob.core.example.cn/k", Err("is not an Azure storage account")),
     ("https://my-acct.blob.core.windows.net/cont/k", Err("invalid Azure storage account name")),
     ("file:///etc/passwd", Err("unsupported scheme 'file'")),
     ("ftp://host/k", Err("unsupported scheme 'ftp'")),
@@ -199,6 +202,10 @@ ROWS = [
     ("https://storage.googleapis.com/bkt/k?generation=abc", Err("is not a number")),
     ("https://storage.googleapis.com/bkt/k?userProject=p", Err("'userProject' is not supported")),
     ("https://acct.blob.core.windows.net/cont/k?snapshot=2024", Err("'snapshot' is not supported")),
+    ("az://cont@acct.blob.core.example.com/k", Err("is not an Azure storage account")),
+    ("https://bkt.s3.us-east-1.amazonaws.com.cn/k", Err("is not an S3 endpoint of region")),
+    ("https://bkt.s3.cn-north-1.amazonaws.com/k", Err("is not an S3 endpoint of region")),
+    ("https://bkt.s3.amazonaws.com.cn/k", Err("is not an S3 endpoint of region")),
     ("https:///path", Err("has no host")),
     ("https://host:abc/", Err("is not a valid URL")),
     ("https://[::1/", Err("is not a valid URL")),
@@ -245,11 +252,11 @@ def test_parse_error(uri, want):
 
 @pytest.mark.parametrize(("uri", "want", "require_key"), SUCCESS)
 def test_canonical_round_trip(uri, want, require_key):
-    # The canonical URI carries no region hint (s3://b/k) and no version (a native key is
-    # literal, so s3://b/k?versionId=1 is another key): those two fields are not compared.
+    # The canonical URI carries no S3 hint (region, endpoint kind: s3://b/k) and no version (a
+    # native key is literal, so s3://b/k?versionId=1 is another key): those are not compared.
     loc = parse(uri, require_key=require_key)
     again = parse(loc.uri, require_key=require_key)
-    assert again == dataclasses.replace(loc, region=None, version=None)
+    assert again == dataclasses.replace(loc, region=None, version=None, endpoint=None)
     assert again.uri == loc.uri
 
 
@@ -271,6 +278,53 @@ def test_canonical_uri(uri, canonical):
 def test_non_str_is_type_error(value):
     with pytest.raises(TypeError, match="uri must be a str"):
         parse(value)
+
+
+@pytest.mark.parametrize(("uri", "endpoint", "host"), [
+    ("https://bkt.s3.us-east-1.amazonaws.com/k", None, "s3.us-east-1.amazonaws.com"),
+    ("https://bkt.s3.cn-north-1.amazonaws.com.cn/k", S3Endpoint("aws-cn"),
+     "s3.cn-north-1.amazonaws.com.cn"),
+    ("https://bkt.s3.us-gov-west-1.amazonaws.com/k", S3Endpoint("aws-us-gov"),
+     "s3.us-gov-west-1.amazonaws.com"),
+    ("https://bkt.s3-fips.us-east-1.amazonaws.com/k", S3Endpoint(fips=True),
+     "s3-fips.us-east-1.amazonaws.com"),
+    ("https://s3-fips.dualstack.us-gov-west-1.amazonaws.com/bkt/k",
+     S3Endpoint("aws-us-gov", fips=True, dualstack=True),
+     "s3-fips.dualstack.us-gov-west-1.amazonaws.com"),
+    ("https://bkt.s3.dualstack.eu-west-1.amazonaws.com/k", S3Endpoint(dualstack=True),
+     "s3.dualstack.eu-west-1.amazonaws.com"),
+    ("https://bkt.s3-accelerate.amazonaws.com/k", S3Endpoint(accelerate=True),
+     "s3-accelerate.amazonaws.com"),
+    ("https://bkt.s3-accelerate.dualstack.amazonaws.com/k",
+     S3Endpoint(dualstack=True, accelerate=True), "s3-accelerate.dualstack.amazonaws.com"),
+])
+def test_an_s3_url_keeps_its_kind_of_endpoint(uri, endpoint, host):
+    # botocore's endpoint rules (endpoint-rule-set-1.json) name the same hosts.
+    loc = parse(uri)
+    assert loc.endpoint == endpoint
+    assert (loc.endpoint or S3Endpoint()).service_host(loc.region or "us-east-1") == host
+    assert loc.uri == "s3://bkt/k"
+
+
+@pytest.mark.parametrize("uri", [
+    "https://bkt.s3-fips.cn-north-1.amazonaws.com.cn/k",
+    "https://bkt.s3-accelerate.amazonaws.com.cn/k",
+])
+def test_china_has_no_fips_or_accelerate_endpoints(uri):
+    with pytest.raises(ValueError, match="is not an S3 endpoint"):
+        parse(uri)
+
+
+@pytest.mark.parametrize("uri", [
+    "az://cont@acct.blob.core.usgovcloudapi.net/a b",
+    "abfss://cont@acct.dfs.core.chinacloudapi.cn/a b",
+    "https://acct.blob.core.usgovcloudapi.net/cont/a%20b",
+])
+def test_a_sovereign_azure_blob_keeps_its_cloud(uri):
+    loc = parse(uri)
+    assert loc.endpoint_suffix in ("core.usgovcloudapi.net", "core.chinacloudapi.cn")
+    assert loc.uri == f"https://acct.blob.{loc.endpoint_suffix}/cont/a%20b"
+    assert parse(loc.uri) == loc
 
 
 def test_with_key_keeps_bucket_account_region_and_drops_version():

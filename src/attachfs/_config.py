@@ -16,6 +16,9 @@ Decisions beyond the access rules themselves:
   ``s3://b/acme-other/``). Claims on Azure are refused: without an integration Azure reads are
   anonymous, the platform lends no identity, so there is no confused deputy to guard against.
   ``owner`` pinning is S3-only (``ExpectedBucketOwner``); GCS has no equivalent.
+* Requester-pays buckets are read only where the config opts in, because the reader's account
+  is billed: ``requester_pays = true`` (S3, ``x-amz-request-payer``) or ``user_project = "p"``
+  (GCS, the project billed), on a claim or on the tenant's integration.
 * ``service_account`` must be a Google service-account email,
   ``name@<domain>.gserviceaccount.com`` (``iam.``, ``developer.``, ``appspot.`` ... domains).
 * GCP has no ``scopes`` key: impersonation is always read-only (``devstorage.read_only``).
@@ -105,10 +108,11 @@ class AzurePlatform:
     client_id: str | None = None
     client_secret_env: str | None = None
     client_certificate_path: str | None = None
-    authority: str | None = None
+    authority: str | None = None          # default: the Entra ID of the blob URL's cloud
     endpoint_url: str | None = None       # template containing "{account}"
     account_key_env: str | None = None    # shared key, for emulators / ambient reads only
     account: str | None = None            # default storage account for az://container/key
+    redirect_uri: str | None = None       # the app's registered redirect URI (admin consent)
 
 
 @dataclass(frozen=True)
@@ -140,11 +144,13 @@ class CacheConfig:
 class AwsIntegration:
     account_id: str
     external_id: str = field(repr=False)
+    requester_pays: bool = False          # send x-amz-request-payer: the tenant's role pays
 
 
 @dataclass(frozen=True)
 class GcpIntegration:
     service_account: str
+    user_project: str | None = None       # the project billed for requester-pays buckets
 
 
 @dataclass(frozen=True)
@@ -162,6 +168,8 @@ class Claim:
     prefix: str = ""
     account: str | None = None
     owner: str | None = None  # S3 ExpectedBucketOwner
+    requester_pays: bool = False  # S3: send x-amz-request-payer (the platform's account pays)
+    user_project: str | None = None  # GCS: the project billed for a requester-pays bucket
 
     def covers(self, location: Location) -> bool:
         return (location.backend == self.backend and location.bucket == self.bucket
@@ -289,6 +297,8 @@ def _re(pattern: str, what: str) -> tuple[re.Pattern[str], str]:
 
 
 _ACCOUNT = _re(r"[0-9]{12}", "a 12-digit AWS account id, as a string (leading zeros matter)")
+_PROJECT = _re(r"(?:[a-z0-9.-]+:)?[a-z][a-z0-9-]{4,28}[a-z0-9]",
+               "a Google Cloud project id like \"my-project\" (the project billed)")
 _GUID = r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}"
 _TENANT = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 URL, TEMPLATE, ENV, PATH, TEXT = "url", "template", "env", "path", "text"
@@ -304,12 +314,16 @@ _AZURE: dict[str, Check] = {"client_id": _re(_GUID, "the application (client) id
           "client_secret_env": ENV, "client_certificate_path": PATH, "authority": URL,
           "endpoint_url": TEMPLATE, "account_key_env": ENV,
           "account": _re(r"[a-z0-9]{3,24}", "a storage account name: 3-24 lowercase letters "
-                                            "and digits")}
+                                            "and digits"),
+          "redirect_uri": URL}
 _AWS_INTEGRATION: dict[str, Check] = {"account_id": _ACCOUNT, "external_id": _re(
     r"[A-Za-z0-9_+=,.@:/-]{2,1224}", "2-1224 characters of A-Z a-z 0-9 _ + = , . @ : / -")}
 _GCP_INTEGRATION: dict[str, Check] = {"service_account": _re(
     r"[a-z0-9][a-z0-9._-]{0,99}@(?:[a-z0-9:-]+\.)+gserviceaccount\.com",
     "a service-account email like \"name@project.iam.gserviceaccount.com\"")}
+#: Optional keys of an integration, besides the required ones above.
+_AWS_INTEGRATION_OPTIONS = ("requester_pays",)
+_GCP_INTEGRATION_OPTIONS = ("user_project",)
 _AZURE_INTEGRATION: dict[str, Check] = {"tenant_id": _re(_GUID, "the tenant's directory (tenant) id, a GUID")}
 _HTTP = ("proxy", "allow_private_networks", "allow_hosts", "allow_ports", "trust_env",
          "max_redirects")
@@ -514,14 +528,19 @@ def _tenant(src: str | None, name: str, value: Any, platform: Platform) -> Tenan
     t = _Table(src, key, value, ("aws", "gcp", "azure", "direct"))
 
     def integration(cloud: str, spec: Mapping[str, Check], cls: Callable[..., Integration],
-                    ) -> Integration | None:
+                    options: tuple[str, ...] = ()) -> Integration | None:
         if cloud not in t.data:
             return None
-        table = _Table(src, f"{key}.{cloud}", t.data[cloud], spec)
-        return cls(**table.read(spec, required=tuple(spec)))
+        table = _Table(src, f"{key}.{cloud}", t.data[cloud], (*spec, *options))
+        values: dict[str, Any] = table.read(spec, required=tuple(spec))
+        if "requester_pays" in options:
+            values["requester_pays"] = table.flag("requester_pays", False)
+        if "user_project" in options:
+            values["user_project"] = table.text("user_project", _PROJECT)
+        return cls(**values)
 
-    aws = integration("aws", _AWS_INTEGRATION, AwsIntegration)
-    gcp = integration("gcp", _GCP_INTEGRATION, GcpIntegration)
+    aws = integration("aws", _AWS_INTEGRATION, AwsIntegration, _AWS_INTEGRATION_OPTIONS)
+    gcp = integration("gcp", _GCP_INTEGRATION, GcpIntegration, _GCP_INTEGRATION_OPTIONS)
     azure = integration("azure", _AZURE_INTEGRATION, AzureIntegration)
     if aws and platform.aws.role_name is None:
         raise t.error(f"tenant {name!r} has an AWS integration, so the role to assume must be "
@@ -548,10 +567,13 @@ def _claim(src: str | None, key: str, item: Any, tenant: str, aws: AwsIntegratio
         return ConfigError(message, source=src, key=key)
 
     owner: str | None = None
+    requester_pays, user_project = False, None
     if isinstance(item, Mapping):
-        c = _Table(src, key, item, ("uri", "owner"))
+        c = _Table(src, key, item, ("uri", "owner", "requester_pays", "user_project"))
         uri = c.required("uri")
         owner = c.text("owner", _re(r"[0-9]{12}", "the owning AWS account id, 12 digits"))
+        requester_pays = c.flag("requester_pays", False)
+        user_project = c.text("user_project", _PROJECT)
     elif isinstance(item, str):
         uri = item
     else:
@@ -583,11 +605,17 @@ def _claim(src: str | None, key: str, item: Any, tenant: str, aws: AwsIntegratio
                     f"used; remove it, or remove tenants.{tenant}.{cloud.split()[1].lower()}")
     if owner is not None and loc.backend != "s3":
         raise error("owner pinning is S3-only (ExpectedBucketOwner); remove owner")
+    if requester_pays and loc.backend != "s3":
+        raise error("requester_pays is S3's opt-in; for a GCS requester-pays bucket set "
+                    "user_project = \"the-project-billed\"")
+    if user_project is not None and loc.backend != "gcs":
+        raise error("user_project is GCS's opt-in; for an S3 requester-pays bucket set "
+                    "requester_pays = true")
     scheme = "s3" if loc.backend == "s3" else "gs"
     bucket = loc.bucket or ""  # parse() refuses a URI without a bucket
     return Claim(uri=f"{scheme}://{bucket}" + (f"/{prefix}" if prefix else ""),
                  backend=loc.backend, bucket=bucket, prefix=prefix, account=loc.account,
-                 owner=owner)
+                 owner=owner, requester_pays=requester_pays, user_project=user_project)
 
 
 def _refuse_double_claims(src: str | None, tenants: Mapping[str, Tenant]) -> None:

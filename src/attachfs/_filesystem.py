@@ -247,7 +247,7 @@ class AttachFileSystem(AsyncFileSystem, ChainedFileSystem):
         route = self._route(path, require_key=False)
         fs, ipath = await self._inner(route)
         entries: list[dict[str, Any]] = await _read.guarded(
-            route, fs._ls(ipath, detail=True, **kwargs))
+            route, fs._ls(ipath, detail=True, **kwargs), "list")
         entries = [self._outer(route, e) for e in entries]
         return entries if detail else [e["name"] for e in entries]
 
@@ -257,8 +257,8 @@ class AttachFileSystem(AsyncFileSystem, ChainedFileSystem):
         route = self._route(path, require_key=False)
         fs, ipath = await self._inner(route)
         found = await _read.guarded(
-            route, fs._find(ipath, maxdepth=maxdepth, withdirs=withdirs, detail=True, **kwargs)
-        )
+            route, fs._find(ipath, maxdepth=maxdepth, withdirs=withdirs, detail=True, **kwargs),
+            "list")
         return self._named(route, found, detail)
 
     async def _glob(self, path: str, maxdepth: int | None = None,
@@ -266,7 +266,8 @@ class AttachFileSystem(AsyncFileSystem, ChainedFileSystem):
         detail = kwargs.pop("detail", False)
         route = self._route(path, require_key=False)
         fs, ipath = await self._inner(route)
-        found = await _read.guarded(route, fs._glob(ipath, maxdepth=maxdepth, detail=True, **kwargs))
+        found = await _read.guarded(
+            route, fs._glob(ipath, maxdepth=maxdepth, detail=True, **kwargs), "list")
         return self._named(route, found, detail)
 
     async def _expand_path(self, path: str | list[str], recursive: bool = False,

@@ -5,18 +5,30 @@ Two families of input, with different key rules:
 * Native schemes (``s3://``, ``s3a://``, ``gs://``, ``gcs://``, ``az://``, ``abfs[s]://``):
   everything after the bucket is the literal key, as the AWS CLI and s3fs treat it. Nothing is
   percent-decoded and ``?``, ``#``, ``%``, ``+``, spaces, ``//`` and a trailing ``/`` are key text.
-* ``http(s)://`` URLs: the path is percent-decoded exactly once (``+`` stays ``+``). Object URLs
-  of S3, GCS and Azure are routed to the native backend so the cloud's API and the tenant's
-  credentials are used; everything else, and every URL whose query carries a credential
-  (presigned S3/GCS, Azure SAS), is backend ``"http"`` and is fetched exactly as given.
+* ``http(s)://`` URLs: the path is percent-decoded exactly once. Object URLs of S3, GCS and
+  Azure are routed to the native backend so the cloud's API and the tenant's credentials are
+  used; everything else, and every URL whose query carries a credential (presigned S3/GCS,
+  Azure SAS), is backend ``"http"`` and is fetched exactly as given.
+* ``+`` in the path of an **S3** https URL is a space, ``%2B`` a plus: S3 decodes request paths
+  that way, and the S3 console writes spaces in its object URLs as ``+`` (botocore sends every
+  ``+`` of a key as ``%2B``: ``botocore/serialize.py``). Everywhere else ``+`` stays ``+``.
 
 Decisions where the cloud's own rules leave a choice:
 
 * ``s3.amazonaws.com`` gives ``region=None``: the global endpoint serves buckets of every region,
   so it says nothing about where the bucket lives. ``s3-external-1`` is ``"us-east-1"``.
 * ``az://container@account/key`` is accepted: Azure account names have no dots, so a bare name
-  after ``@`` can only be the account, as in ``@account.blob.core.windows.net``. Other hosts
-  after ``@`` (sovereign clouds) are refused: the canonical URI would name the public cloud.
+  after ``@`` can only be the account, as in ``@account.blob.core.windows.net``. A sovereign
+  cloud's host after ``@`` keeps that cloud; any other host is refused.
+* An S3 URL keeps the kind of endpoint it names (``S3Endpoint``: partition, FIPS, dualstack,
+  Transfer Acceleration), so it is read from that same kind of host: a FIPS URL never over a
+  non-FIPS host, a China URL never through ``.amazonaws.com``. Host names are botocore's
+  endpoint rules (``botocore/data/s3/2006-03-01/endpoint-rule-set-1.json``). A region that is
+  not in the host's partition is refused.
+* Azure's sovereign clouds (``blob.core.usgovcloudapi.net``, ``blob.core.chinacloudapi.cn``,
+  the retired ``blob.core.cloudapi.de``; https://learn.microsoft.com/azure/storage/common/
+  storage-account-overview#storage-account-endpoints) are Azure blobs; the Location keeps the
+  cloud's ``endpoint_suffix`` and the canonical URI names the same cloud.
 * On a routed https URL, ``versionId`` (S3) and ``generation`` (GCS) become ``version``;
   ``response-*`` and ``x-id`` are dropped (they change headers, not bytes); any other parameter
   (``?acl``, ``?userProject=``, ``?snapshot=``...) is refused, because reading the object
@@ -24,8 +36,8 @@ Decisions where the cloud's own rules leave a choice:
 * A ``#fragment`` is never sent by HTTP, so it is not part of a routed object's key.
 * GCS JSON-API URLs route to GCS only with ``alt=media`` (without it they name metadata) and
   ``https://{account}.blob.core.windows.net/x`` names container ``x`` (the implicit ``$root``
-  container is not supported). S3 website and access-point hosts, Azure sovereign clouds and
-  cloud hosts on a non-default port are plain http.
+  container is not supported). S3 website and access-point hosts and cloud hosts on a
+  non-default port are plain http.
 * Control characters and lone surrogates are refused, in the URI and in a decoded key.
 * ``require_key`` does not apply to backend ``"http"``: the URL itself names the resource.
 """
@@ -39,7 +51,7 @@ from urllib.parse import quote, unquote, urlsplit
 from ._redact import redact
 from ._types import Backend
 
-__all__ = ["Location", "parse"]
+__all__ = ["AZURE_PUBLIC_SUFFIX", "Location", "S3Endpoint", "parse", "s3_partition"]
 
 _NATIVE: dict[str, Backend] = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs",
            "az": "azure", "abfs": "azure", "abfss": "azure"}
@@ -55,18 +67,60 @@ _IPV4_LIKE = re.compile(r"\d{1,3}(\.\d{1,3}){3}")
 # is the host prefix; the greedy prefix leaves the shortest endpoint, so dotted buckets work.
 _REGION = r"[a-z]{2}(?:-[a-z]+)+-\d{1,2}"
 _S3_HOST = re.compile(rf"""(?:(?P<bucket>.+)\.)?(?P<endpoint>
-      s3(?:-fips)?(?:\.dualstack)?\.(?P<region>{_REGION})
+      s3(?P<fips>-fips)?(?P<dualstack>\.dualstack)?\.(?P<region>{_REGION})
     | s3-(?P<legacy_region>{_REGION})
-    | s3-external-1 | s3-accelerate(?:\.dualstack)? | s3
-    )\.amazonaws\.com(?:\.cn)?""", re.X)
+    | s3-external-1 | s3-(?P<accelerate>accelerate)(?P<accelerate_dualstack>\.dualstack)? | s3
+    )\.amazonaws\.com(?P<china>\.cn)?""", re.X)
 _GCS_PATH_HOSTS = ("storage.googleapis.com", "storage.cloud.google.com")
 _GCS_JSON_HOSTS = ("storage.googleapis.com", "www.googleapis.com")
 _GCS_JSON_PATH = re.compile(r"/(?:download/)?storage/v1/b/(?P<bucket>[^/]*)/o/(?P<object>.*)", re.S)
-_AZURE_HOST = re.compile(r"(?P<account>[^.]+)\.(?:blob|dfs)\.core\.windows\.net")
+#: The public cloud's blob endpoint suffix, and the sovereign clouds' (the Azure SDK's
+#: ``endpoint_suffix``: https://learn.microsoft.com/azure/storage/common/
+#: storage-account-overview#storage-account-endpoints).
+AZURE_PUBLIC_SUFFIX = "core.windows.net"
+_AZURE_SUFFIXES = (AZURE_PUBLIC_SUFFIX, "core.usgovcloudapi.net", "core.chinacloudapi.cn",
+                   "core.cloudapi.de")
+_AZURE_HOST = re.compile(r"(?P<account>[^.]+)\.(?:blob|dfs)\.(?P<suffix>"
+                         + "|".join(re.escape(s) for s in _AZURE_SUFFIXES) + ")")
 
 _SECRET_NAMES = {"x-amz-signature", "x-amz-credential", "x-amz-security-token",
                  "x-goog-signature", "x-goog-credential", "signature", "sig"}
 _SECRET_WORDS = ("token", "signature", "secret", "key", "credential", "password")
+
+
+def s3_partition(region: str | None) -> str:
+    """The AWS partition a region belongs to: ``aws-cn`` (China), ``aws-us-gov`` (GovCloud) or
+    ``aws`` (botocore's ``partitions.json`` region patterns)."""
+    if region and region.startswith("cn-"):
+        return "aws-cn"
+    if region and region.startswith("us-gov-"):
+        return "aws-us-gov"
+    return "aws"
+
+
+@dataclass(frozen=True)
+class S3Endpoint:
+    """The kind of S3 endpoint an https URL named, when it is not the standard one.
+
+    ``partition`` is the AWS partition (``aws``, ``aws-cn``, ``aws-us-gov``); ``fips``,
+    ``dualstack`` and ``accelerate`` are the endpoint variants of botocore's endpoint rules
+    (``botocore/data/s3/2006-03-01/endpoint-rule-set-1.json``)."""
+
+    partition: str = "aws"
+    fips: bool = False
+    dualstack: bool = False
+    accelerate: bool = False
+
+    @property
+    def dns_suffix(self) -> str:
+        return "amazonaws.com.cn" if self.partition == "aws-cn" else "amazonaws.com"
+
+    def service_host(self, region: str) -> str:
+        """The host of the S3 endpoint in ``region`` (no bucket label)."""
+        dualstack = ".dualstack" if self.dualstack else ""
+        if self.accelerate:
+            return f"s3-accelerate{dualstack}.{self.dns_suffix}"
+        return f"s3{'-fips' if self.fips else ''}{dualstack}.{region}.{self.dns_suffix}"
 
 
 @dataclass(frozen=True)
@@ -80,15 +134,19 @@ class Location:
     region: str | None = None  # S3 region hint from the host
     url: str | None = None  # http only: the URL exactly as it must be fetched
     version: str | None = None  # S3 versionId / GCS generation from an https form
+    endpoint: S3Endpoint | None = None  # S3: a non-standard endpoint kind the URL named
+    endpoint_suffix: str | None = None  # Azure: a sovereign cloud's suffix (None: public)
 
     @property
     def uri(self) -> str:
-        """The canonical URI; ``parse(loc.uri)`` gives back this Location less region/version."""
+        """The canonical URI; ``parse(loc.uri)`` gives back this Location less the S3 hints
+        (region, endpoint) and the version."""
         if self.backend == "http":
             return self.url or ""
         if self.backend == "azure":
             if self.account:
-                return (f"https://{self.account}.blob.core.windows.net/{self.bucket}/"
+                suffix = self.endpoint_suffix or AZURE_PUBLIC_SUFFIX
+                return (f"https://{self.account}.blob.{suffix}/{self.bucket}/"
                         f"{quote(self.key, safe='/')}")
             return f"az://{self.bucket}/{self.key}"
         return f"{'gs' if self.backend == 'gcs' else 's3'}://{self.bucket}/{self.key}"
@@ -104,9 +162,11 @@ class Location:
     def __repr__(self) -> str:
         # The url of a presigned/SAS URL is a bearer credential: never show its values.
         url = None if self.url is None else redact(self.url)
+        extra = "".join(f", {name}={getattr(self, name)!r}"
+                        for name in ("endpoint", "endpoint_suffix") if getattr(self, name))
         return (f"Location(backend={self.backend!r}, bucket={self.bucket!r}, key={self.key!r}, "
                 f"account={self.account!r}, region={self.region!r}, url={url!r}, "
-                f"version={self.version!r})")
+                f"version={self.version!r}{extra})")
 
     def __str__(self) -> str:
         return redact(self.uri)
@@ -150,27 +210,33 @@ def parse(uri: str, *, require_key: bool = True) -> Location:
 
 def _parse_native(uri: str, backend: Backend, rest: str, require_key: bool) -> Location:
     authority, _, key = rest.partition("/")  # the key is literal: no decoding at all
-    account = None
+    account = suffix = None
     if backend == "azure":
         authority, at, host = authority.partition("@")
         if ":" in authority and at:
             raise _error(uri, "credentials in URLs are refused", "configure the tenant instead")
         if at:
-            account = _azure_account_from_host(uri, host.lower())
+            account, suffix = _azure_account_from_host(uri, host.lower())
     elif "@" in authority:
         raise _error(uri, "credentials in URLs are refused",
                      "remove the user:password@ part and configure the tenant instead")
-    return _location(uri, backend, authority, key, require_key, account=account)
+    return _location(uri, backend, authority, key, require_key, account=account,
+                     endpoint_suffix=suffix)
 
 
-def _azure_account_from_host(uri: str, host: str) -> str:
+def _azure_suffix(suffix: str) -> str | None:
+    """The Location's ``endpoint_suffix``: None for the public cloud."""
+    return None if suffix == AZURE_PUBLIC_SUFFIX else suffix
+
+
+def _azure_account_from_host(uri: str, host: str) -> tuple[str, str | None]:
     m = _AZURE_HOST.fullmatch(host)
     account = m["account"] if m else host
     if "." in account or not account:
         raise _error(uri, f"{host!r} after '@' is not an Azure storage account",
                      "write az://container@account/key or "
                      "abfss://container@account.dfs.core.windows.net/key")
-    return account
+    return account, (_azure_suffix(m["suffix"]) if m else None)
 
 
 def _parse_http(uri: str, require_key: bool) -> Location:
@@ -204,10 +270,27 @@ def _route_s3(uri: str, host: str, path: str, query: list[tuple[str, str]],
         return None
     region = m["region"] or m["legacy_region"] or (
         "us-east-1" if m["endpoint"] == "s3-external-1" else None)
+    partition = s3_partition(region)
+    if (partition == "aws-cn") != bool(m["china"]):
+        # China's hosts (.amazonaws.com.cn) name a China region; no other host serves one.
+        raise _error(uri, f"{host} is not an S3 endpoint of region {region or '(none)'}",
+                     "write the bucket's own regional S3 host name")
+    if partition == "aws-cn" and (m["fips"] or m["accelerate"]):
+        raise _error(uri, f"{host} is not an S3 endpoint (China has no FIPS or Transfer "
+                          "Acceleration endpoints)", "write the bucket's regional host name")
+    endpoint = S3Endpoint(partition, fips=bool(m["fips"]),
+                          dualstack=bool(m["dualstack"] or m["accelerate_dualstack"]),
+                          accelerate=bool(m["accelerate"]))
     bucket, key = (m["bucket"], path[1:]) if m["bucket"] else _split_path(path)
     version = _version(uri, query, "versionId")
+    # S3 decodes "+" in a request path as a space (the console's object URLs rely on it).
+    bucket, key = bucket.replace("+", " "), key.replace("+", " ")
     return _location(uri, "s3", _decode(uri, bucket), _decode(uri, key), require_key,
-                     region=region, version=version)
+                     region=region, version=version,
+                     endpoint=None if endpoint == _STANDARD_S3 else endpoint)
+
+
+_STANDARD_S3 = S3Endpoint()
 
 
 def _route_gcs(uri: str, host: str, path: str, query: list[tuple[str, str]],
@@ -242,7 +325,7 @@ def _route_azure(uri: str, host: str, path: str, query: list[tuple[str, str]],
     _version(uri, query, None)
     container, key = _split_path(path)
     return _location(uri, "azure", _decode(uri, container), _decode(uri, key), require_key,
-                     account=m["account"])
+                     account=m["account"], endpoint_suffix=_azure_suffix(m["suffix"]))
 
 
 def _split_path(path: str) -> tuple[str, str]:
@@ -289,13 +372,14 @@ def _check_key(uri: str, key: str) -> str:
 
 
 def _location(uri: str, backend: Backend, bucket: str, key: str, require_key: bool,
-              **fields: str | None) -> Location:
+              *, account: str | None = None, region: str | None = None,
+              version: str | None = None, endpoint: S3Endpoint | None = None,
+              endpoint_suffix: str | None = None) -> Location:
     native = {"s3": "s3", "gcs": "gs", "azure": "az"}[backend]
     what = "container" if backend == "azure" else "bucket"
     if not bucket:
         raise _error(uri, f"no {what}", f"write {native}://{what}/key")
     problem = _BUCKET_RULES[backend](bucket)
-    account = fields.get("account")
     if problem is None and account is not None:
         problem = _azure_account_problem(account)
     if problem:
@@ -304,7 +388,8 @@ def _location(uri: str, backend: Backend, bucket: str, key: str, require_key: bo
         raise _error(uri, f"empty key (this names a {what}, not an object)",
                      f"write {native}://{bucket}/path/to/object, or pass require_key=False "
                      f"to address the {what} root")
-    return Location(backend, bucket, _check_key(uri, key), **fields)
+    return Location(backend, bucket, _check_key(uri, key), account=account, region=region,
+                    version=version, endpoint=endpoint, endpoint_suffix=endpoint_suffix)
 
 
 def _s3_bucket_problem(name: str) -> str | None:

@@ -73,7 +73,8 @@ def slow_down(status: int = 503, retry_after: str | None = None) -> Answer:
 
 
 def error_document(code: str = "InternalError") -> Answer:
-    """A 200 whose body is an error document (S3 sends these)."""
+    """A 200 whose body is an XML error document: data, as any 2xx body (S3 sends error
+    documents with 200 only for CopyObject and CompleteMultipartUpload, never for GetObject)."""
     return Answer(200, f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{code}</Code>'
                        "<Message>We encountered an internal error.</Message></Error>".encode(),
                   {"Content-Type": "application/xml"}, "OK")

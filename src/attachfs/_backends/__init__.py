@@ -17,12 +17,15 @@ from fsspec.asyn import AsyncFileSystem
 from .._config import Config
 from .._rules import Grant, Route
 from .._types import Backend
-from .._uri import Location, parse
+from .._uri import Location, S3Endpoint, parse
 
 __all__ = ["Backends", "inner_path", "outer_location"]
 
 #: What makes two inner filesystems differ: backend, tenant, grant, Azure account.
-_Key = tuple[Backend, str | None, Grant, str | None]
+#: backend, tenant, grant, Azure account, S3 endpoint kind, endpoint suffix, requester pays,
+#: GCS billing project: everything that makes two inner filesystems differ.
+_Key = tuple[Backend, str | None, Grant, str | None, S3Endpoint | None, str | None, bool,
+             str | None]
 
 
 class Backends:
@@ -58,7 +61,9 @@ class Backends:
     def cache_key(route: Route) -> _Key:
         loc = route.location
         account = loc.account if loc.backend == "azure" else None
-        return (route.backend, route.tenant, route.grant, account)
+        # The endpoint (S3's kind, Azure's cloud) and the billing opt-in are built in.
+        return (route.backend, route.tenant, route.grant, account, loc.endpoint,
+                loc.endpoint_suffix, route.requester_pays, route.user_project)
 
     def invalidate_caches(self) -> None:
         """Drop the listing caches of every inner filesystem built so far."""

@@ -20,6 +20,8 @@ def build(config: Config | None, route: Route, trust_env: bool,
     if gcp_cfg is not None and gcp_cfg.endpoint_url:
         kwargs["endpoint_url"] = gcp_cfg.endpoint_url
     kwargs.update(gcp.gcsfs_options(config, route))
+    if route.user_project:  # a requester-pays opt-in: the project billed
+        kwargs["requester_pays"] = route.user_project
     # Through the configured proxy, never the environment's.
     kwargs.update(egress(route.proxy, trust_env))
     return GCSFileSystem(access="read_only", **kwargs, **common)

@@ -130,7 +130,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a bucket to grant (name or URI; s3://b/prefix/ for a prefix; Azure: "
                         "https://ACCOUNT.blob.core.windows.net/CONTAINER); repeatable")
     p.add_argument("--list", action="store_true", dest="allow_list",
-                   help="S3: also allow s3:ListBucket (needed by `attachfs ls`)")
+                   help="S3: also allow s3:ListBucket (needed by `attachfs ls`; without it a "
+                        "missing key is a 403, not a 404)")
+    p.add_argument("--kms-key", action="append", metavar="ARN",
+                   help="S3: a KMS key the objects are encrypted with (SSE-KMS): allow "
+                        "kms:Decrypt on it, and print its key-policy statement; repeatable")
     p.add_argument("--platform-service-account", metavar="EMAIL",
                    help="the platform's Google service account (default: client_email of the "
                         "platform.gcp.credentials key file)")
@@ -384,10 +388,11 @@ def cmd_policy(ctx: Context) -> int:
     a = ctx.args
     config = ctx.config
     if a.cloud == "aws":
-        doc = policy.aws(config, ctx.tenant, a.bucket, allow_list=a.allow_list)
+        doc = policy.aws(config, ctx.tenant, a.bucket, allow_list=a.allow_list,
+                         kms_keys=a.kms_key)
     elif a.cloud == "bucket":
         doc = policy.bucket(config, ctx.tenant, a.bucket, allow_list=a.allow_list,
-                            platform_sa=a.platform_service_account)
+                            platform_sa=a.platform_service_account, kms_keys=a.kms_key)
     elif a.cloud == "gcp":
         doc = policy.gcp(config, ctx.tenant, a.bucket, platform_sa=a.platform_service_account)
     else:

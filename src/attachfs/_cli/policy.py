@@ -20,6 +20,24 @@ Decisions:
 * An integration and a direct grant for the same cloud never both apply (with the
   integration enabled the platform never reads directly), so asking for the one the tenant
   does not use is an error that says which one it does use.
+
+What the real clouds need, with the source of each:
+
+* Reading a version (``?versionId=``) is ``s3:GetObjectVersion``, not ``s3:GetObject``
+  (https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html, "Permissions"): every
+  object-read statement allows both.
+* Without ``s3:ListBucket`` a missing key is a 403, not a 404 (same page): ``--list`` adds it,
+  scoped to the prefix with the ``s3:prefix`` condition, and the text offers it otherwise.
+* An SSE-KMS object needs ``kms:Decrypt`` on its key, in the reader's policy *and* in the key's
+  own key policy (https://docs.aws.amazon.com/kms/latest/developerguide/key-policy-overview.html):
+  ``--kms-key ARN`` adds the first and prints the second for the key's owner.
+* Microsoft's admin-consent URL takes the ``redirect_uri`` the app registered
+  (https://learn.microsoft.com/entra/identity-platform/v2-admin-consent): it is added from
+  ``platform.azure.redirect_uri``. Role assignments can take several minutes to apply
+  (https://learn.microsoft.com/azure/role-based-access-control/troubleshooting), and
+  ``--assignee-object-id`` with ``--assignee-principal-type ServicePrincipal`` spares the
+  customer's CLI a Microsoft Graph lookup it may not be allowed to make
+  (https://learn.microsoft.com/cli/azure/role/assignment#az-role-assignment-create).
 """
 
 from __future__ import annotations
@@ -28,9 +46,11 @@ import json
 import re
 import shlex
 from typing import Any
+from urllib.parse import quote
 
 from .._config import Config, Tenant
 from .._errors import ConfigError
+from .._rules import AZURE_AUTHORITIES
 from .._uri import parse
 
 __all__ = ["aws", "azure", "bucket", "gcp", "platform_service_account", "render"]
@@ -41,6 +61,8 @@ TOKEN_CREATOR_ROLE = "roles/iam.serviceAccountTokenCreator"  # Service Account T
 AZURE_READER_ROLE = "Storage Blob Data Reader"
 DEFAULT_AUTHORITY = "https://login.microsoftonline.com"
 PERMISSION_POLICY_NAME = "attachfs-read"
+S3_OBJECT_READ = ["s3:GetObject", "s3:GetObjectVersion"]
+_KMS_KEY = re.compile(r"arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+")
 
 
 _AZURE_ACCOUNT = re.compile(r"https://([a-z0-9]{3,24})\.blob\.core\.windows\.net/?|([a-z0-9]{3,24})")
@@ -49,10 +71,11 @@ _AZURE_ACCOUNT = re.compile(r"https://([a-z0-9]{3,24})\.blob\.core\.windows\.net
 class _Target:
     """One bucket (optionally a prefix of it) a grant covers; bucket "": a whole account."""
 
-    def __init__(self, backend: str, bucket: str, prefix: str = "", account: str | None = None,
-                 owner: str | None = None):
+    def __init__(self, backend: str, bucket: str | None, prefix: str = "",
+                 account: str | None = None, owner: str | None = None,
+                 suffix: str | None = None):
         self.backend, self.bucket, self.prefix = backend, bucket, prefix
-        self.account, self.owner = account, owner
+        self.account, self.owner, self.suffix = account, owner, suffix
 
     @property
     def objects_arn(self) -> str:
@@ -95,8 +118,40 @@ def _targets(buckets: list[str] | None, default_backend: str) -> list[_Target]:
         if prefix and not prefix.endswith("/"):
             raise ValueError(f"--bucket {given!r}: a prefix must end in \"/\" (\"{prefix}\" "
                              f"would also cover \"{prefix}-other\")")
-        out.append(_Target(loc.backend, loc.bucket, prefix, loc.account))
+        out.append(_Target(loc.backend, loc.bucket, prefix, loc.account,
+                           suffix=loc.endpoint_suffix))
     return out
+
+
+def _kms_keys(keys: list[str] | None) -> list[str]:
+    """``--kms-key`` values: KMS key ARNs (an alias cannot be named in a policy's Resource)."""
+    out = []
+    for key in keys or []:
+        if not _KMS_KEY.fullmatch(key.strip()):
+            raise ValueError(f"--kms-key {key!r} is not a KMS key ARN (arn:aws:kms:REGION:"
+                             "ACCOUNT:key/KEY-ID; an alias will not do in a policy)")
+        out.append(key.strip())
+    return sorted(set(out))
+
+
+def _kms_statement(keys: list[str]) -> dict[str, Any]:
+    return {"Sid": "AttachfsDecrypt", "Effect": "Allow", "Action": ["kms:Decrypt"],
+            "Resource": keys}
+
+
+def _key_policy_statement(principal: str, keys: list[str]) -> dict[str, Any]:
+    """The statement the key's owner adds to each key's key policy (a key policy's Resource
+    is always "*": the key it is attached to)."""
+    return {"Sid": "AttachfsDecrypt", "Effect": "Allow", "Principal": {"AWS": principal},
+            "Action": "kms:Decrypt", "Resource": "*"}
+
+
+def _list_note(allow_list: bool) -> list[str]:
+    if allow_list:
+        return []
+    return ["without s3:ListBucket on the bucket, S3 answers 403 (not 404) for a key that does "
+            "not exist, so a missing attachment reads as a denial: add --list to allow "
+            "s3:ListBucket, scoped to the prefix (it also lets `attachfs ls` list it)"]
 
 
 def _tenant(config: Config | None, name: str | None) -> tuple[Config, Tenant]:
@@ -137,8 +192,9 @@ def _of(targets: list[_Target], backend: str, command: str) -> list[_Target]:
 
 
 def aws(config: Config | None, tenant: str | None, buckets: list[str] | None = None, *,
-        allow_list: bool = False) -> dict[str, Any]:
-    """The role the tenant creates for delegated S3 access: name, trust and permission policy."""
+        allow_list: bool = False, kms_keys: list[str] | None = None) -> dict[str, Any]:
+    """The role the tenant creates for delegated S3 access: name, trust and permission policy
+    (and, with ``kms_keys``, ``kms:Decrypt`` on them and the key-policy statement)."""
     config, t = _tenant(config, tenant)
     if t.aws is None:
         raise ConfigError(
@@ -163,13 +219,18 @@ def aws(config: Config | None, tenant: str | None, buckets: list[str] | None = N
             "Condition": {"StringEquals": {"sts:ExternalId": t.aws.external_id}},
         }],
     }
-    permissions = {"Version": IAM_VERSION, "Statement": _s3_read_statements(targets, allow_list)}
+    keys = _kms_keys(kms_keys)
+    statements = _s3_read_statements(targets, allow_list)
+    if keys:
+        statements.append(_kms_statement(keys))
+    permissions = {"Version": IAM_VERSION, "Statement": statements}
+    role_arn = f"arn:aws:iam::{t.aws.account_id}:role/{role}"
     return {
         "policy": "aws",
         "tenant": t.name,
         "account_id": t.aws.account_id,
         "role_name": role,
-        "role_arn": f"arn:aws:iam::{t.aws.account_id}:role/{role}",
+        "role_arn": role_arn,
         "platform_account_id": platform,
         "external_id": t.aws.external_id,
         "trust_policy": trust,
@@ -181,6 +242,9 @@ def aws(config: Config | None, tenant: str | None, buckets: list[str] | None = N
             ["aws", "iam", "put-role-policy", "--role-name", role,
              "--policy-name", PERMISSION_POLICY_NAME, "--policy-document", _compact(permissions)],
         ],
+        "kms_keys": keys,
+        "key_policy_statement": _key_policy_statement(role_arn, keys) if keys else None,
+        "notes": _list_note(allow_list),
     }
 
 
@@ -188,7 +252,7 @@ def _s3_read_statements(targets: list[_Target], allow_list: bool,
                         principal: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     who = {"Principal": principal} if principal else {}
     statements = [{"Sid": "AttachfsReadObjects", "Effect": "Allow", **who,
-                   "Action": ["s3:GetObject"],
+                   "Action": list(S3_OBJECT_READ),
                    "Resource": sorted({t.objects_arn for t in targets})}]
     if allow_list:
         for i, t in enumerate(targets):
@@ -205,9 +269,11 @@ def _s3_read_statements(targets: list[_Target], allow_list: bool,
 
 
 def bucket(config: Config | None, tenant: str | None, buckets: list[str] | None = None, *,
-           allow_list: bool = False, platform_sa: str | None = None) -> dict[str, Any]:
+           allow_list: bool = False, platform_sa: str | None = None,
+           kms_keys: list[str] | None = None) -> dict[str, Any]:
     """Direct access: the S3 bucket policy (and the GCS bucket grant) for the platform's own
-    identity, on the buckets given or, by default, the buckets the tenant claims."""
+    identity, on the buckets given or, by default, the buckets the tenant claims; with
+    ``kms_keys``, the key-policy statement for the platform account."""
     config, t = _tenant(config, tenant)
     if buckets:
         targets = _targets(buckets, "s3")
@@ -217,8 +283,9 @@ def bucket(config: Config | None, tenant: str | None, buckets: list[str] | None 
         raise ValueError(f"tenant {t.name!r} claims no bucket and no --bucket was given: "
                          "name the bucket(s) with --bucket (and claim them in "
                          f"tenants.{t.name}.direct, or the reads will be refused)")
+    keys = _kms_keys(kms_keys)
     out: dict[str, Any] = {"policy": "bucket", "tenant": t.name, "s3": [], "gcs": [],
-                           "notes": []}
+                           "kms_keys": keys, "key_policy_statement": None, "notes": []}
     for target in targets:
         if not any(c.backend == target.backend and c.bucket == target.bucket
                    and target.prefix.startswith(c.prefix) for c in t.direct):
@@ -238,7 +305,11 @@ def bucket(config: Config | None, tenant: str | None, buckets: list[str] | None 
         platform = _need(config.platform.aws.account_id, config, "platform.aws.account_id",
                          "the bucket policy names the platform's AWS account")
         principal = {"AWS": [f"arn:aws:iam::{platform}:root"]}
-        for name in sorted({x.bucket for x in s3}):
+        if keys:
+            out["key_policy_statement"] = _key_policy_statement(
+                f"arn:aws:iam::{platform}:root", keys)
+        out["notes"] += _list_note(allow_list)
+        for name in sorted({x.bucket for x in s3 if x.bucket}):
             mine = [x for x in s3 if x.bucket == name]
             doc = {"Version": IAM_VERSION,
                    "Statement": _s3_read_statements(mine, allow_list, principal)}
@@ -339,7 +410,7 @@ def gcp(config: Config | None, tenant: str | None, buckets: list[str] | None = N
     }
 
 
-def _gcs_binding(bucket_name: str, member: str) -> list[str]:
+def _gcs_binding(bucket_name: str | None, member: str) -> list[str]:
     return ["gcloud", "storage", "buckets", "add-iam-policy-binding", f"gs://{bucket_name}",
             f"--member={member}", f"--role={GCS_READER_ROLE}"]
 
@@ -362,23 +433,40 @@ def azure(config: Config | None, tenant: str | None,
     app = _need(config.platform.azure.client_id, config, "platform.azure.client_id",
                 "it is the platform app the tenant consents to")
     directory = t.azure.tenant_id
-    authority = (config.platform.azure.authority or DEFAULT_AUTHORITY).rstrip("/")
+    sovereign = next((x.suffix for x in targets if x.suffix), None)
+    authority = (config.platform.azure.authority
+                 or (AZURE_AUTHORITIES.get(sovereign) if sovereign else None)
+                 or DEFAULT_AUTHORITY).rstrip("/")
     consent_url = f"{authority}/{directory}/adminconsent?client_id={app}"
+    redirect = config.platform.azure.redirect_uri
+    notes = []
+    if redirect:
+        consent_url += f"&redirect_uri={quote(redirect, safe='')}"
+    else:
+        notes.append("set platform.azure.redirect_uri to a redirect URI registered on the app "
+                     "(App registrations > Authentication): the consent page sends the "
+                     "administrator there once consent is given")
+    # The service principal's object id, looked up by the customer's own CLI; with the
+    # principal type given, az makes no Microsoft Graph call of its own.
+    object_id = f"$(az ad sp show --id {app} --query id --output tsv)"
     assignments = []
     for x in targets:
         scope = f"$(az storage account show --name {x.account} --query id --output tsv)"
         if x.bucket:
             scope += f"/blobServices/default/containers/{x.bucket}"
         assignments.append({"account": x.account, "container": x.bucket or None,
-                            "scope": scope, "role": AZURE_READER_ROLE, "assignee": app})
+                            "scope": scope, "role": AZURE_READER_ROLE, "assignee": app,
+                            "assignee_object_id": object_id})
     return {
         "policy": "azure", "tenant": t.name, "directory": directory, "client_id": app,
         "consent_url": consent_url,
         "consent_command": ["az", "ad", "sp", "create", "--id", app],
         "role_assignments": assignments,
         "commands": [["az", "login", "--tenant", directory]] + [
-            ["az", "role", "assignment", "create", "--assignee", a["assignee"],
+            ["az", "role", "assignment", "create", "--assignee-object-id",
+             a["assignee_object_id"], "--assignee-principal-type", "ServicePrincipal",
              "--role", a["role"], "--scope", a["scope"]] for a in assignments],
+        "notes": notes,
     }
 
 
@@ -432,6 +520,7 @@ def _render_aws(d: dict[str, Any]) -> list[str]:
         f"# The same with the AWS CLI, signed in to account {d['account_id']}:",
         *[_shell(c) for c in d["commands"]],
         "",
+        *_render_key_policy(d, f"the role {d['role_arn']}"),
         "# With the integration enabled, the platform never reads this tenant's S3 data with "
         "its own identity: bucket policies for the platform account stop applying.",
     ]
@@ -449,7 +538,21 @@ def _render_bucket(d: dict[str, Any]) -> list[str]:
     for g in d["gcs"]:
         lines += ["", f"# Read access for the platform's service account on gs://{g['bucket']}:",
                   _shell(g["command"])]
+    if d.get("key_policy_statement"):
+        lines += ["", *_render_key_policy(d, "the platform account"),
+                  "# The platform's own IAM policy must allow kms:Decrypt on them too."]
     return lines
+
+
+def _render_key_policy(d: dict[str, Any], who: str) -> list[str]:
+    """The key-policy statement for each --kms-key: a key's policy must allow the reader too."""
+    if not d.get("key_policy_statement"):
+        return []
+    keys = ", ".join(d["kms_keys"])
+    return [f"# SSE-KMS: reading objects encrypted with {keys} needs kms:Decrypt for {who} in "
+            "its policy (above) AND in each key's key policy. The key's owner adds this "
+            "statement to the key policy (KMS console > the key > Key policy > Edit):",
+            _pretty(d["key_policy_statement"]), ""]
 
 
 def _render_gcp(d: dict[str, Any]) -> list[str]:
@@ -487,6 +590,8 @@ def _render_azure(d: dict[str, Any]) -> list[str]:
         "container it reads:",
     ]
     lines += [_shell(c) for c in d["commands"][1:]]
-    lines += ["", "# With consent given, the platform stops reading this tenant's blobs "
+    lines += ["", "# A new role assignment can take several minutes to apply: reads may be "
+                  "refused (AuthorizationPermissionMismatch) until it has.",
+              "", "# With consent given, the platform stops reading this tenant's blobs "
                   "anonymously: public containers need the role too."]
     return lines

@@ -1,7 +1,9 @@
 """Azure credentials for a Route.
 
 * ``azure-app``: the platform's multi-tenant app (client secret from the environment variable
-  the config names, or a certificate file) as a service principal in the tenant's directory.
+  the config names, or a certificate file) as a service principal in the tenant's directory,
+  with a token from the Entra ID authority the Grant names (a sovereign cloud's own, decided
+  in ``_rules``), else ``platform.azure.authority``, else the public cloud's.
   adlfs is handed a credential that serves only that app's token: never ``None``, because adlfs
   turns a missing credential into an anonymous client.
 * ``anonymous``: no credential at all (without an integration, Azure reads are anonymous).
@@ -38,6 +40,9 @@ def adlfs_options(config: Config | None, route: Route, account: str) -> dict[str
     if endpoint and endpoint.startswith("https://"):
         # adlfs builds https://{account_host}: a path-style emulator or private endpoint.
         opts["account_host"] = endpoint[len("https://"):].rstrip("/")
+    elif endpoint is None and route.location.endpoint_suffix:
+        # A sovereign cloud's blob endpoint (adlfs defaults to the public cloud's).
+        opts["account_host"] = f"{account}.blob.{route.location.endpoint_suffix}"
     if kind == "azure-app":
         opts["credential"] = LeasedTokenCredential(token_lease(config, route.grant))
         return opts
@@ -91,8 +96,9 @@ def _app_credential(config: Config,
     assert grant.azure_tenant_id is not None and grant.client_id is not None
     az = config.platform.azure
     kwargs: dict[str, Any] = {}
-    if az.authority:
-        kwargs["authority"] = az.authority
+    authority = grant.azure_authority or az.authority
+    if authority:
+        kwargs["authority"] = authority
         # A sovereign cloud or a local fake: no instance discovery against the public cloud.
         kwargs["disable_instance_discovery"] = True
     if az.client_secret_env:
@@ -139,7 +145,8 @@ def _refused(config: Config, grant: Grant, err: Exception) -> Exception:
     identity = f"azure-app:{app}@{directory}"
     code = _aadsts(err)
     if code is None:
-        authority = config.platform.azure.authority or "https://login.microsoftonline.com"
+        authority = (grant.azure_authority or config.platform.azure.authority
+                     or "https://login.microsoftonline.com")
         return ConnectionError(
             f"the platform's Azure app {app} could not get a token in directory {directory}: "
             f"Entra ID ({authority}) answered neither a token nor a refusal "

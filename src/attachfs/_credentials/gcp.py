@@ -147,6 +147,19 @@ def _impersonation_failed(grant: Grant, err: Exception) -> Exception:
     (an outage, a 5xx) is a retryable ConnectionError, not a verdict on the setup."""
     sa = grant.service_account
     text = " ".join(str(a) for a in err.args)
+    if "insufficient authentication scopes" in text or "SCOPE_INSUFFICIENT" in text:
+        # A VM's tokens carry the VM's access scopes whatever is asked for; without
+        # cloud-platform the IAM Credentials API refuses them even with Token Creator granted
+        # (https://cloud.google.com/compute/docs/access/service-accounts#accesscopesiam).
+        return AccessDenied(
+            f"impersonating {sa} was refused: the platform's Google token lacks the "
+            "cloud-platform access scope (a VM's access scopes limit every token it gets)",
+            identity=sa,
+            hint=("give the platform's VM (or node pool) the cloud-platform access scope: stop "
+                  "it and set its scopes (gcloud compute instances set-service-account "
+                  "--scopes=cloud-platform), or point platform.gcp.credentials at a "
+                  "service-account key; granting Token Creator again will not help"),
+        )
     if "PERMISSION_DENIED" in text or "403" in text or "UNAUTHENTICATED" in text or (
             "401" in text):
         return AccessDenied(

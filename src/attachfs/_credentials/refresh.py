@@ -144,6 +144,15 @@ class Refreshable(Generic[T]):
                 self._lease = self._call_fetch()
             return self._lease.value  # type: ignore[union-attr]
 
+    def invalidate(self, value: T | None = None) -> None:
+        """Forget the lease, so the next ``get`` fetches a new one: the service said the
+        credentials expired before the lease did (revoked, or a clock off). With ``value``
+        (what the refused request was signed with), only if that is still the current lease:
+        of many requests refused at once, one fetch follows."""
+        lease = self._lease
+        if lease is not None and (value is None or lease.value is value):
+            self._lease = None
+
     def _call_fetch(self) -> Lease[T]:
         self.fetches += 1
         log.debug("refreshing credentials for %s", self.what)

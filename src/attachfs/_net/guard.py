@@ -211,8 +211,10 @@ class Guard:
             while True:
                 self.check_url(current)
                 state.url = current
+                # Bytes as stored: a Content-Encoding is never undone (offsets and sizes
+                # are those of the stored bytes, as on the cloud readers' pool).
                 resp = await session.request(method, current, headers=sent,
-                                             allow_redirects=False,
+                                             allow_redirects=False, auto_decompress=False,
                                              timeout=self._timeout(deadline))
                 location = resp.headers.get("Location")
                 if resp.status not in REDIRECTS or location is None:

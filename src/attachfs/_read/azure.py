@@ -2,7 +2,8 @@
 
 Reads authorised by a shared key (ambient mode, emulators) go through the Azure SDK client
 adlfs built, which signs them. Every later range carries the first answer's ETag as
-``If-Match``.
+``If-Match``. A blob of a sovereign cloud is read from that cloud's own endpoint
+(``https://{account}.blob.{Location.endpoint_suffix}``), with a token of its own authority.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import yarl
 
 from .._credentials import azure
 from .._limits import Limits
-from .errors import changed, raise_for_status
+from .._uri import AZURE_PUBLIC_SUFFIX
+from .errors import Said, changed, raise_for_status, said
 from .part import Part, range_header, ranged, size_from
 from .transport import answered, exchange
 
@@ -35,8 +37,9 @@ async def read(client: Any, route: Route, start: int, end: int | None, version: 
     loc = route.location
     az_cfg = config.platform.azure if config else None
     account = loc.account  # the Route filled in platform.azure.account where it applies
+    suffix = loc.endpoint_suffix or AZURE_PUBLIC_SUFFIX
     base = (az_cfg.endpoint_url.format(account=account) if az_cfg and az_cfg.endpoint_url
-            else f"https://{account}.blob.core.windows.net").rstrip("/")
+            else f"https://{account}.blob.{suffix}").rstrip("/")
     url = yarl.URL(f"{base}/{loc.bucket}/{quote(loc.key, safe='/~')}", encoded=True)
     headers = {"x-ms-version": API_VERSION}
     if ranged(start, end):
@@ -48,10 +51,12 @@ async def read(client: Any, route: Route, start: int, end: int | None, version: 
     if route.grant.kind == "azure-app":
         token = await azure.token_lease(config, route.grant).get()
         headers["Authorization"] = f"Bearer {token.token}"
-    status, answer, body = await exchange(route, limits, url, headers)
-    if status in (200, 206, 304):
-        return answered(route, start, version, if_none_match, status, answer, body, "ETag")
-    raise_for_status(route.uri, "azure", status, answer.get("x-ms-error-code"), version, answer)
+    answer = await exchange(route, limits, url, headers, start=start, end=end)
+    if answer.status in (200, 206, 304):
+        return answered(route, start, version, if_none_match, answer, "ETag")
+    raise_for_status(route.uri, "azure", answer.status,
+                     said("azure", answer.status, answer.headers, answer.body), version,
+                     answer.headers)
 
 
 async def _read_sdk(client: Any, route: Route, start: int, end: int | None,
@@ -75,8 +80,9 @@ async def _read_sdk(client: Any, route: Route, start: int, end: int | None,
     except ResourceModifiedError as err:
         raise changed(route.uri, version) from err
     except HttpResponseError as err:
-        raise_for_status(route.uri, "azure", err.status_code or 0,
-                         getattr(err, "error_code", None), version)
+        status = err.status_code or 0
+        raise_for_status(route.uri, "azure", status,
+                         Said(status, getattr(err, "error_code", None)), version)
     # properties.size is the length of the range downloaded; the blob's size is in Content-Range.
     size = size_from(stream.properties.content_range, start, len(data))
     return Part(data, start, size, stream.properties.etag)

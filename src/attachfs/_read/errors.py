@@ -2,16 +2,44 @@
 
 In the manner of httpx's ``map_exceptions``, every reader hands its failures here:
 
-* ``raise_for_status``: an HTTP answer that is not the object (status and error code) becomes
-  ``NotFound``, ``IntegrityError`` (412), ``Unsatisfiable`` (416: an empty range, not an
-  error), ``PermissionError`` (401/403, and 409 on Azure), ``Retry`` when asking again may help
-  (5xx, 408, 429, ``SlowDown``...), or ``OSError``.
-* ``check_body``: a 2xx body that is not the object (shorter than announced, or an XML error
-  document with a retryable code) becomes ``Retry``.
+* ``raise_for_status``: an HTTP answer that is not the object (status and error code, parsed
+  from the answer by ``said``) becomes ``Missing`` (a ``FileNotFoundError``),
+  ``IntegrityError`` (412), ``Unsatisfiable`` (416: an empty range, not an error), ``Refused``
+  (a ``PermissionError``: 401/403, Azure's 409, and the 400s that are refusals: S3's
+  ``ExpiredToken``, GCS's requester-pays answer), ``Retry`` when asking again may help (5xx,
+  408, 429, ``SlowDown``...), or ``OSError``.
+* ``check_body``: a 206 body shorter than its ``Content-Range`` becomes ``Retry``. A 2xx body
+  is never parsed as an error document: GetObject's body *is* the object
+  (https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html), so an object whose
+  content is an XML error document is data; error documents come with non-2xx statuses only.
 * ``transient``: an exception another attempt may cure (a broken connection, a stall, an SDK's
   5xx) becomes ``Retry``; anything else is final. One classifier for every backend.
-* ``translate``: what failed, in attachfs's terms, naming the URI (redacted) and the identity
-  used, with the hint of what to grant (``AccessDenied``).
+* ``translate``: what failed, in attachfs's terms, naming the URI (redacted), the identity
+  used, the status and error code the cloud answered, and the fix (``AccessDenied.hint``) for
+  that code and for the operation that failed (``refusal_hint``; the grant an operation needs
+  is ``_rules.denied_hint``). docs/troubleshooting.md shows this table.
+
+What each error code means, with its source:
+
+* S3 (https://docs.aws.amazon.com/AmazonS3/latest/API/ErrorResponses.html):
+  ``SignatureDoesNotMatch``, ``InvalidAccessKeyId``, ``InvalidToken``: the signing
+  credentials; ``RequestTimeTooSkewed``: the host's clock; ``ExpiredToken`` (400): the session
+  credentials expired (the S3 reader refreshes its lease once and retries before it says so);
+  ``InvalidObjectState``: an archived object, restore it first (GetObject docs);
+  ``AccessDenied`` naming ``kms:`` (https://docs.aws.amazon.com/AmazonS3/latest/userguide/
+  troubleshoot-403-errors.html): ``kms:Decrypt`` on the key, in the identity's policy and in
+  the key policy; any other ``AccessDenied``: the grant (both sides of it for a direct read),
+  and, for a read, that a missing key is a 403 too without ``s3:ListBucket`` (GetObject docs).
+* GCS (https://cloud.google.com/storage/docs/json_api/v1/status-codes): a 400 saying the bucket
+  is requester pays (https://cloud.google.com/storage/docs/requester-pays) is the
+  ``user_project`` opt-in (code ``UserProjectMissing``, as the XML API names it); a 403 is the
+  grant (``storage.objects.get``, ``storage.objects.list`` to list; with uniform bucket-level
+  access only bucket IAM grants it).
+* Azure (https://learn.microsoft.com/rest/api/storageservices/blob-service-error-codes,
+  .../common-rest-api-error-codes): ``AuthorizationPermissionMismatch``: the data role;
+  ``AuthorizationFailure``: the account's network rules (firewall); ``AuthenticationFailed``:
+  the credential itself; ``BlobArchived`` (409): rehydrate first; ``ResourceNotFound`` (404) to
+  an anonymous read: the container may be private (Azure does not say it exists).
 
 Never retried: 400, 401, 403, 404, 412 (and every other 4xx but 408 and 429): asking again gets
 the same answer, and a 412 means the object changed, which no retry can undo. Nor a name that
@@ -21,9 +49,12 @@ does not resolve, nor a read past its deadline.
 from __future__ import annotations
 
 import asyncio
+import html
+import json
 import re
 from collections.abc import Awaitable, Mapping
-from typing import TYPE_CHECKING, NoReturn, TypeVar
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from .._errors import (
     AccessDenied,
@@ -34,15 +65,15 @@ from .._errors import (
     not_found,
 )
 from .._redact import redact, redact_text
-from .._rules import denied_hint
+from .._rules import Operation, denied_hint
 from .retry import Retry, retry_after
 
 if TYPE_CHECKING:
     from .._rules import Route
 
-__all__ = ["RETRYABLE_CODES", "Unsatisfiable", "changed", "check_body", "error_document_code",
-           "guarded", "raise_for_status", "reraise", "status_retryable", "transient",
-           "translate", "xml_code"]
+__all__ = ["RETRYABLE_CODES", "Missing", "Refused", "Said", "Unsatisfiable", "changed",
+           "check_body", "guarded", "raise_for_status", "refusal_hint", "reraise", "said",
+           "status_retryable", "transient", "translate"]
 
 T = TypeVar("T")
 
@@ -55,31 +86,88 @@ RETRYABLE_CODES = frozenset({
     "InternalError", "SlowDown", "ServiceUnavailable", "RequestTimeout", "ServerBusy",
     "OperationTimedOut", "InternalServerError", "BackendError", "RequestTimeTooSkewed",
 })
-_ERROR_DOCUMENT = re.compile(
-    rb"^\s*(?:<\?xml[^>]*\?>\s*)?<Error>\s*<Code>([A-Za-z0-9.]+)</Code>", re.S)
-_XML_CODE = re.compile(rb"<Code>([^<]+)</Code>")
+#: 400 answers that are refusals of the credentials or of the request's billing, not
+#: malformed requests: S3's expired session token, GCS's requester-pays bucket.
+REFUSED_400 = frozenset({"ExpiredToken", "TokenRefreshRequired", "InvalidToken",
+                         "UserProjectMissing"})
+#: Fields of an S3 error document worth keeping (never StringToSign or CanonicalRequest: they
+#: carry the session token).
+_KEPT_FIELDS = ("Region", "StorageClass")
+_XML_FIELD = re.compile(r"<(\w+)>([^<]{0,1024})</\1>")
+_KMS_KEY = re.compile(r"arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(?:key|alias)/[A-Za-z0-9/_-]+")
 
 
 class Unsatisfiable(Exception):
     """A 416: the range starts at or past the end of the object."""
 
 
+@dataclass(frozen=True)
+class Said:
+    """What a cloud answered instead of the object: the status, its error code, its message
+    (redacted, cut short; kept for the hints, never shown) and the few fields that matter."""
+
+    status: int
+    code: str | None = None
+    message: str = field(default="", repr=False)
+    fields: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def detail(self) -> str:
+        return f"HTTP {self.status}" + (f" {self.code}" if self.code else "")
+
+    def field(self, name: str) -> str | None:
+        return dict(self.fields).get(name)
+
+
+def said(backend: str, status: int, headers: Mapping[str, str], body: bytes) -> Said:
+    """Parse an error answer: Azure's ``x-ms-error-code`` header, the XML error document of S3,
+    Azure and the GCS XML API (``<Code>``, ``<Message>``), or GCS's JSON error (the first
+    error's ``reason``, and ``message``)."""
+    text = body[:16384].decode("utf-8", "replace")
+    code, message, fields = headers.get("x-ms-error-code"), "", {}
+    if text.lstrip().startswith("{"):
+        try:
+            error = json.loads(text).get("error", {})
+            message = str(error.get("message", ""))
+            reasons = error.get("errors") or [{}]
+            code = code or reasons[0].get("reason")
+        except (ValueError, AttributeError, TypeError, IndexError):
+            pass
+    else:
+        found = {name: html.unescape(value) for name, value in _XML_FIELD.findall(text)}
+        code = code or found.get("Code")
+        message = found.get("Message", "")
+        fields = {k: found[k] for k in _KEPT_FIELDS if k in found}
+    if backend == "gcs" and status == 400 and "requester pays" in message.lower():
+        code = "UserProjectMissing"  # the XML API's name for the same answer
+    return Said(status, code, redact_text(message)[:600], tuple(sorted(fields.items())))
+
+
+class CloudError(OSError):
+    """An answer of the cloud that is not the object, with what it said (``said``);
+    ``translate`` says it in attachfs's terms."""
+
+    def __init__(self, message: str, said: Said):
+        super().__init__(message)
+        self.said = said
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (self.args[0], self.said)
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class Refused(CloudError, PermissionError):
+    """The cloud refused the request (see ``raise_for_status``)."""
+
+
+class Missing(CloudError, FileNotFoundError):
+    """The cloud answered 404."""
+
+
 def status_retryable(status: int) -> bool:
     return status in RETRYABLE_4XX or (500 <= status <= 599 and status not in FINAL_5XX)
-
-
-def error_document_code(body: bytes, content_type: str | None) -> str | None:
-    """The ``<Code>`` of an XML error document in a 2xx body, if it is one."""
-    if not content_type or "xml" not in content_type.lower() or len(body) > 64 * 1024:
-        return None
-    m = _ERROR_DOCUMENT.match(body)
-    return m.group(1).decode("ascii") if m else None
-
-
-def xml_code(body: bytes) -> str | None:
-    """The ``<Code>`` of an error answer's XML body (S3, GCS XML API)."""
-    m = _XML_CODE.search(body[:4096])
-    return m.group(1).decode() if m else None
 
 
 def changed(uri: str, version: str | None) -> IntegrityError:
@@ -89,39 +177,39 @@ def changed(uri: str, version: str | None) -> IntegrityError:
         "read it again from the start", uri=shown)
 
 
-def raise_for_status(uri: str, backend: str, status: int, code: str | None,
+def raise_for_status(uri: str, backend: str, status: int, code: str | Said | None,
                      version: str | None, headers: Mapping[str, str] | None = None) -> NoReturn:
-    """Raise what a failed GET of ``uri`` means (see the module docstring)."""
-    detail = f"HTTP {status}" + (f" {code}" if code else "")
+    """Raise what a failed GET of ``uri`` means (see the module docstring). ``code`` is the
+    error code, or everything the answer said (``said``)."""
+    answer = code if isinstance(code, Said) else Said(status, code)
+    detail = answer.detail
     shown = redact(uri)
     if status == 404:
-        raise not_found(shown, detail)
+        raise Missing(f"No such attachment: {shown} ({detail})", answer)
     if status == 412:
         if version is None:
             raise OSError(f"HTTP 412 Precondition Failed for {shown}")
         raise changed(uri, version)
     if status == 416:
         raise Unsatisfiable()
-    if status in (401, 403) or (backend == "azure" and status == 409):
-        raise PermissionError(f"{backend} refused to read {shown} ({detail})")
-    if status_retryable(status) or code in RETRYABLE_CODES:
+    if status in (401, 403) or (backend == "azure" and status == 409) or (
+            status == 400 and answer.code in REFUSED_400):
+        raise Refused(f"{backend} refused to read {shown} ({detail})", answer)
+    if status_retryable(status) or answer.code in RETRYABLE_CODES:
         after = retry_after((headers or {}).get("Retry-After"))
         raise Retry(detail, status=status, retry_after=after)
     raise OSError(f"{backend} failed to read {shown} ({detail}; not retried)")
 
 
 def check_body(status: int, headers: Mapping[str, str], body: bytes) -> None:
-    """Raise ``Retry`` for a 2xx body that is not the object: shorter than its
-    ``Content-Range`` says, or an XML error document with a retryable code."""
+    """Raise ``Retry`` for a 206 body shorter than its ``Content-Range`` says. The body itself
+    is never inspected: whatever a 2xx carries is the object."""
     from .part import ContentRange
 
     announced = ContentRange.parse(headers.get("Content-Range")) if status == 206 else None
     if announced is not None and len(body) < announced.length:
         raise Retry(f"short body: {len(body)} of the {announced.length} bytes of "
                     f"{headers.get('Content-Range')}")
-    code = error_document_code(body, headers.get("Content-Type"))
-    if code in RETRYABLE_CODES:
-        raise Retry(f"HTTP {status} carrying an error document ({code})", status=status)
 
 
 def describe(err: BaseException) -> str:
@@ -220,25 +308,26 @@ def azure_transient(err: BaseException) -> Retry | None:
 
 # -- errors in attachfs's terms, for every operation (reads, listings, credentials) ----------
 
-async def guarded(route: Route, awaitable: Awaitable[T]) -> T:
+async def guarded(route: Route, awaitable: Awaitable[T], operation: Operation = "read") -> T:
     """``await awaitable``, its failure said in attachfs's terms (``translate``)."""
     try:
         return await awaitable
     except Exception as err:
-        reraise(route, err)
+        reraise(route, err, operation)
 
 
-def reraise(route: Route, err: Exception) -> NoReturn:
+def reraise(route: Route, err: Exception, operation: Operation = "read") -> NoReturn:
     """Raise ``err`` translated, chained to the original."""
-    new = translate(route, err)
+    new = translate(route, err, operation)
     if new is err:
         raise err
     raise new from err
 
 
-def translate(route: Route, err: BaseException) -> BaseException:
-    """Say what failed in attachfs's terms, naming the URI and the identity used. The URI is
-    shown redacted: a signed URL's query is its credential."""
+def translate(route: Route, err: BaseException, operation: Operation = "read") -> BaseException:
+    """Say what failed in attachfs's terms: the URI (redacted: a signed URL's query is its
+    credential), the identity used, what the cloud answered (status and error code), and what
+    to change for ``operation`` to succeed."""
     shown = redact(route.uri)
     if isinstance(err, AccessDenied):
         if err.uri is not None:
@@ -248,11 +337,133 @@ def translate(route: Route, err: BaseException) -> BaseException:
                             uri=shown, identity=err.identity, hint=err.hint)
     if isinstance(err, (AccessRefused, ReadOnlyError)):
         return err
+    answer = said_in(err)
     if isinstance(err, FileNotFoundError):
-        return not_found(shown)
+        detail = answer.detail if answer is not None else None
+        hint = _missing_hint(route, answer)
+        return not_found(shown, f"{detail}; {hint}" if detail and hint else detail or hint)
     if is_gcs_forbidden(route.backend, err) or isinstance(err, PermissionError):
         who = route.identity or f"the {route.mode} identity"
-        hint = denied_hint(route)
-        return AccessDenied(f"{route.backend} refused to read {shown} as {who}; "
-                            f"to fix: {hint}", uri=shown, identity=route.identity, hint=hint)
+        hint = refusal_hint(route, answer, operation)
+        answered = f" ({answer.detail})" if answer is not None else ""
+        return AccessDenied(f"{route.backend} refused to {operation} {shown} as {who}"
+                            f"{answered}; to fix: {hint}", uri=shown, identity=route.identity,
+                            hint=hint)
     return err
+
+
+def said_in(err: BaseException) -> Said | None:
+    """What the cloud answered, from ``err`` or the errors it was raised from: attachfs's own
+    readers (``CloudError``), botocore (s3fs), azure-core (adlfs) or gcsfs."""
+    seen: BaseException | None = err
+    for _ in range(8):  # a short chain: raised from, or while handling, the SDK's error
+        if seen is None:
+            return None
+        if isinstance(seen, CloudError):
+            return seen.said
+        response = getattr(seen, "response", None)
+        if type(seen).__module__.startswith("botocore") and isinstance(response, dict):
+            error = response.get("Error", {})
+            status = response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+            return Said(int(status), error.get("Code"), redact_text(str(error.get("Message",
+                                                                                  "")))[:600])
+        if type(seen).__module__.startswith("azure") and isinstance(
+                getattr(seen, "status_code", None), int):
+            return Said(getattr(seen, "status_code", 0), getattr(seen, "error_code", None))
+        if type(seen).__name__ == "HttpError" and isinstance(getattr(seen, "code", None), int):
+            message = redact_text(str(getattr(seen, "message", "") or seen))[:600]
+            code = "UserProjectMissing" if "requester pays" in message.lower() else None
+            return Said(getattr(seen, "code", 0), code, message)
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _credential_source(route: Route) -> str:
+    """Where the signing credentials of an S3 request come from, to be fixed there."""
+    source = ("the platform's AWS credentials (the default chain: AWS_* environment variables, "
+              "a profile, an instance role; or platform.aws.profile)")
+    if route.grant.kind == "aws-assume-role":
+        return f"{source}, from which {route.grant.role_arn} is assumed"
+    return source
+
+
+def refusal_hint(route: Route, answer: Said | None, operation: Operation = "read") -> str:
+    """The fix for a refusal, by what the cloud said (the table in the module docstring); the
+    grant ``operation`` needs (``_rules.denied_hint``) when the code is a plain denial."""
+    code = answer.code if answer is not None else None
+    loc = route.location
+    if route.backend == "s3":
+        source = _credential_source(route)
+        if code == "SignatureDoesNotMatch":
+            return (f"the secret access key that signed the request does not belong to its "
+                    f"access key id: fix {source} (a proxy that rewrites requests also breaks "
+                    "signatures)")
+        if code == "InvalidAccessKeyId":
+            return (f"AWS does not know the access key id (deleted, deactivated, or of another "
+                    f"partition): fix {source}")
+        if code == "InvalidToken":
+            return f"the session token is malformed or belongs to another access key: fix {source}"
+        if code in ("ExpiredToken", "TokenRefreshRequired"):
+            return (f"the credentials had expired, and so had the ones fetched again once: "
+                    f"renew {source} (a session token set in the environment or a profile is "
+                    "not renewed by attachfs)")
+        if code == "RequestTimeTooSkewed":
+            return ("this host's clock is more than 15 minutes off AWS's, and every signature "
+                    "carries the time: synchronise the clock (NTP)")
+        if code == "InvalidObjectState":
+            storage = answer.field("StorageClass") if answer is not None else None
+            return (f"the object is archived ({storage or 'an archive storage class'}): restore "
+                    f"it first (`aws s3api restore-object --bucket {loc.bucket} --key "
+                    f"{loc.key!r} --restore-request Days=1`), then read it once the restore is "
+                    "done")
+        if code == "AccessDenied" and answer is not None and "kms:" in answer.message:
+            return _kms_hint(route, answer)
+    elif route.backend == "gcs":
+        if code == "UserProjectMissing":
+            return (f"gs://{loc.bucket} is a requester pays bucket, so the read must name the "
+                    f"project billed: opt in with user_project = \"PROJECT\" on the claim "
+                    f"(or on tenants.{route.tenant}.gcp); the identity reading needs "
+                    "serviceusage.services.use on that project")
+    elif route.backend == "azure":
+        if code == "AuthorizationFailure":
+            # https://learn.microsoft.com/azure/storage/common/storage-network-security
+            return (f"the network rules (firewall) of the storage account {loc.account} refuse "
+                    "the address the request came from: allow the platform's egress address "
+                    "(its proxy's, platform.http.proxy) in the account's networking settings, "
+                    "or reach it through a private endpoint")
+        if code in ("AuthenticationFailed", "InvalidAuthenticationInfo"):
+            return ("Azure did not accept the request's credential: a token of another cloud "
+                    "or directory, or a clock more than 15 minutes off")
+        if code == "BlobArchived":
+            # https://learn.microsoft.com/azure/storage/blobs/archive-rehydrate-overview
+            return ("the blob is in the Archive tier: rehydrate it to the Hot or Cool tier "
+                    "first (Set Blob Tier, or copy it to an online tier; it takes hours), then "
+                    "read it")
+    return denied_hint(route, operation)
+
+
+def _kms_hint(route: Route, answer: Said) -> str:
+    """SSE-KMS: reading needs kms:Decrypt on the key, allowed by the reader's own policy and by
+    the key policy (https://docs.aws.amazon.com/kms/latest/developerguide/
+    key-policy-overview.html)."""
+    found = _KMS_KEY.search(answer.message)
+    key = found.group(0) if found else "the object's KMS key"
+    if route.grant.kind == "aws-assume-role":
+        who, policy = route.grant.role_arn, f"the permission policy of {route.grant.role_arn}"
+    else:
+        who, policy = "the platform's AWS identity", "the platform identity's own IAM policy"
+    return (f"the object is encrypted with {key}: allow kms:Decrypt on {key} for {who} in "
+            f"{policy} and in the key policy of {key} (its owner's; see `attachfs policy aws "
+            "--kms-key`)")
+
+
+def _missing_hint(route: Route, answer: Said | None) -> str | None:
+    """Azure answers an anonymous read of a private container 404 ``ResourceNotFound``, as if
+    it did not exist: say that it may be private, and how to read it as the tenant."""
+    if route.backend == "azure" and route.grant.kind == "anonymous" and answer is not None \
+            and answer.code == "ResourceNotFound":
+        tenant = route.tenant or "NAME"
+        return (f"or the container is private (Azure answers an anonymous read of a private "
+                f"container so): connect the tenant's Azure directory, tenants.{tenant}.azure = "
+                "{ tenant_id = \"...\" }")
+    return None

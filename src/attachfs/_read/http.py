@@ -17,16 +17,10 @@ from .._errors import ReadTimeout, TooLarge
 from .._redact import redact
 from . import retry
 from .body import read_body
-from .errors import (
-    RETRYABLE_CODES,
-    changed,
-    describe,
-    error_document_code,
-    raise_for_status,
-    transient,
-)
+from .errors import changed, describe, raise_for_status, transient
+from .gcs import accept_encoding
 from .part import ContentRange, Part, range_header
-from .retry import Retry, retry_after
+from .retry import Retry
 
 if TYPE_CHECKING:
     from .._config import Config
@@ -66,8 +60,8 @@ class _HttpRange:
     shorter than its ``Content-Length``/``Content-Range``) is resumed with a ``Range`` from the
     first missing byte and ``If-Match`` carrying the ETag of the first answer, so the bytes
     returned are those of one version of the object; without a strong ETag to pin, the read
-    starts over instead. 5xx, 429 (``Retry-After`` honoured), 408 and a 2xx carrying an XML
-    error document are retried; 400/401/403/404/412 never are.
+    starts over instead. 5xx, 429 (``Retry-After`` honoured) and 408 are retried;
+    400/401/403/404/412 never are. A 2xx body is the object, whatever it contains.
     """
 
     def __init__(self, guard: Guard, session: aiohttp.ClientSession, url: str, start: int,
@@ -113,7 +107,8 @@ class _HttpRange:
         # A suffix asks for the tail until an answer says where the tail starts; then, as any
         # resume, for the first missing byte.
         pos = self.start if self.origin is None else self.origin + len(self.buf)
-        headers = {"Accept-Encoding": "identity"}  # byte offsets of the object as stored
+        # Byte offsets of the object as stored (GCS: gzip, see _read.gcs).
+        headers = {"Accept-Encoding": accept_encoding(self.url)}
         if pos != 0 or self.end is not None:
             headers["Range"] = range_header(pos, self.end)
         if self.pinned:
@@ -162,12 +157,6 @@ class _HttpRange:
                 raise TooLarge(f"{where} is over the {cap}-byte cap for one object",
                                url=where, limit=cap)
             got = len(self.buf) - mark
-            code = error_document_code(bytes(self.buf[mark:]), resp.headers.get("Content-Type"))
-            if code in RETRYABLE_CODES:
-                del self.buf[mark:]
-                raise Retry(f"HTTP {status} carrying an error document ({code})",
-                            status=status, retry_after=retry_after(
-                                resp.headers.get("Retry-After")))
             finished = limit is not None and got >= limit
             if status == 200 and self.size is None and not finished:
                 self.size = received  # the whole object, read to its end

@@ -36,8 +36,13 @@ def encode_key(key: str) -> str:
 
 
 def canonical_query(params: Mapping[str, str]) -> str:
-    return "&".join(f"{quote(k, safe='-_.~')}={quote(v, safe='-_.~')}"
-                    for k, v in sorted(params.items()))
+    """The canonical query string: every name and value URI-encoded, *then* sorted by encoded
+    name and value (https://docs.aws.amazon.com/IAM/latest/UserGuide/create-signed-request.html;
+    AWS's SigV4 test suite, ``get-vanilla-query-order-encoded``). Sorting the raw names first
+    orders ``a-b`` and ``a=b`` differently once encoded, and S3 then refuses the signature.
+    ``params`` may be a multidict: repeated names are all kept."""
+    pairs = sorted((quote(k, safe="-_.~"), quote(v, safe="-_.~")) for k, v in params.items())
+    return "&".join(f"{k}={v}" for k, v in pairs)
 
 
 def sign(method: str, host: str, path: str, query: Mapping[str, str], headers: dict[str, str],

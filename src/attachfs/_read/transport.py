@@ -5,12 +5,28 @@ The answer's body goes through the one body reader (``body.read_body``), so a se
 sending, or sends slower than the minimum rate, ends in ``ReadTimeout`` naming the phase, never
 a hung worker: the same limits as plain http(s) reads. S3 is never sent through the egress
 proxy; GCS and Azure go through ``route.proxy`` (the Route decides).
+
+A 200 in answer to a ranged GET is the whole object from its first byte, not the range
+(RFC 9110 section 14.2: a server may ignore ``Range``). Real S3 answers a suffix range of an
+empty object that way; GCS does for every range of a transcoded object
+(https://cloud.google.com/storage/docs/transcoding); S3-compatible stores and caching proxies
+may for any range. The Rust ``object_store`` crate refuses such an answer (``NotPartial``,
+``src/client/get.rs``); attachfs accepts it, as its plain-http reader does: the object it
+carries is still the one asked for (its version is checked like any other), so refusing would
+make readable objects unreadable behind such a server, and every empty S3 object an error for a
+reader that asks the size first. The body is read while it streams: the bytes before the range
+are skipped and the read stops once the range is covered, so memory is bounded by the range,
+not the object. Only when the answer does not announce its length is the rest of it read (and
+counted, not kept) to learn the object's size.
+
+The pool never decompresses (``auto_decompress=False``): the bytes returned are the bytes as
+stored, and ``Content-Length`` counts them.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import aiohttp
@@ -22,45 +38,91 @@ from .._net import pool
 from .._redact import redact
 from .body import read_body
 from .errors import changed, check_body
-from .part import Part, size_from
+from .part import ContentRange, Part, ranged
 
 if TYPE_CHECKING:
     from multidict import CIMultiDictProxy
 
     from .._rules import Route
 
-__all__ = ["answered", "exchange"]
+__all__ = ["Answer", "answered", "exchange"]
+
+#: How much of an error answer's body is kept: its error document, never a whole object.
+ERROR_BODY_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One answer: ``body`` is the asked range of the object for a 200/206 (whatever the server
+    sent), the start of the error document otherwise. ``size`` is the object's size when the
+    answer tells it (None: it does not, or it is not the object)."""
+
+    status: int
+    headers: CIMultiDictProxy[str]
+    body: bytes
+    size: int | None = None
 
 
 async def exchange(route: Route, limits: Limits, url: yarl.URL, headers: dict[str, str], *,
-                   redirects: bool = True) -> tuple[int, CIMultiDictProxy[str], bytes]:
-    """One GET over the shared pool: (status, headers, body)."""
+                   start: int = 0, end: int | None = None, redirects: bool = True,
+                   method: str = "GET") -> Answer:
+    """One GET over the shared pool, asking for bytes ``[start, end)`` (``start < 0``: the last
+    ``-start`` bytes); the caller put the matching ``Range`` header in ``headers``. (``method``
+    "HEAD": the answer's headers only.)"""
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=limits.connect_timeout,
                                     sock_read=limits.read_timeout)
     shown = redact(route.uri)
     try:
-        async with pool.session().get(url, headers=headers, proxy=route.proxy,
-                                      allow_redirects=redirects, timeout=timeout) as resp:
+        async with pool.session().request(method, url, headers=headers, proxy=route.proxy,
+                                          allow_redirects=redirects, timeout=timeout) as resp:
             body = bytearray()
-            await read_body(resp, body, limits=limits, url=shown)
-            return resp.status, resp.headers, bytes(body)
+            size = None
+            if resp.status == 200 and ranged(start, end):
+                size = await _whole_object(resp, body, start, end, limits, shown)
+            elif 200 <= resp.status < 300:
+                received = await read_body(resp, body, limits=limits, url=shown)
+                if resp.status == 200:  # the whole object was asked for, and sent
+                    size = received
+                else:
+                    announced = ContentRange.parse(resp.headers.get("Content-Range"))
+                    size = announced.size if announced is not None else None
+            else:  # an error document (or nothing): its first bytes say enough
+                await read_body(resp, body, limits=limits, url=shown, limit=ERROR_BODY_BYTES)
+            return Answer(resp.status, resp.headers, bytes(body), size)
     except aiohttp.ConnectionTimeoutError as err:
         raise ReadTimeout.connecting(shown, limits.connect_timeout) from err
     except (asyncio.TimeoutError, TimeoutError) as err:  # waiting for the response headers
         raise ReadTimeout.stalled(shown, limits.read_timeout, "response") from err
 
 
+async def _whole_object(resp: aiohttp.ClientResponse, sink: bytearray, start: int,
+                        end: int | None, limits: Limits, shown: str) -> int:
+    """Keep bytes ``[start, end)`` of a 200 that carries the whole object from byte 0; return
+    the object's size (see the module docstring)."""
+    length = resp.headers.get("Content-Length")
+    size = int(length) if length is not None and length.isdigit() else None
+    if start < 0:  # a suffix: the last -start bytes
+        if size is not None:
+            await read_body(resp, sink, limits=limits, url=shown, skip=max(size + start, 0))
+            return size
+        return await read_body(resp, sink, limits=limits, url=shown, tail=-start)
+    limit = None if end is None else end - start
+    received = await read_body(resp, sink, limits=limits, url=shown, skip=start, limit=limit,
+                               to_end=size is None)
+    return received if size is None else size
+
+
 def answered(route: Route, start: int, version: str | None, if_none_match: str | None,
-             status: int, answer: Mapping[str, str], body: bytes, version_header: str) -> Part:
+             answer: Answer, version_header: str) -> Part:
     """The Part a 200/206/304 answer carries, its version checked against ``version``.
 
     The precondition is the server's to enforce; its answer is checked here too, so a server
     that ignores it (some emulators and S3-compatible stores do) cannot mix versions."""
-    if status == 304:
+    if answer.status == 304:
         return Part(b"", start, -1, if_none_match, not_modified=True)
-    answered_version = answer.get(version_header)
+    answered_version = answer.headers.get(version_header)
     if version and answered_version and answered_version != version:
         raise changed(route.uri, version)
-    check_body(status, answer, body)
-    size = size_from(answer.get("Content-Range"), start, len(body))
-    return Part(body, start, size, answered_version)
+    check_body(answer.status, answer.headers, answer.body)
+    size = answer.size if answer.size is not None else start + len(answer.body)
+    return Part(answer.body, start, size, answered_version)

@@ -37,14 +37,17 @@ _Server = TypeVar("_Server", bound="ServerThread")
 
 
 class ServerThread:
-    """A server bound to ``host`` on a free port, served by its own thread and loop.
+    """A server bound to ``host`` on a free port (or ``port``, e.g. 443 for a fake that must
+    answer on a cloud's own port), served by its own thread and loop.
 
     Subclasses implement ``_start_serving(sock)``: serve on the bound socket, and return the
     coroutine function that stops it."""
 
-    def __init__(self, *, host: str = _LOOPBACK, ssl_context: ssl.SSLContext | None = None):
+    def __init__(self, *, host: str = _LOOPBACK, ssl_context: ssl.SSLContext | None = None,
+                 port: int = 0):
         self.host = host
         self.port: int | None = None
+        self._bind_port = port
         self._ssl_context = ssl_context
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -56,7 +59,8 @@ class ServerThread:
             raise RuntimeError(f"{type(self).__name__} is not started")
         scheme = "https" if self._ssl_context else "http"
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{scheme}://{host}:{self.port}"
+        default = 443 if self._ssl_context else 80
+        return f"{scheme}://{host}" + ("" if self.port == default else f":{self.port}")
 
     async def _start_serving(self, sock: socket.socket) -> Callable[[], Awaitable[None]]:
         raise NotImplementedError
@@ -67,7 +71,7 @@ class ServerThread:
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, 0))
+        sock.bind((self.host, self._bind_port))
         self.port = sock.getsockname()[1]
         loop = asyncio.new_event_loop()
         started = threading.Event()
@@ -190,8 +194,9 @@ class AppServer(ServerThread):
     """An aiohttp application; subclasses add routes in ``_setup(app)``. Every request is
     recorded in ``requests``."""
 
-    def __init__(self, *, host: str = _LOOPBACK, ssl_context: ssl.SSLContext | None = None):
-        super().__init__(host=host, ssl_context=ssl_context)
+    def __init__(self, *, host: str = _LOOPBACK, ssl_context: ssl.SSLContext | None = None,
+                 port: int = 0):
+        super().__init__(host=host, ssl_context=ssl_context, port=port)
         self._records: list[RecordedRequest] = []
         self._lock = threading.Lock()
 
