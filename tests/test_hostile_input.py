@@ -121,7 +121,9 @@ def test_a_read_refuses_a_malformed_host_before_resolving_it(no_dns: NoDNS, url:
 
 
 def _label(draw: st.DrawFn) -> str:
-    return draw(st.from_regex(r"[a-z0-9]([a-z0-9-]{0,20}[a-z0-9])?", fullmatch=True))
+    """A valid LDH label (never an A-label: ``??--`` is reserved for those)."""
+    return draw(st.from_regex(r"[a-z0-9]([a-z0-9-]{0,20}[a-z0-9])?", fullmatch=True)
+                .filter(lambda label: label[2:4] != "--"))
 
 
 @st.composite
