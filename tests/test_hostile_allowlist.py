@@ -250,14 +250,19 @@ def test_valid_entries_still_load(entry: str) -> None:
 # --------------------------------------------------------------------------- names and redirects
 
 class FakeResolver(AbstractResolver):
-    """Answers from ``names`` only; never leaves the process. Unknown names do not resolve."""
+    """Answers from ``names`` only; never leaves the process. Unknown names do not resolve.
+    A non-ASCII name is looked up as ``socket.getaddrinfo`` would send it (IDNA-encoded)."""
 
     def __init__(self) -> None:
         self.names: dict[str, list[str]] = {"localhost": ["127.0.0.1"]}
 
     async def resolve(self, host: str, port: int = 0,
                       family: int = socket.AF_INET) -> list[dict[str, Any]]:
-        answers = self.names.get(host.lower().rstrip("."))
+        try:
+            ascii_host = host.encode("idna").decode("ascii")
+        except UnicodeError:
+            ascii_host = host
+        answers = self.names.get(ascii_host.lower().rstrip("."))
         if answers is None:
             raise socket.gaierror(socket.EAI_NONAME, f"fake resolver: no such name {host!r}")
         return [{"hostname": host, "host": a, "port": port,
@@ -310,6 +315,8 @@ NAMED = [
      {"allow_hosts": ["*.google.internal"]}),
     ("GCP name under .internal, upper case", "METADATA.GOOGLE.INTERNAL.", ["169.254.169.254"],
      {"allow_hosts": [".internal"]}),
+    ("GCP name in fullwidth letters (IDNA maps it)", "ｍｅｔａｄａｔａ.google.internal",
+     ["169.254.169.254"], {"allow_hosts": ["*.google.internal"]}),
     ("GCP short name under private networks", "metadata", ["169.254.169.254"],
      {"allow_private_networks": True}),
     ("metadata.goog under *.goog", "metadata.goog", ["169.254.169.254"],
@@ -344,7 +351,7 @@ def test_names_that_resolve_to_a_never_address_are_refused(peers: Any, dns: Fake
                                                            host: str, answers: list[str],
                                                            http: dict) -> None:
     """A name the allow list opens is still refused when DNS answers a never address."""
-    dns.names[host.lower().rstrip(".")] = answers
+    dns.names[host.encode("idna").decode("ascii").lower().rstrip(".")] = answers
     fs = _fs(peers, http)
     with pytest.raises(AccessRefused) as refused:
         fs.cat_file(f"http://{host}/computeMetadata/v1/instance/service-accounts/default/token")
