@@ -19,6 +19,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -218,7 +219,8 @@ def test_an_entry_that_can_never_match_is_a_config_error_naming_it(entry: str) -
 
 @pytest.mark.parametrize("entry", [e for _, e in INVALID_ENTRIES[:8]],
                          ids=[w for w, _ in INVALID_ENTRIES[:8]])
-def test_an_invalid_entry_in_a_toml_file_is_refused_naming_the_file(entry: str, tmp_path) -> None:
+def test_an_invalid_entry_in_a_toml_file_is_refused_naming_the_file(entry: str,
+                                                                     tmp_path: Path) -> None:
     """The same check applies to a config file, whose name the error carries."""
     path = tmp_path / "attachfs.toml"
     path.write_text(f"[platform.http]\nallow_hosts = [{entry!r}]\n".replace("'", '"'))
