@@ -279,7 +279,7 @@ class FakeResolver(AbstractResolver):
 def no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     """Retries of a broken read do not sleep (a refusal is never retried, so this only speeds
     up the failures)."""
-    from attachfs import retry  # the backoff seam; moves with the read package
+    from attachfs._read import retry  # the backoff seam
 
     async def no_wait(seconds: float) -> None:
         return None
@@ -290,7 +290,7 @@ def no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def dns(monkeypatch: pytest.MonkeyPatch) -> FakeResolver:
     """The fake resolver, installed where the network guard gets its answers."""
-    from attachfs import netguard  # the resolver seam; moves with the net package
+    from attachfs._net import resolver as netguard  # the resolver seam
 
     resolver = FakeResolver()
     monkeypatch.setattr(netguard, "system_resolver", lambda: resolver)

@@ -43,7 +43,7 @@ def clean(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 @pytest.fixture(autouse=True)
 def no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
-    from attachfs import retry  # the backoff seam; moves with the read package
+    from attachfs._read import retry  # the backoff seam
 
     async def no_wait(seconds: float) -> None:
         return None

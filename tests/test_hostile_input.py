@@ -99,7 +99,7 @@ class NoDNS(AbstractResolver):
 
 @pytest.fixture
 def no_dns(monkeypatch: pytest.MonkeyPatch) -> NoDNS:
-    from attachfs import netguard  # the resolver seam; moves with the net package
+    from attachfs._net import resolver as netguard  # the resolver seam
 
     resolver = NoDNS()
     monkeypatch.setattr(netguard, "system_resolver", lambda: resolver)

@@ -247,7 +247,7 @@ def test_cat_vv_prints_no_external_id_and_no_credential(aws: dict, tmp_path: Pat
     env.pop("ATTACHFS_CONFIG", None)
     uri = f"s3://{aws['buckets']['acme']}/doc.bin"
     done = subprocess.run(
-        [sys.executable, "-c", "import sys; from attachfs.cli import main; "
+        [sys.executable, "-c", "import sys; from attachfs._cli.commands import main; "
                                "sys.exit(main(sys.argv[1:]))",
          "cat", "-vv", "--tenant", "acme", "--config", str(config), uri],
         capture_output=True, env=env, stdin=subprocess.DEVNULL, timeout=120)

@@ -31,7 +31,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 import attachfs
-from fakes.tcp import TcpServerThread
+from attachfs.testing.servers import TcpServer
 
 HTTP = {"platform": {"http": {"allow_private_networks": True}}}
 
@@ -54,7 +54,7 @@ MALFORMED = {
 }
 
 
-class RawServer(TcpServerThread):
+class RawServer(TcpServer):
     """Answers every request with the raw bytes in ``answer`` and closes the connection."""
 
     name = "raw-answer"
@@ -82,7 +82,7 @@ def raw() -> Iterator[RawServer]:
 @pytest.fixture(autouse=True)
 def no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     """Retries do not sleep, so the retried failures end quickly."""
-    from attachfs import retry  # the backoff seam; moves with the read package
+    from attachfs._read import retry  # the backoff seam
 
     async def no_wait(seconds: float) -> None:
         return None
@@ -366,13 +366,17 @@ def test_the_cli_shows_no_value(raw: RawServer, tmp_path: Any, monkeypatch: pyte
                                 command: str, answer: str) -> None:
     """What ``attachfs <command>`` prints on stdout and stderr for a URL that fails (its logs
     at -vv are test_hostile_logs.py's)."""
-    from attachfs import cli
+    from attachfs._cli import commands as cli
 
     monkeypatch.delenv("ATTACHFS_TENANT", raising=False)
     config = tmp_path / "attachfs.toml"
     config.write_text("[platform.http]\nallow_private_networks = true\n")
     raw.answer = MALFORMED[answer]
-    out, err = io.StringIO(), io.StringIO()
+    # ``cat`` writes bytes to ``sys.stdout.buffer``: a text stream over bytes, as a terminal's.
+    out, err = io.TextIOWrapper(io.BytesIO(), encoding="utf-8"), io.StringIO()
     with redirect_stdout(out), redirect_stderr(err):
         cli.main([command, "--config", str(config), f"{raw.url}/dir/obj.bin?{QUERY}"])
-    assert leaked(list(VALUES.values()), [out.getvalue(), err.getvalue()]) == []
+    out.flush()
+    printed = out.buffer.getvalue().decode("utf-8", "replace")  # type: ignore[attr-defined]
+    assert "/dir/obj.bin" in printed + err.getvalue(), "the URL was not shown: nothing checked"
+    assert leaked(list(VALUES.values()), [printed, err.getvalue()]) == []
