@@ -36,7 +36,7 @@ import re
 from dataclasses import dataclass, replace
 from urllib.parse import quote, unquote, urlsplit
 
-from ._redact import redact
+from ._redact import redact, redact_path
 from ._types import Backend
 
 __all__ = ["Location", "parse"]
@@ -104,7 +104,8 @@ class Location:
     def __repr__(self) -> str:
         # The url of a presigned/SAS URL is a bearer credential: never show its values.
         url = None if self.url is None else redact(self.url)
-        return (f"Location(backend={self.backend!r}, bucket={self.bucket!r}, key={self.key!r}, "
+        key = redact_path(self.key) if self.backend == "http" else self.key
+        return (f"Location(backend={self.backend!r}, bucket={self.bucket!r}, key={key!r}, "
                 f"account={self.account!r}, region={self.region!r}, url={url!r}, "
                 f"version={self.version!r})")
 

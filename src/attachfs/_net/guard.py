@@ -170,7 +170,7 @@ class Guard:
         if location is None:
             return
         ctx.hops = getattr(ctx, "hops", 0) + 1
-        nxt = params.response.url.join(yarl.URL(location, encoded=True))
+        nxt = _next_hop(params.response.url, location, params.url)
         self.check_hop(nxt, ctx.hops, getattr(ctx, "secure", False), params.url)
         ctx.secure = getattr(ctx, "secure", False) or nxt.scheme == "https"
 
@@ -220,7 +220,7 @@ class Guard:
                     return Reply(resp, current, hops, state)
                 resp.release()
                 hops += 1
-                nxt = current.join(yarl.URL(location, encoded=True))
+                nxt = _next_hop(current, location, url)
                 self.check_hop(nxt, hops, secure, url)
                 if _origin(nxt) != origin:
                     # Credentials were for the origin they were given to, never the next one.
@@ -292,6 +292,18 @@ def _spelled(refusal: Refusal, host: str, ip: IP) -> Refusal:
     if written == str(ip) or refusal.rule == "port" or ip.version == 6:
         return refusal
     return replace(refusal, reason=f"host {host!r} is the address {ip}: {refusal.reason}")
+
+
+def _next_hop(current: yarl.URL, location: str, first: yarl.URL) -> yarl.URL:
+    """Where a redirect's ``Location`` leads; a Location that is no URL (``http://[::1``) is the
+    server's fault, an ``OSError`` naming the read (redacted), not a ``ValueError`` of yarl."""
+    try:
+        nxt = current.join(yarl.URL(location, encoded=True))
+        nxt.port  # noqa: B018 -- a bad port raises here, not at connect time
+    except (ValueError, UnicodeError, TypeError):
+        raise OSError(f"read of {redact(first)}: the server redirected to a Location that is "
+                      f"not a valid URL ({redact(location)})") from None
+    return nxt
 
 
 def _origin(url: yarl.URL) -> tuple[str, str, int | None]:

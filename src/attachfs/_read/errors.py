@@ -28,12 +28,13 @@ from typing import TYPE_CHECKING, NoReturn, TypeVar
 from .._errors import (
     AccessDenied,
     AccessRefused,
+    AttachError,
     IntegrityError,
     ReadOnlyError,
     ReadTimeout,
     not_found,
 )
-from .._redact import redact, redact_text
+from .._redact import hidden_values, redact, redact_text
 from .._rules import denied_hint
 from .retry import Retry, retry_after
 
@@ -41,8 +42,8 @@ if TYPE_CHECKING:
     from .._rules import Route
 
 __all__ = ["RETRYABLE_CODES", "Unsatisfiable", "changed", "check_body", "error_document_code",
-           "guarded", "raise_for_status", "reraise", "status_retryable", "transient",
-           "translate", "xml_code"]
+           "foreign", "guarded", "raise_for_status", "reraise", "shows_hidden",
+           "status_retryable", "transient", "translate", "xml_code"]
 
 T = TypeVar("T")
 
@@ -229,11 +230,90 @@ async def guarded(route: Route, awaitable: Awaitable[T]) -> T:
 
 
 def reraise(route: Route, err: Exception) -> NoReturn:
-    """Raise ``err`` translated, chained to the original."""
-    new = translate(route, err)
-    if new is err:
-        raise err
-    raise new from err
+    """Raise ``err`` translated (``foreign``, then ``translate``), chained to the original
+    unless that chain would show what redaction hides of the URI (``shows_hidden``): then the
+    chain is cut (no cause, no context) and the message alone says what failed, redacted."""
+    new = translate(route, foreign(route, err))
+    hidden = hidden_values(route.uri)
+    cut = shows_hidden(err, hidden, chain=True) if new is err else (
+        shows_hidden(err, hidden, chain=True) or shows_hidden(new, hidden, chain=True))
+    if cut:
+        new.__cause__, new.__context__, new.__suppress_context__ = None, None, True
+    try:
+        if new is err:
+            raise err
+        raise new from (None if cut else err)
+    finally:
+        if cut:  # raised inside the caller's ``except``: Python chained it as the context
+            new.__context__ = None
+
+
+# -- the boundary: what aiohttp, yarl or fsspec raised, in attachfs's terms -----------------
+
+#: Modules whose ValueError/UnicodeError while a read runs means the server's answer (a
+#: redirect's Location, a header) could not be parsed: an I/O failure, not a bad argument.
+_HTTP_STACK = ("aiohttp", "yarl", "multidict", "urllib", "idna", "encodings", "http")
+
+
+def foreign(route: Route, err: BaseException) -> BaseException:
+    """``err`` as an ``OSError`` naming the redacted URI if it is an aiohttp error that is no
+    ``OSError`` (``ClientResponseError`` shows ``url='...'`` whole, and a caller catching
+    ``OSError`` would miss it), a ``ValueError``/``UnicodeError`` raised inside the HTTP stack,
+    or any foreign error whose own text shows what redaction hides; else ``err`` unchanged.
+    A 404/401/403 keeps its meaning (``translate`` then names the identity)."""
+    import aiohttp
+
+    if isinstance(err, AttachError):
+        return err
+    shown = redact(route.uri)
+    if isinstance(err, aiohttp.ClientResponseError):
+        detail = f"HTTP {err.status}" + (f" {redact_text(err.message)}" if err.message else "")
+        if err.status == 404:
+            return not_found(shown, detail)
+        if err.status in (401, 403):
+            return PermissionError(f"{route.backend} refused to read {shown} ({detail})")
+        return OSError(f"{route.backend} failed to read {shown} ({detail})")
+    if (isinstance(err, aiohttp.ClientError) and not isinstance(err, OSError)) or (
+            isinstance(err, (ValueError, UnicodeError)) and _raised_in(err, _HTTP_STACK)):
+        return OSError(f"{route.backend} failed to read {shown} (the answer could not be read: "
+                       f"{describe(err)})")
+    if not isinstance(err, (FileNotFoundError, PermissionError)) and shows_hidden(
+            err, hidden_values(route.uri)):  # those two, translate() names without the URL
+        return OSError(f"{route.backend} failed to read {shown} ({describe(err)})")
+    return err
+
+
+def shows_hidden(err: BaseException, hidden: list[str], *, chain: bool = False) -> bool:
+    """Whether ``err`` (and with ``chain``, any exception behind it) shows one of ``hidden``
+    in its text, its arguments or its attributes (what a traceback, a ``repr`` or a pickle
+    shows)."""
+    if not hidden:
+        return False
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [err]
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        try:
+            text = f"{e}\n{e.args!r}\n{vars(e)!r}"
+        except Exception:  # a repr that fails shows nothing we can check: count it as shown
+            return True
+        if any(value in text for value in hidden):
+            return True
+        if chain:
+            todo += [e.__cause__, e.__context__]
+    return False
+
+
+def _raised_in(err: BaseException, modules: tuple[str, ...]) -> bool:
+    """Whether the innermost frame of ``err``'s traceback is in one of ``modules``."""
+    tb = err.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    name = "" if tb is None else str(tb.tb_frame.f_globals.get("__name__", ""))
+    return name.split(".", 1)[0] in modules
 
 
 def translate(route: Route, err: BaseException) -> BaseException:
@@ -248,8 +328,8 @@ def translate(route: Route, err: BaseException) -> BaseException:
                             uri=shown, identity=err.identity, hint=err.hint)
     if isinstance(err, (AccessRefused, ReadOnlyError)):
         return err
-    if isinstance(err, FileNotFoundError):
-        return not_found(shown)
+    if isinstance(err, FileNotFoundError):  # ours already names the URI (and the status)
+        return err if isinstance(err, AttachError) and err.uri else not_found(shown)
     if is_gcs_forbidden(route.backend, err) or isinstance(err, PermissionError):
         who = route.identity or f"the {route.mode} identity"
         hint = denied_hint(route)
