@@ -34,6 +34,7 @@ from .._config import Config
 from .._errors import AccessRefused, ReadTimeout
 from .._limits import Limits
 from .._redact import redact
+from .._uri import host_problem
 from .addresses import IP, Refusal, normalise_host, parse_ip
 from .policy import SCHEMES, Policy
 from .resolver import GuardedConnector, GuardedResolver
@@ -127,6 +128,15 @@ class Guard:
                 raise self.refuse(_spelled(refusal, host, ip), host, url)
         elif not host:
             raise self.refuse(Refusal("scheme", "the URL has no host"), "", url)
+        else:
+            # Parsing validated the URL a read starts from; a redirect's Location was not, and
+            # a malformed name is never handed to a resolver.
+            problem = host_problem(host)
+            if problem is not None:
+                raise self.refuse(Refusal("malformed-host", f"the host {problem}"), host, url)
+            named = self.policy.refuse_name(host)
+            if named is not None:
+                raise self.refuse(named, host, url)
 
     def check_answers(self, host: str, port: int, addresses: Sequence[str]) -> None:
         refusal = self.policy.decide(host, port, addresses)
