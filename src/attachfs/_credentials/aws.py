@@ -11,10 +11,12 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 from botocore.credentials import ReadOnlyCredentials
 
+from .. import _redact
 from .._config import Config
 from .._errors import AccessDenied
 from .._rules import Grant, Route
@@ -39,7 +41,7 @@ def s3fs_options(config: Config | None, route: Route) -> dict[str, Any]:
     raise ValueError(f"not an AWS grant: {kind!r}")
 
 
-def assumed_role(config: Config | None, grant: Grant) -> refresh.Refreshable:
+def assumed_role(config: Config | None, grant: Grant) -> refresh.Refreshable[Any]:
     """The process-wide refreshing credentials of the tenant role ``grant`` names."""
     digest = config.digest if config else None
     return shared(("aws", digest, grant), lambda: refresh.Refreshable(
@@ -47,24 +49,51 @@ def assumed_role(config: Config | None, grant: Grant) -> refresh.Refreshable:
         clock=refresh.now, secrets=lambda c: (c.secret_key, c.token)))
 
 
-def platform_lease(config: Config | None) -> refresh.Refreshable:
+#: How long a frozen copy of the platform's credentials is used before botocore is asked again.
+#: The lease is given ``advisory + RECHECK_SECONDS`` of life, so it is re-asked (in the
+#: background) after ``RECHECK_SECONDS`` and must be by ``RECHECK_SECONDS + advisory -
+#: mandatory`` (9 min): inside the 10 minutes botocore's own mandatory refresh guarantees.
+RECHECK_SECONDS = 4 * 60
+#: How long "the default chain found nothing" is believed before the chain is walked again
+#: (someone may set AWS_* variables or attach an instance role meanwhile).
+NOTHING_FOUND_SECONDS = 5 * 60
+
+
+def platform_lease(config: Config | None) -> refresh.Refreshable[Any]:
     """The platform's own AWS credentials (default chain or profile), frozen for the hot read
-    path and re-resolved before they expire (instance roles, SSO) or hourly (static keys).
-    The value is None when the chain finds nothing: requests then go unsigned."""
+    path. The chain is walked once per process and config; botocore refreshes what it found
+    (instance roles, SSO, ``AWS_CREDENTIAL_EXPIRATION``) through its public
+    ``get_frozen_credentials``, asked again every few minutes. The value is None when the chain
+    finds nothing: requests then go unsigned, and the chain is walked again only after
+    ``NOTHING_FOUND_SECONDS``, never on every read."""
     digest = config.digest if config else None
     return shared(("aws-platform", digest), lambda: refresh.Refreshable(
-        lambda: _platform_frozen(config), what="the platform's AWS identity",
+        _PlatformChain(config).lease, what="the platform's AWS identity",
         clock=refresh.now, secrets=lambda c: (c.secret_key, c.token) if c else ()))
 
 
-def _platform_frozen(config: Config | None) -> refresh.Lease[ReadOnlyCredentials | None]:
-    creds = platform_session(config).get_credentials()
-    if creds is None:
-        return refresh.Lease(None, refresh.now() + 300)
-    frozen = creds.get_frozen_credentials()
-    expiry = getattr(creds, "_expiry_time", None)
-    expires_at = expiry.timestamp() if expiry is not None else refresh.now() + 3600
-    return refresh.Lease(frozen, expires_at)
+class _PlatformChain:
+    """What boto's default chain found for one config (None: nothing), walked as rarely as
+    it may be: once, or again after ``NOTHING_FOUND_SECONDS`` when it found nothing."""
+
+    def __init__(self, config: Config | None):
+        self.config = config
+        self.found: Any = None
+        self.walked_at: float | None = None
+
+    def lease(self) -> refresh.Lease[Any]:
+        now = refresh.now()
+        if self.found is None and (self.walked_at is None
+                                   or now - self.walked_at >= NOTHING_FOUND_SECONDS):
+            self.found = platform_session(self.config).get_credentials()
+            self.walked_at = now
+        if self.found is None:
+            # Outlives the advisory window, so no read refreshes it before it is due.
+            return refresh.Lease(None, now + refresh.ADVISORY_SECONDS + NOTHING_FOUND_SECONDS)
+        # botocore refreshes expiring credentials here (public API); static keys come back as
+        # they are.
+        frozen = self.found.get_frozen_credentials()
+        return refresh.Lease(frozen, now + refresh.ADVISORY_SECONDS + RECHECK_SECONDS)
 
 
 async def frozen(config: Config | None, grant: Grant) -> ReadOnlyCredentials | None:
@@ -74,7 +103,7 @@ async def frozen(config: Config | None, grant: Grant) -> ReadOnlyCredentials | N
     return await platform_lease(config).get()
 
 
-def platform_session(config: Config | None):
+def platform_session(config: Config | None) -> Any:
     """A boto3 session as the platform's own AWS identity (default chain or profile)."""
     import boto3
 
@@ -82,7 +111,7 @@ def platform_session(config: Config | None):
     return boto3.Session(profile_name=aws_cfg.profile if aws_cfg else None)
 
 
-def _sts_client(config: Config | None):
+def _sts_client(config: Config | None) -> Any:
     aws_cfg = config.platform.aws if config else None
     kwargs: dict[str, Any] = {}
     if aws_cfg is not None:
@@ -97,6 +126,9 @@ def _sts_client(config: Config | None):
 def _assume(config: Config | None, grant: Grant) -> refresh.Lease[ReadOnlyCredentials]:
     from botocore.exceptions import BotoCoreError, ClientError
 
+    # The ExternalId is no secret to STS, but docs/configuration.md keeps it out of logs:
+    # botocore logs its request parameters at DEBUG.
+    _redact.remember([grant.external_id])
     try:
         resp = _sts_client(config).assume_role(
             RoleArn=grant.role_arn,
@@ -138,7 +170,7 @@ class _RoleCredentials:
 
     method = "attachfs-assume-role"
 
-    def __init__(self, lease: refresh.Refreshable):
+    def __init__(self, lease: refresh.Refreshable[Any]):
         self._lease = lease
 
     def __repr__(self) -> str:
@@ -148,18 +180,21 @@ class _RoleCredentials:
         return await self._lease.get()
 
     async def get_access_key(self) -> str:
-        return (await self._lease.get()).access_key
+        value: str = (await self._lease.get()).access_key
+        return value
 
     async def get_secret_key(self) -> str:
-        return (await self._lease.get()).secret_key
+        value: str = (await self._lease.get()).secret_key
+        return value
 
     async def get_token(self) -> str:
-        return (await self._lease.get()).token
+        value: str = (await self._lease.get()).token
+        return value
 
     async def get_account_id(self) -> None:
         return None  # S3 does not use account-id-based endpoints
 
-    def get_deferred_property(self, name: str):
+    def get_deferred_property(self, name: str) -> Callable[[], None]:
         return lambda: None
 
 
@@ -167,14 +202,14 @@ class _RoleProvider:
     METHOD = "attachfs-assume-role"
     CANONICAL_NAME = "attachfs"
 
-    def __init__(self, lease: refresh.Refreshable):
+    def __init__(self, lease: refresh.Refreshable[Any]):
         self._credentials = _RoleCredentials(lease)
 
-    async def load(self):
+    async def load(self) -> _RoleCredentials:
         return self._credentials
 
 
-def _role_session(lease: refresh.Refreshable):
+def _role_session(lease: refresh.Refreshable[Any]) -> Any:
     from aiobotocore.credentials import AioCredentialResolver
     from aiobotocore.session import AioSession
 
