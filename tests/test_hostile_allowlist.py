@@ -421,3 +421,200 @@ def test_url_host_of_every_spelling_is_parseable() -> None:
     for _, address in NEVER:
         for spelled in spellings(address):
             assert yarl.URL(f"http://{spelled}/x").raw_host, spelled
+
+
+# --------------------------------------------------------------------------- beyond the review
+# Endpoints, names, embeddings and entry kinds the review did not name, tried the same way.
+
+#: Names that only ever mean a metadata service.
+NEVER_NAMES = ["metadata.google.internal", "metadata.goog", "metadata", "instance-data",
+               "instance-data.ec2.internal", "metadata.tencentyun.com"]
+
+
+def _policy(**opened: Any) -> Any:
+    from attachfs._net.policy import Policy  # the pure decision, without a config file
+
+    return Policy(**opened)
+
+
+def allow_entry(entry: str) -> tuple[str, str]:
+    from attachfs._config import allow_entry as parse  # the entry parser the policy shares
+
+    return parse(entry)
+
+#: Never addresses the review's table did not list: Tencent's metadata, AWS time sync (v4, v6).
+MORE_NEVER = ["169.254.0.23", "169.254.169.123", "fd00:ec2::123"]
+
+
+@pytest.mark.parametrize("address", MORE_NEVER)
+@pytest.mark.parametrize("opener", [
+    {"allow_hosts": ["169.254.0.0/16", "fd00::/8"]},
+    {"allow_private_networks": True},
+    {"allow_hosts": ["0.0.0.0/0", "::/0"], "allow_private_networks": True},
+], ids=["link-local+ula", "private", "everything"])
+def test_more_metadata_addresses_are_never_addresses(address: str, opener: dict) -> None:
+    """Tencent Cloud's metadata service and AWS time sync are refused like IMDS."""
+    url = f"http://{spellings(address)[0]}/latest/"
+    refusal = _refused(url, _config(**opener))
+    assert refusal is not None and refusal.rule == "ssrf:cloud-metadata", url
+    exact = {**opener, "allow_hosts": [*opener.get("allow_hosts", []), address]}
+    assert _refused(url, _config(**exact)) is None
+
+
+def _embeddings(address: str) -> list[str]:
+    """IPv6 forms that stand for the IPv4 ``address``, as a resolver could answer them:
+    mapped, compatible, NAT64, 6to4 and Teredo (server and obfuscated client)."""
+    n = int(ipaddress.IPv4Address(address))
+    hi, lo = n >> 16, n & 0xFFFF
+    return [f"::ffff:{address}", f"::{hi:x}:{lo:x}", f"64:ff9b::{hi:x}:{lo:x}",
+            f"2002:{hi:x}:{lo:x}::1", f"2001:0:{hi:x}:{lo:x}::1",
+            f"2001:0:4136:e378:8000:63bf:{hi ^ 0xFFFF:x}:{lo ^ 0xFFFF:x}"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(address=st.sampled_from([a for a in NEVER_IDS + MORE_NEVER if ":" not in a]),
+       form=st.integers(0, 5), data=st.data())
+def test_property_no_answer_that_embeds_a_never_address_opens(address: str, form: int,
+                                                              data: st.DataObject) -> None:
+    """Property: a DNS answer in any IPv6 form that embeds a never address is refused under
+    any mix of covering networks (of either form), name entries for the host and
+    allow_private_networks."""
+    answer = _embeddings(address)[form]
+    nets = list(covering(address)) + list(covering(answer))
+    entries = data.draw(st.lists(st.sampled_from(nets + ["files.test", "*.test"]), max_size=4))
+    policy = _policy(allow_hosts=tuple(entries), allow_private_networks=data.draw(st.booleans()))
+    refusal = policy.decide("files.test", 443, [answer])
+    assert refusal is not None and refusal.rule == "cloud-metadata", (answer, entries)
+    assert _policy(allow_hosts=(address,)).decide("files.test", 443, [answer]) is None
+
+
+@pytest.mark.parametrize("name", NEVER_NAMES)
+def test_metadata_names_are_refused_before_they_are_resolved(peers: Any, dns: FakeResolver,
+                                                             name: str) -> None:
+    """``instance-data``, ``metadata.tencentyun.com``, the GCP names...: refused by explain()
+    (no DNS) and by a read, without asking the resolver, whatever wildcard is open."""
+    http = {"allow_hosts": ["*.internal", "*.goog", "*.com", "*.test"],
+            "allow_private_networks": True}
+    refusal = _refused(f"http://{name}/latest/", _config(**http))
+    assert refusal is not None and refusal.rule == "ssrf:cloud-metadata"
+    dns.names[name] = ["127.0.0.1"]
+    asked: list[str] = []
+    real = dns.resolve
+
+    async def recording(host: str, port: int = 0, family: int = socket.AF_INET) -> Any:
+        asked.append(host)
+        return await real(host, port, family)
+
+    dns.resolve = recording  # type: ignore[method-assign]
+    with pytest.raises(AccessRefused):
+        _fs(peers, http).cat_file(f"http://{name.upper()}./latest/")
+    assert asked == []
+
+
+def test_an_exact_name_entry_lifts_only_the_name(peers: Any, dns: FakeResolver,
+                                                 origin: Origin) -> None:
+    """A metadata name opened by its exact entry is still judged by its answers: a metadata
+    address stays refused, a loopback test server (the control) is read."""
+    origin.answers.clear()
+    origin.answer("/x", b"ok")
+    dns.names["instance-data"] = ["169.254.169.254"]
+    fs = _fs(peers, {"allow_hosts": ["instance-data"]})
+    with pytest.raises(AccessRefused) as refused:
+        fs.cat_file(f"http://instance-data:{origin.port}/x")
+    assert refused.value.rule == "ssrf:cloud-metadata"
+    dns.names["instance-data"] = ["127.0.0.1"]
+    assert _fs(peers, {"allow_hosts": ["instance-data"]}).cat_file(
+        f"http://instance-data:{origin.port}/x") == b"ok"
+
+
+@pytest.mark.parametrize("answer, rule", [
+    ("0.0.0.0", "unspecified"), ("224.0.0.251", "multicast"), ("240.0.0.1", "reserved"),
+    ("192.0.2.10", "documentation"), ("::", "unspecified"), ("ff02::1", "multicast"),
+])
+def test_a_name_entry_trusts_the_name_not_what_it_resolves_to(answer: str, rule: str) -> None:
+    """A name entry lifts the private-network and port rules for that name; it does not open
+    the addresses only an address or network entry opens (0.0.0.0 reaches the local host)."""
+    for entry in ("files.test", "*.test", ".test"):
+        refusal = _policy(allow_hosts=(entry,)).decide("a.files.test" if "*" in entry or
+                                                      entry.startswith(".") else "files.test",
+                                                      8443, [answer])
+        assert refusal is not None and refusal.rule == rule, entry
+    assert _policy(allow_hosts=(answer,)).decide("files.test", 8443, [answer]) is None
+    assert _policy(allow_hosts=("files.test",)).decide("files.test", 8443, ["10.0.0.1"]) is None
+
+
+@pytest.mark.parametrize("location", [
+    "http://instance-data/latest/meta-data/", "http://metadata.tencentyun.com/meta-data/",
+    "http://a..b/x", "http://xn--zz.test/x", "http://files.test.123/x",
+])
+def test_redirects_to_a_metadata_name_or_a_malformed_host_are_refused_unresolved(
+        peers: Any, dns: FakeResolver, origin: Origin, location: str) -> None:
+    """The hop's host is judged before it is resolved: a metadata name, or a host no URL
+    may have (the read's own URL was checked when it was parsed; a Location was not)."""
+    dns.names["origin.test"] = ["127.0.0.1"]
+    origin.answers.clear()
+    origin.redirect("/r", location)
+    asked: list[str] = []
+    real = dns.resolve
+
+    async def recording(host: str, port: int = 0, family: int = socket.AF_INET) -> Any:
+        asked.append(host)
+        return await real(host, port, family)
+
+    dns.resolve = recording  # type: ignore[method-assign]
+    fs = _fs(peers, {"allow_hosts": ["origin.test", "*.test", "*.com"]})
+    with pytest.raises(AccessRefused) as refused:
+        fs.cat_file(f"http://origin.test:{origin.port}/r")
+    assert refused.value.rule in ("ssrf:cloud-metadata", "ssrf:malformed-host")
+    assert asked == ["origin.test"]
+
+
+entry_forms = st.one_of(
+    st.ip_addresses().map(str),
+    st.ip_addresses(v=6).map(lambda a: f"[{a}]"),
+    st.tuples(st.ip_addresses(v=4), st.integers(0, 32)).map(lambda t: f"{t[0]}/{t[1]}"),
+    st.tuples(st.ip_addresses(v=6), st.integers(0, 128)).map(lambda t: f"{t[0]}/{t[1]}"),
+    st.tuples(st.sampled_from(["", "*.", "."]),
+              st.from_regex(r"[a-z][a-z0-9-]{0,10}(\.[a-z][a-z0-9-]{0,10}){1,3}", fullmatch=True),
+              st.booleans(), st.booleans())
+    .map(lambda t: t[0] + (t[1].upper() if t[2] else t[1]) + ("." if t[3] else "")),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(entry=entry_forms)
+def test_property_every_valid_entry_has_one_normal_form(entry: str) -> None:
+    """Property: each valid entry loads, its normal form (as the loaded config keeps it)
+    parses to the same thing, and the policy built from either decides alike."""
+    kind, value = allow_entry(entry)
+    loaded = attachfs.load_config({"platform": {"http": {"allow_hosts": [entry]}}})
+    (kept,) = loaded.platform.http.allow_hosts
+    assert allow_entry(kept) == (kind, value)
+    probe = value.lstrip(".") if kind in ("name", "suffix") else value.split("/")[0]
+    host = f"a.{probe}" if kind == "suffix" else probe
+    answer = "10.0.0.1" if kind in ("name", "suffix") else probe
+    assert (_policy(allow_hosts=(entry,)).decide(host, 8443, [answer])
+            == _policy(allow_hosts=(kept,)).decide(host, 8443, [answer]))
+
+
+@settings(max_examples=200, deadline=None)
+@given(host=st.from_regex(r"[a-z0-9_-]{1,70}(\.[a-z0-9_-]{1,70}){0,4}\.?", fullmatch=True))
+def test_property_a_name_entry_is_valid_exactly_when_it_is_a_valid_url_host(host: str) -> None:
+    """Property: allow_hosts and URLs share one host syntax: a name that explain() would
+    refuse as a URL host can never match, and is refused as an entry too."""
+    try:
+        attachfs.explain(f"https://{host}/x", config=HTTP_OPEN)
+        as_url = True
+    except AccessRefused:  # parsed, then refused by the guard (0, 10.1, ...): a valid host
+        as_url = True
+    except ValueError:
+        as_url = False
+    try:
+        allow_entry(host)
+        as_entry = True
+    except ValueError:
+        as_entry = False
+    assert as_url == as_entry, host
+
+
+HTTP_OPEN = {"platform": {"http": {"allow_private_networks": True}}}

@@ -201,3 +201,53 @@ def test_the_source_reaches_for_no_botocore_private_attribute() -> None:
             if name is not None:
                 found.append(f"{path.name}:{node.lineno}: {name}")
     assert found == []
+
+
+# --------------------------------------------------------------------------- beyond the review
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The clock credential leases are judged by, moved by the test (``clock[0]``)."""
+    from attachfs._credentials import refresh  # the lease clock seam
+
+    now = [1_900_000_000.0]
+    monkeypatch.setattr(refresh, "CLOCK", lambda: now[0])
+    return now
+
+
+def test_nothing_found_is_believed_for_minutes_then_looked_up_once_more(
+        no_aws_identity: None, chain_calls: list[object], objects: dict[str, Any],
+        clock: list[float], monkeypatch: pytest.MonkeyPatch) -> None:
+    """An identity that appears later (keys set, a role attached) is found on the first read
+    after the negative answer's few minutes, with one more walk, and signs from then on."""
+    fs = attachfs.filesystem(config=objects["config"], skip_instance_cache=True)
+    assert fs.cat_file(objects["a"]) == b"A" * 1000
+    walks = len(chain_calls)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIALATERFOUND000001")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "later/found/secret/key/00000000000000000")
+    clock[0] += 60
+    fs.cat_file(objects["a"])
+    assert len(chain_calls) == walks, "looked up again within the negative answer's minutes"
+    assert "Authorization" not in objects["server"].requests[-1].headers
+    clock[0] += 6 * 60
+    fs.cat_file(objects["a"])
+    fs.cat_file(objects["b"])
+    assert len(chain_calls) == walks + 1
+    assert objects["server"].requests[-1].headers.get("Authorization", "").startswith(
+        "AWS4-HMAC-SHA256 Credential=AKIALATERFOUND000001/")
+
+
+def test_found_keys_are_not_looked_up_again_for_an_hour_of_reads(
+        no_aws_identity: None, chain_calls: list[object], objects: dict[str, Any],
+        clock: list[float], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Static keys: one walk of the chain, however long the process reads (botocore is asked
+    for a frozen copy every few minutes, which walks nothing)."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAHOSTILETEST00002")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "hostile/test/secret/key/0000000000000002")
+    fs = attachfs.filesystem(config=objects["config"], skip_instance_cache=True)
+    for _ in range(60):
+        assert fs.cat_file(objects["a"], start=0, end=4) == b"AAAA"
+        clock[0] += 60
+    assert len(chain_calls) == 1
+    assert objects["server"].requests[-1].headers.get("Authorization", "").startswith(
+        "AWS4-HMAC-SHA256 Credential=AKIAHOSTILETEST00002/")

@@ -388,3 +388,116 @@ def test_property_any_two_tenants_sharing_an_integration_are_refused(
         attachfs.load_config(config)
     assert first in str(refused.value) and second in str(refused.value)
 
+
+
+# --------------------------------------------------------------------------- beyond the review
+
+@pytest.mark.parametrize("url", [u for _, u in MALFORMED_URLS][:7] + [
+    "https://a..b/x", "https://xn--zz.example.com/x", "https://files.example.123/x"])
+def test_every_operation_refuses_a_malformed_host_before_resolving_it(no_dns: NoDNS,
+                                                                      tmp_path: Path,
+                                                                      url: str) -> None:
+    """``ls``, ``get_file``, ``cat`` of many and ``exists`` as well: ValueError naming the URI,
+    and no name handed to a resolver."""
+    fs = attachfs.filesystem(config=HTTP, skip_instance_cache=True)
+    for call in (lambda: fs.ls(url), lambda: fs.get_file(url, str(tmp_path / "out")),
+                 lambda: fs.cat([url], on_error="raise"), lambda: fs.exists(url)):
+        with pytest.raises(ValueError) as refused:
+            call()
+        assert "://" in str(refused.value) and not isinstance(refused.value, UnicodeError)
+    assert no_dns.asked == []
+
+
+@pytest.mark.parametrize("section, key, url", [
+    ("http", "proxy", "http://egress..internal:3128"),
+    ("http", "proxy", "http://[::1:3128"),
+    ("aws", "endpoint_url", "http://xn--zz.example:9000"),
+    ("aws", "sts_endpoint_url", "https://" + "s" * 64 + ".example"),
+    ("gcp", "token_uri", "https://oauth2.googleapis.123/token"),
+    ("azure", "authority", "https://login.micro%zzsoft.com"),
+    ("azure", "endpoint_url", "http://[127.0.0.1]:10000/{account}"),
+])
+def test_a_config_url_with_a_malformed_host_is_refused(section: str, key: str,
+                                                       url: str) -> None:
+    """The config's own URLs get the same host check as the URLs reads are given."""
+    with pytest.raises(ConfigError) as refused:
+        attachfs.load_config({"platform": {section: {key: url}}})
+    assert f"platform.{section}.{key}" in str(refused.value)
+
+
+def test_a_mapping_that_contains_itself_is_a_config_error() -> None:
+    loop: dict[str, Any] = {}
+    loop["again"] = loop
+    with pytest.raises(ConfigError):
+        attachfs.load_config({"platform": {"http": loop}})
+
+
+@pytest.mark.parametrize("text", [
+    '[platform.aws]\nprofile = """' + "[{" * 200 + "a.b." * 200 + '"""\n',
+    "[platform.aws]\nprofile = '" + "[" * 200 + "'\n",
+    "# " + "[" * 500 + "." * 500 + "\n[platform.aws]\nprofile = \"p\"\n",
+    '[platform.aws]\n"' + "a." * 100 + '" = 1\n',
+], ids=["multi-line string", "literal string", "comment", "quoted key"])
+def test_brackets_and_dots_in_strings_and_comments_are_not_counted(tmp_path: Path,
+                                                                   text: str) -> None:
+    """A control for the pre-scan: only structure counts, not the text of strings, comments
+    or quoted keys (the quoted key is then refused as unknown, by the loader, not the scan)."""
+    path = tmp_path / "a.toml"
+    path.write_text(text)
+    try:
+        attachfs.load_config(path)
+    except ConfigError as err:
+        assert "nested" not in str(err) and "dotted parts" not in str(err), str(err)
+
+
+@pytest.mark.parametrize("text, refused", [
+    ("platform." + ".".join(["a"] * 14) + " = 1\n", False),
+    ("platform." + ".".join(["a"] * 16) + " = 1\n", True),
+    ("[platform." + ".".join(["a"] * 16) + "]\n", True),
+    ("[platform]\nhttp = {" + ".".join(["a"] * 17) + " = 1}\n", True),
+    ("x = " + "[" * 32 + "]" * 32 + "\n", False),
+    ("x = " + "[" * 33 + "]" * 33 + "\n", True),
+])
+def test_the_pre_scan_bounds_are_exact(tmp_path: Path, text: str, refused: bool) -> None:
+    """16 parts per key and 32 levels of nesting are the bounds (above any real config, far
+    below what makes tomllib slow)."""
+    path = tmp_path / "a.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        attachfs.load_config(path)
+    bounded = "nested" in str(err.value) or "dotted parts" in str(err.value)
+    assert bounded == refused, str(err.value)
+
+
+@pytest.mark.parametrize("key, value", [
+    ("client_certificate_path", base64.b64encode(KEY.encode()).decode()),
+    ("client_certificate_path", "certs/app.pem\n" + KEY),
+    ("client_certificate_path", base64.urlsafe_b64encode(json.dumps(SA).encode()).decode()),
+])
+def test_more_inline_forms_are_refused(key: str, value: str) -> None:
+    """A base64 PEM, a path followed by the PEM, a URL-safe base64 key: refused, not echoed."""
+    with pytest.raises(ConfigError) as refused:
+        attachfs.load_config({"platform": {"azure": {
+            "client_id": "00000000-0000-0000-0000-0000000000a1", key: value}}})
+    message = str(refused.value)
+    assert "InlineKeyMaterial" not in message and value[:24] not in message
+
+
+def test_one_account_with_two_external_ids_loads() -> None:
+    """A decision, kept by a control: two tenants may name one AWS account with different
+    external IDs. A tenant can type any account id; the role's trust policy admits only the
+    external ID its owner agreed to (the test_tenancy_aws 'mallory' case), and refusing the
+    whole config would let one tenant's typo stop every tenant's reads."""
+    config = attachfs.load_config(_two(
+        {"aws": {"account_id": "111122223333", "external_id": "acme-5f0c"}},
+        {"aws": {"account_id": "111122223333", "external_id": "beta-77aa"}}))
+    assert set(config.tenants) == {"acme", "beta"}
+
+
+def test_a_shared_external_id_is_not_repeated_in_the_error() -> None:
+    """The refusal names the two tenants, not the external ID (kept out of messages)."""
+    with pytest.raises(ConfigError) as refused:
+        attachfs.load_config(_two(
+            {"aws": {"account_id": "111122223333", "external_id": "sh4red-ext-id"}},
+            {"aws": {"account_id": "444455556666", "external_id": "sh4red-ext-id"}}))
+    assert "sh4red-ext-id" not in str(refused.value)

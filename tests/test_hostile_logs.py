@@ -266,3 +266,78 @@ def test_cat_vv_prints_no_external_id_and_no_credential(aws: dict, tmp_path: Pat
 def _around(text: str, needle: str) -> str:
     at = text.find(needle)
     return text[max(at - 300, 0):at + 100] if at >= 0 else ""
+
+
+# --------------------------------------------------------------------------- beyond the review
+
+#: More shapes, from libraries and protocols the review did not list.
+MORE_SHAPES = [
+    ("urllib3-request-line", 'https://h:443 "GET /b/k?code={v}&X-Foo={v} HTTP/1.1" 200 12'),
+    ("scheme-less-target", "Starting new request /cb?state=s&token={v}"),
+    ("cookie-header", "Request headers: {{'Cookie': 'session={v}; theme=dark'}}"),
+    ("set-cookie-line", "Set-Cookie: sid={v}; Path=/; HttpOnly"),
+    ("sse-c-key", "headers={{'x-amz-server-side-encryption-customer-key': '{v}'}}"),
+    ("azure-cpk", "'x-ms-encryption-key': '{v}'"),
+    ("botocore-signature", "Signature:\n{v}"),
+    ("bare-jwt", "got eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4eXoifQ.{v}"),
+    ("google-access-token", "token ya29.{v} expires in 3599"),
+    ("ipv6-url-in-repr", "<ClientResponse(http://[::1]:8080/k?sig={v}) [400 Bad]>"),
+    ("url-with-userinfo", "proxy http://user:{v}@[fd00::1]:3128/ refused"),
+    ("proxy-authorization", "Proxy-Authorization: Basic {v}"),
+    ("pem-cut-off", '{{"private_key": "-----BEGIN RSA PRIVATE KEY-----\\n{v}'),
+]
+
+
+@pytest.mark.parametrize("shape", [t for _, t in MORE_SHAPES], ids=[n for n, _ in MORE_SHAPES])
+@pytest.mark.parametrize("name", ["urllib3.connectionpool", "botocore.auth",
+                                  "azure.core.pipeline.policies.http_logging_policy", "foo.bar"])
+def test_more_shapes_carry_no_credential(root_capture: Capture, name: str, shape: str) -> None:
+    secret = value()
+    with _logger(name) as logger:
+        logger.debug("%s", shape.format(v=secret))
+    assert root_capture.texts and not [t for t in root_capture.texts if secret in t]
+
+
+def test_a_record_factory_installed_later_still_gets_clean_records(root_capture: Capture
+                                                                    ) -> None:
+    """A library that installs its own record factory after attachfs (chaining, as the
+    logging docs show) sees records that are already scrubbed."""
+    seen: list[str] = []
+    previous = logging.getLogRecordFactory()
+
+    def theirs(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        seen.append(record.getMessage())
+        return record
+
+    logging.setLogRecordFactory(theirs)
+    secret = value()
+    try:
+        with _logger("foo.bar") as logger:
+            logger.debug("client_secret=%s", secret)
+    finally:
+        logging.setLogRecordFactory(previous)
+    assert seen and not [t for t in seen + root_capture.texts if secret in t]
+
+
+def test_a_handler_never_gets_the_raw_exception(root_capture: Capture) -> None:
+    """The traceback is formatted once, scrubbed, and the exception object withheld: a handler
+    that formats ``record.exc_info`` itself (a JSON formatter) has nothing raw to format."""
+    secret = value()
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    handler = Keep(logging.DEBUG)
+    with _logger("fsspec.http") as logger:
+        logger.addHandler(handler)
+        try:
+            raise ValueError(f"url='http://h/x?token={secret}'")
+        except ValueError:
+            logger.debug("failed", exc_info=True, stack_info=True)
+        finally:
+            logger.removeHandler(handler)
+    (record,) = records
+    assert record.exc_info is None and record.exc_text and secret not in record.exc_text

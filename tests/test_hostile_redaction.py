@@ -380,3 +380,72 @@ def test_the_cli_shows_no_value(raw: RawServer, tmp_path: Any, monkeypatch: pyte
     printed = out.buffer.getvalue().decode("utf-8", "replace")  # type: ignore[attr-defined]
     assert "/dir/obj.bin" in printed + err.getvalue(), "the URL was not shown: nothing checked"
     assert leaked(list(VALUES.values()), [printed, err.getvalue()]) == []
+
+
+# --------------------------------------------------------------------------- beyond the review
+
+def _redact(url: str) -> str:
+    from attachfs._redact import redact  # the one redaction of the library
+
+    return redact(url)
+
+
+secret_values = st.text("ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnpqrstuvwxyz23456789", min_size=8,
+                        max_size=20).map(lambda v: "Q" + v)
+param_names = st.from_regex(r"[A-Za-z][A-Za-z0-9_.-]{0,12}", fullmatch=True)
+
+
+@settings(max_examples=300, deadline=None)
+@given(named=st.lists(st.tuples(param_names, secret_values), max_size=4),
+       bare=st.lists(secret_values, max_size=2),
+       matrix=st.lists(st.tuples(param_names, secret_values), max_size=2),
+       fragment=st.lists(st.tuples(param_names, secret_values), max_size=2),
+       sep=st.sampled_from(["&", ";", "&&"]),
+       userinfo=st.sampled_from(["", "user:{v}@", "{v}@", ":{v}@"]),
+       host=st.sampled_from(["files.example", "127.0.0.1:8080", "[::1]:8443", "[fd00::1]"]))
+def test_property_redact_keeps_every_name_and_no_value(named: list[tuple[str, str]],
+                                                       bare: list[str],
+                                                       matrix: list[tuple[str, str]],
+                                                       fragment: list[tuple[str, str]], sep: str,
+                                                       userinfo: str, host: str) -> None:
+    """Property: for any mix of named and bare query items, path parameters, fragment
+    parameters, separators, user info and host forms (IPv6 included), ``redact`` shows every
+    parameter name and no value, and so does every surface built on it (a URL in free text,
+    as aiohttp and fsspec put it in their messages)."""
+    from attachfs._redact import redact_text, scrub
+
+    password = "Pw" + (bare[0] if bare else "pass1234")
+    items = [f"{n}={v}" for n, v in named] + bare
+    path = "/dir" + "".join(f";{n}={v}" for n, v in matrix) + "/obj.bin"
+    url = (f"http://{userinfo.format(v=password)}{host}{path}" + (f"?{sep.join(items)}" if items
+                                                                    else "")
+           + (f"#{'&'.join(f'{n}={v}' for n, v in fragment)}" if fragment else ""))
+    values = [v for _, v in named + matrix + fragment] + bare + ([password] if userinfo else [])
+    shown = _redact(url)
+    texts = [shown, redact_text(f"400, message='Bad', url='{url}'"),
+             redact_text(f"GET {url} failed"), scrub(f"url=URL('{url}')")]
+    assert leaked(values, texts) == [], (url, texts)
+    assert all(n in shown for n, _ in named + matrix + fragment), shown
+
+
+@pytest.mark.parametrize("answer", ["bad-content-length", "not-http", "cut-body"])
+def test_a_url_that_hides_nothing_keeps_its_errors_chain(raw: RawServer, answer: str) -> None:
+    """A control for the chain cutting: with nothing to hide, the cause (aiohttp's error, the
+    last failure) stays chained for whoever debugs it."""
+    raw.answer = MALFORMED[answer]
+    fs = attachfs.filesystem(config=HTTP, skip_instance_cache=True)
+    with pytest.raises(OSError) as failed:
+        fs.cat_file(f"{raw.url}/dir/plain.bin")
+    causes = [e for e in chain(failed.value) if e is not failed.value]
+    assert causes, f"the chain was cut though the URL hides nothing: {failed.value!r}"
+
+
+@pytest.mark.parametrize("answer", list(MALFORMED))
+def test_errors_of_a_signed_url_in_userinfo_and_fragment_show_no_value(
+        raw: RawServer, tmp_path: Any, answer: str) -> None:
+    """The same as for the query, for values in path parameters and the fragment."""
+    raw.answer = MALFORMED[answer]
+    fs = attachfs.filesystem(config=HTTP, skip_instance_cache=True)
+    url = f"{raw.url}/dir;sess=Se55ionV4lueQQ7/obj.bin?a=1#access_token=Fr4gV4lueQQ8"
+    for op, err in _errors(fs, url, tmp_path).items():
+        assert leaked(["Se55ionV4lueQQ7", "Fr4gV4lueQQ8"], shown(err)) == [], op
