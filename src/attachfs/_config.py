@@ -22,6 +22,12 @@ Decisions beyond the access rules themselves:
 * The platform's AWS identity is ``profile`` or boto's default chain (``AWS_*`` environment
   variables, instance roles); there are no key fields, not even ``*_env`` ones.
 * URLs in the config never carry ``user:password@``: proxy authentication is not supported.
+* A file is bounded before it is parsed (size, nesting, dotted-key parts: ``MAX_*``), and a
+  mapping in nesting; a key file's content where its path belongs is refused unrepeated.
+* ``allow_hosts`` entries are each an address, a network, a name or a suffix (``allow_entry``);
+  one that can never match is refused, naming it.
+* Two tenants may not share an external ID, a service account or a directory; they may share
+  an AWS account with different external IDs (``_refuse_shared_identities``).
 """
 
 from __future__ import annotations

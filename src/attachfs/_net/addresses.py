@@ -1,7 +1,10 @@
 """Address classification for the network guard (pure: no I/O).
 
-``classify`` judges one destination address on its own; ``parse_ip`` reads a URL host the way
-resolvers and ``inet_aton`` would; ``normalise_host`` is how a host is compared. The decision is
+``classify`` judges one destination address on its own; ``never`` says whether it is (or, in an
+IPv6 form, stands for) a cloud metadata or credential endpoint, which ``Policy`` opens only by an
+exact entry; ``never_name`` does the same for the names that only mean one; ``parse_ip`` reads a
+URL host the way resolvers and ``inet_aton`` would (``_uri.ipv4_number``, the one reading of a
+numeric host); ``normalise_host`` is how a host is compared. The decision is
 an explicit table built from the IANA IPv4 and IPv6 special-purpose registries, not
 ``ipaddress.is_private``/``is_global`` alone, whose answers changed across Python releases
 (``64:ff9b:1::/48`` is "global" in some). "Must be global" is the last line, after the table. An

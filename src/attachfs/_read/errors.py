@@ -12,6 +12,11 @@ In the manner of httpx's ``map_exceptions``, every reader hands its failures her
   5xx) becomes ``Retry``; anything else is final. One classifier for every backend.
 * ``translate``: what failed, in attachfs's terms, naming the URI (redacted) and the identity
   used, with the hint of what to grant (``AccessDenied``).
+* ``foreign`` and ``reraise``: the boundary with the libraries underneath. aiohttp's errors
+  that are no ``OSError`` (``ClientResponseError`` shows ``url='...'`` whole) and the
+  ``ValueError``s of the HTTP stack (a redirect's bad Location) become ``OSError``s naming the
+  redacted URI; and a chain that would show what redaction hides (fsspec's
+  ``FileNotFoundError(url)``, aiohttp's ``request_info``) is cut: no cause, no context.
 
 Never retried: 400, 401, 403, 404, 412 (and every other 4xx but 408 and 429): asking again gets
 the same answer, and a 412 means the object changed, which no retry can undo. Nor a name that
