@@ -107,4 +107,8 @@ class Policy:
                     f"or add \"{host}\" to platform.http.allow_hosts in {where}")
         if refusal.rule in ("scheme", "redirect-limit", "redirect-downgrade"):
             return "Read the final URL directly, over https"
+        if refusal.rule == "cloud-metadata":
+            # Never point at the way in: this address serves the machine's own credentials.
+            return ("It serves this machine's own cloud credentials: an attachment URL that "
+                    "points there is a mistake or an attack; ask for the attachment's real URL")
         return f"Only an exact platform.http.allow_hosts entry in {where} opens it"
