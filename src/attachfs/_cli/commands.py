@@ -426,7 +426,9 @@ def cmd_check(ctx: Context) -> int:
         # The step's detail is in the report above; stderr says where it stopped and the fix,
         # each once.
         index = report.steps.index(failed) + 1
-        ctx.error(f"check failed at step {index} ({failed.name})\nfix: {failed.fix}", code)
+        rule = getattr(failed.error, "rule", None)
+        by = f", refused by attachfs rule {rule!r}" if rule else ""
+        ctx.error(f"check failed at step {index} ({failed.name}){by}\nfix: {failed.fix}", code)
     return code
 
 

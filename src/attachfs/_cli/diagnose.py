@@ -25,7 +25,7 @@ from .._net.addresses import OPENED_BY_PRIVATE
 from .._redact import redact
 from .._rules import Route, route
 from .._uri import Location, parse
-from .messages import credential_file_problem, for_cli
+from .messages import credential_file_problem, for_cli, suggest_tenants
 
 __all__ = ["Report", "Step", "check"]
 
@@ -268,6 +268,10 @@ def _refused_fix(err: AccessRefused, config: Config | None, tenant: str | None,
     if err.rule == "no-tenant":
         return "name the tenant the read is made for: --tenant NAME (or $ATTACHFS_TENANT)"
     if err.rule == "unknown-tenant":
+        close = suggest_tenants(config, tenant)
+        if close:
+            return (f"pass --tenant {close[0]} if that is the tenant meant, or add "
+                    f"[tenants.{tenant}] to the config")
         return "use a tenant defined under [tenants] in the config, or add it there"
     if err.rule == "tenant-without-config":
         return ("pass --config with a config that defines [tenants] (or set "
