@@ -219,8 +219,8 @@ def _azure(config: Config, redirect_uri: str | None) -> dict[str, Any]:
 def render(doc: dict[str, Any]) -> str:
     """Copy-pasteable text: comments say what and where; documents are valid JSON."""
     shell, pretty = policy._shell, policy._pretty
-    lines = [f"# The platform's own set-up, from {doc['config'] or 'the config mapping'}. "
-             "Customers run `attachfs policy aws|gcp|azure|bucket` for their side."]
+    lines = ["# The platform's own set-up, filled in from its config. Customers run "
+             "`attachfs policy aws|gcp|azure|bucket` for their side."]
     aws = doc["aws"]
     if aws is not None:
         lines += ["", "# --- AWS: the identity attachfs runs as (boto's default chain: an "
