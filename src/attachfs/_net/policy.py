@@ -153,10 +153,9 @@ class Policy:
         if refusal.rule in ("scheme", "redirect-limit", "redirect-downgrade"):
             return "Read the final URL directly, over https"
         if refusal.rule == "cloud-metadata":
-            exact = refusal.address or host
-            return (f"It is a cloud credential endpoint: only a platform.http.allow_hosts entry "
-                    f"that is exactly \"{exact}\" in {where} opens it (no network, wildcard or "
-                    "allow_private_networks does)")
+            # Never point at the way in: this address serves the machine's own credentials.
+            return ("It serves this machine's own cloud credentials: an attachment URL that "
+                    "points there is a mistake or an attack; ask for the attachment's real URL")
         return f"Only an exact platform.http.allow_hosts entry in {where} opens it"
 
 
