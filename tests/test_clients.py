@@ -300,6 +300,18 @@ def test_reference_filesystem_with_s3_references_reads_through_attachfs(fs, worl
     np.testing.assert_array_equal(group["v"][...], values)
 
 
+def test_reference_filesystem_remote_protocol_alone_does_not_cover_s3_references(config,
+                                                                                 world):
+    # The documented limitation (docs/recipes/kerchunk.md): remote_protocol names the one
+    # filesystem used for references of *that* protocol; s3:// references find none.
+    refs, _ = kerchunk_refs(world, "cube-raw-unmapped.bin")
+    ref_fs = fsspec.filesystem("reference", fo=refs, remote_protocol="attach",
+                               remote_options={"tenant": TENANT, "config": config},
+                               skip_instance_cache=True)
+    with pytest.raises(KeyError, match="s3"):
+        ref_fs.cat("v/0.0")
+
+
 def test_reference_filesystem_with_references_rewritten_to_attach(config, world):
     refs, values = kerchunk_refs(world, "cube-raw-rewritten.bin")
     for key, ref in refs["refs"].items():
