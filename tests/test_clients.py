@@ -300,6 +300,22 @@ def test_reference_filesystem_with_s3_references_reads_through_attachfs(fs, worl
     np.testing.assert_array_equal(group["v"][...], values)
 
 
+def test_kerchunk_references_to_a_netcdf_file_open_in_xarray(fs, world):
+    # The whole kerchunk round: scan the HDF5 file through attachfs, keep the references with
+    # their s3:// URLs, and read them back with xarray's zarr engine. zarr re-creates the
+    # reference filesystem (and the attach filesystem inside it) from to_json().
+    kerchunk_hdf = pytest.importorskip("kerchunk.hdf")
+    xr = pytest.importorskip("xarray")
+    uri = world.put("climate/t.nc", datasets.netcdf_bytes())
+    with fs.open(uri) as f:
+        refs = kerchunk_hdf.SingleHdf5ToZarr(f, uri, inline_threshold=100).translate()
+    assert refs["refs"]["t/10.0.0"][0] == uri
+    ref_fs = fsspec.filesystem("reference", fo=refs, fs={"s3": fs})
+    with xr.open_dataset(ref_fs.get_mapper(""), engine="zarr", consolidated=False,
+                         zarr_format=2) as ds:
+        np.testing.assert_array_equal(ds["t"][10:12].values, datasets.temperature()[10:12])
+
+
 def test_reference_filesystem_remote_protocol_alone_does_not_cover_s3_references(config,
                                                                                  world):
     # The documented limitation (docs/recipes/kerchunk.md): remote_protocol names the one
