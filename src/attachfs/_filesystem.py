@@ -29,6 +29,7 @@ import os
 import sys
 import threading
 from collections.abc import Iterable, Iterator
+from types import FrameType
 from typing import IO, Any, Literal, NoReturn, cast, overload
 
 from fsspec.asyn import AsyncFileSystem, get_loop, mirror_sync_methods, sync
@@ -70,6 +71,34 @@ _REFUSED_CACHE = (
     "keyed by tenant and version: cache='/dir' (or [cache] in the config)")
 
 
+def _refuse_fsspec_caches(frames: int) -> None:
+    """Refuse to serve fsspec's caching filesystems (``filecache``, ``blockcache``,
+    ``simplecache``): one of the ``frames`` callers above is their code.
+
+    They key their copies by path alone and serve a hit without asking the filesystem again,
+    so they cannot be made tenant-safe from here. What each of them does when it is set up is
+    checked: build its target (``X::attach::`` URLs, ``target_protocol="attach"``), or read
+    the ``protocol`` of the instance it is handed (``fs=``; fsspec refuses both at once).
+    """
+    frame: FrameType | None = sys._getframe(2)
+    for _ in range(frames):
+        if frame is None:
+            return
+        if frame.f_globals.get("__name__") == _FSSPEC_CACHES:
+            raise ConfigError(_REFUSED_CACHE)
+        frame = frame.f_back
+
+
+class _Protocol:
+    """``protocol`` of the class, ``("attach",)``; read on an instance by fsspec's caching
+    filesystems when one is wrapped around it (``fs=``), it refuses."""
+
+    def __get__(self, obj: object, objtype: type | None = None) -> tuple[str, ...]:
+        if obj is not None:
+            _refuse_fsspec_caches(1)
+        return ("attach",)
+
+
 class _Resolving(_Cached):
     """fsspec's instance cache, keyed by what a filesystem *is*: its options are resolved
     first (tenant and config from the arguments, fsspec's conf, then the environment), and the
@@ -80,6 +109,7 @@ class _Resolving(_Cached):
     def __call__(cls, *args: Any, **kwargs: Any) -> Any:
         if args:
             raise TypeError(f"{cls.__name__} takes keyword arguments only")
+        _refuse_fsspec_caches(3)  # built as their target: fsspec.registry.filesystem, then them
         opts = _options.resolve(kwargs, defaults=fsspec_conf.get("attach", {}),
                                 environ=os.environ)
         pid = os.getpid()
@@ -128,7 +158,7 @@ class AttachFileSystem(AsyncFileSystem, ChainedFileSystem, metaclass=_Resolving)
     refused. ``storage_options`` is the secret-free recipe ``to_json`` and pickles carry.
     """
 
-    protocol = ("attach",)
+    protocol = _Protocol()  # ("attach",), and a refusal for fsspec's caches
     root_marker = ""
     async_impl = True
 
@@ -197,11 +227,6 @@ class AttachFileSystem(AsyncFileSystem, ChainedFileSystem, metaclass=_Resolving)
 
     @classmethod
     def _strip_protocol(cls, path: str | os.PathLike[str] | list[str]) -> str | list[str]:
-        if sys._getframe(1).f_globals.get("__name__") == _FSSPEC_CACHES:
-            # fsspec's caching filesystems key their copies by this path alone, and ask for it
-            # before anything else (a hit is served without another call): the one place to
-            # refuse them, whichever way they were wrapped around us.
-            raise ConfigError(_REFUSED_CACHE)
         if isinstance(path, list):
             return [cls._strip_protocol(p) for p in path]
         text: str = stringify_path(path)

@@ -281,13 +281,15 @@ def _check_names(options: Mapping[str, Any], where: str,
 def unknown_argument(given: Mapping[str, Any], known: tuple[str, ...], what: str,
                      ) -> ConfigError:
     """The error for an argument ``what`` (``open``, ``get_file``) does not take: the closest
-    known name, or where a filesystem option belongs instead."""
+    known name, and where it goes if it is a filesystem option."""
     name = sorted(given)[0]
-    close = difflib.get_close_matches(name, known, n=1)
-    hint = f"did you mean {close[0]!r}? " if close else ""
-    if name in OPTIONS:
-        hint = (f"{name} is a filesystem option: pass it to attachfs.filesystem(...), "
-                "fsspec.filesystem('attach', ...) or attachfs.open(uri, ...) instead; ")
+    options = [k for k in OPTIONS if k not in ("fo", "target_options", "target_protocol")]
+    close = difflib.get_close_matches(name, [*known, *options], n=1)
+    meant = name if name in OPTIONS else (close[0] if close else None)
+    hint = f"did you mean {close[0]!r}? " if close and close[0] != name else ""
+    if meant in OPTIONS:
+        hint += (f"{meant} is a filesystem option: give it to attachfs.filesystem(...), "
+                 "fsspec.filesystem('attach', ...) or attachfs.open(uri, ...); ")
     return ConfigError(f"unknown {what} argument {name!r}; {hint}{what} takes: "
                        f"{', '.join(known)}")
 
