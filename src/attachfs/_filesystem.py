@@ -25,7 +25,9 @@ a filesystem reading for acme; a name of another tenant than the filesystem's is
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import secrets
 import sys
 import threading
 from collections.abc import Iterable, Iterator
@@ -520,23 +522,32 @@ class AttachFileSystem(AsyncFileSystem, ChainedFileSystem, metaclass=_Resolving)
             return  # a directory of the listing, already made for the files below it (as s3fs)
         route = self._route(rpath)
         fs, _ = await self._inner(route)
-        if route.backend == "http":  # the guarded http reader: pinned part by part too
-            await _read.guarded(route, fs._get_file(route.location.url, lpath,
-                                                    chunk_size=chunk_size, callback=callback))
+        if local is None:
+            await self._download(fs, route, lpath, chunk_size, callback)
             return
-        out: Any = lpath if local is None else open(local, "wb")  # noqa: ASYNC230, SIM115
+        # Written beside the target and renamed once whole: a failed download leaves neither
+        # a truncated file nor a damaged earlier copy.
+        # (Not mkstemp: the copy gets the mode any new file gets, umask applied.)
+        partial = f"{local}.{secrets.token_hex(4)}.part"
         try:
-            await _read.guarded(route, self._download(fs, route, out, chunk_size, callback))
+            with open(partial, "xb") as out:  # noqa: ASYNC230 -- local disk, as fsspec's get
+                await self._download(fs, route, out, chunk_size, callback)
+            os.replace(partial, local)
         except BaseException:
-            if local is not None:
-                out.close()
-                os.unlink(local)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(partial)
             raise
-        if local is not None:
-            out.close()
 
     async def _download(self, fs: AsyncFileSystem, route: _rules.Route, out: Any,
                         chunk_size: int, callback: Callback) -> None:
+        if route.backend == "http":  # the guarded http reader: pinned part by part too
+            await _read.guarded(route, fs._get_file(route.location.url, out,
+                                                    chunk_size=chunk_size, callback=callback))
+            return
+        await _read.guarded(route, self._parts(fs, route, out, chunk_size, callback))
+
+    async def _parts(self, fs: AsyncFileSystem, route: _rules.Route, out: Any,
+                     chunk_size: int, callback: Callback) -> None:
         pos, size, version = 0, -1, None
         while size < 0 or pos < size:
             part = await _read.read(fs, route, pos, pos + chunk_size, version=version,
