@@ -69,6 +69,9 @@ _SECRET_NAMES = {"x-amz-signature", "x-amz-credential", "x-amz-security-token",
 _SECRET_WORDS = ("token", "signature", "secret", "key", "credential", "password")
 
 
+_AZURE_PATH_SAFE = "/!$&'(),;=:@"
+
+
 @dataclass(frozen=True)
 class Location:
     """Where an attachment lives. ``key == ""`` is the bucket/container root (listing)."""
@@ -88,8 +91,11 @@ class Location:
             return self.url or ""
         if self.backend == "azure":
             if self.account:
+                # Sub-delimiters stay literal, as Azure's own URLs write them: a listed
+                # "year=2025/" must read as a hive partition. "+", "*" and the gen-delimiters
+                # stay encoded (a "*" would read as a glob).
                 return (f"https://{self.account}.blob.core.windows.net/{self.bucket}/"
-                        f"{quote(self.key, safe='/')}")
+                        f"{quote(self.key, safe=_AZURE_PATH_SAFE)}")
             return f"az://{self.bucket}/{self.key}"
         return f"{'gs' if self.backend == 'gcs' else 's3'}://{self.bucket}/{self.key}"
 
