@@ -311,3 +311,20 @@ def test_anon_sends_no_credentials(peers: Any, names: Any) -> None:
         seen = list(proxy.requests)
     assert seen and all("Authorization" not in r.headers for r in seen), [
         (r.method, r.path) for r in seen if "Authorization" in r.headers]
+
+
+# --------------------------------------------------------------------------- the docs
+
+def test_the_configuration_page_documents_every_option_and_no_other() -> None:
+    import re
+    from pathlib import Path
+
+    from attachfs._options import OPTIONS as KNOWN
+
+    page = (Path(__file__).parents[1] / "docs" / "configuration.md").read_text(encoding="utf-8")
+    section = page.split("## Filesystem options", 1)[1].split("\n## ", 1)[0]
+    listed = set()
+    for line in section.splitlines():
+        if line.startswith("| `"):
+            listed |= set(re.findall(r"`([a-z_]+)`", line.split("|")[1]))
+    assert listed == set(KNOWN)
