@@ -28,18 +28,13 @@ import asyncio
 import contextlib
 import os
 import secrets
-import sys
-import threading
 from collections.abc import Iterable, Iterator
-from types import FrameType
 from typing import IO, Any, Literal, NoReturn, cast, overload
 
-from fsspec.asyn import AsyncFileSystem, get_loop, mirror_sync_methods, sync
+from fsspec.asyn import AsyncFileSystem, get_loop, sync
 from fsspec.callbacks import DEFAULT_CALLBACK, Callback
-from fsspec.config import conf as fsspec_conf
 from fsspec.implementations.chained import ChainedFileSystem
-from fsspec.spec import _Cached
-from fsspec.utils import isfilelike, stringify_path, tokenize
+from fsspec.utils import isfilelike, stringify_path
 
 from . import _credentials, _info, _listing, _options, _read, _rules
 from ._backends import Backends, inner_path, outer_location
@@ -47,6 +42,7 @@ from ._cache import DiskCache
 from ._config import Config, load_config
 from ._errors import AccessRefused, ConfigError, ReadOnlyError, not_found
 from ._file import AttachFile
+from ._instances import Protocol, Resolving
 from ._limits import CACHE_MAX_BYTES
 from ._read.cached import read_through
 from ._read.part import Part
@@ -66,91 +62,7 @@ GET_CHUNK = 16 * 2**20
 #: need (its file has its own read-ahead); size is fsspec's caches' hint.
 _OPEN_KWARGS = ("cache_type", "size")
 
-_FSSPEC_CACHES = "fsspec.implementations.cached"
-_REFUSED_CACHE = (
-    "fsspec's filecache, blockcache and simplecache keep one copy per path, whoever read it: "
-    "over attach they would serve one tenant's bytes to another. Use attachfs's own cache, "
-    "keyed by tenant and version: cache='/dir' (or [cache] in the config)")
-
-
-def _refuse_fsspec_caches(frames: int) -> None:
-    """Refuse to serve fsspec's caching filesystems (``filecache``, ``blockcache``,
-    ``simplecache``): one of the ``frames`` callers above is their code.
-
-    They key their copies by path alone and serve a hit without asking the filesystem again,
-    so they cannot be made tenant-safe from here. What each of them does when it is set up is
-    checked: build its target (``X::attach::`` URLs, ``target_protocol="attach"``), or read
-    the ``protocol`` of the instance it is handed (``fs=``; fsspec refuses both at once).
-    """
-    frame: FrameType | None = sys._getframe(2)
-    for _ in range(frames):
-        if frame is None:
-            return
-        if frame.f_globals.get("__name__") == _FSSPEC_CACHES:
-            raise ConfigError(_REFUSED_CACHE)
-        frame = frame.f_back
-
-
-class _Protocol:
-    """``protocol`` of the class, ``("attach",)``; read on an instance by fsspec's caching
-    filesystems when one is wrapped around it (``fs=``), it refuses."""
-
-    def __get__(self, obj: object, objtype: type | None = None) -> tuple[str, ...]:
-        if obj is not None:
-            _refuse_fsspec_caches(1)
-        return ("attach",)
-
-
-class _Resolving(_Cached):
-    """fsspec's instance cache, keyed by what a filesystem *is*: its options are resolved
-    first (tenant and config from the arguments, fsspec's conf, then the environment), and the
-    token holds the tenant and the config's content, never the raw arguments."""
-
-    _pid: int  # set by fsspec's _Cached.__init__ for each class
-
-    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
-        if args:
-            raise TypeError(f"{cls.__name__} takes keyword arguments only")
-        _refuse_fsspec_caches(3)  # built as their target: fsspec.registry.filesystem, then them
-        opts = _options.resolve(kwargs, defaults=fsspec_conf.get("attach", {}),
-                                environ=os.environ)
-        pid = os.getpid()
-        ident: tuple[Any, ...] = (cls, pid, opts.identity)
-        if opts.fsspec.get("asynchronous"):
-            ident += (threading.get_ident(),)
-        token = tokenize(*ident)
-        if pid != cls._pid:
-            with cls._instantiation_lock:
-                if pid != cls._pid:
-                    cls._cache.clear()
-                    cls._pid = pid
-        use_cache = cls.cachable and not opts.skip_instance_cache
-        if use_cache:
-            with cls._instantiation_lock:
-                found = cls._check_instance_cache(token)
-                if found is not None:
-                    found._config_stamp = opts.stamp  # same content: the newer stamp holds
-                    return found
-        obj = type.__call__(cls, tenant=opts.tenant, config=opts.config, cache=opts.cache,
-                            target_protocol=opts.target_protocol,
-                            target_options=opts.target_options, **opts.fsspec)
-        obj._fs_token_ = token
-        obj.storage_args = ()
-        obj.storage_options = opts.recipe
-        obj._config_stamp = opts.stamp
-        if obj.async_impl and obj.mirror_sync_methods:
-            mirror_sync_methods(obj)
-        if use_cache:
-            with cls._instantiation_lock:
-                found = cls._check_instance_cache(token)
-                if found is not None:
-                    return found
-                cls._latest = token
-                cls._cache[token] = obj
-        return obj
-
-
-class AttachFileSystem(AsyncFileSystem, ChainedFileSystem, metaclass=_Resolving):
+class AttachFileSystem(AsyncFileSystem, ChainedFileSystem, metaclass=Resolving):
     """Read attachments from S3, GCS, Azure Blob and http(s) with per-tenant credentials.
 
     Options (``attachfs.filesystem(...)``, ``fsspec.filesystem("attach", ...)``,
@@ -160,7 +72,7 @@ class AttachFileSystem(AsyncFileSystem, ChainedFileSystem, metaclass=_Resolving)
     refused. ``storage_options`` is the secret-free recipe ``to_json`` and pickles carry.
     """
 
-    protocol = _Protocol()  # ("attach",), and a refusal for fsspec's caches
+    protocol = Protocol()  # ("attach",), and a refusal for fsspec's caches
     root_marker = ""
     async_impl = True
 
