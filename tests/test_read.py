@@ -164,7 +164,11 @@ def test_chained_url_and_open_files(peers, attach_config):
     with fsspec.open(store.chained("g/1.txt"), "rb", attach={"config": attach_config}) as f:
         assert f.read() == b"file 1"
     files = fsspec.open_files(store.chained("g/*.txt"), "rb", attach={"config": attach_config})
-    assert [f.path for f in files] == [store.uri(f"g/{i}.txt") for i in range(3)]
+    # A chained filesystem names things as the inner protocol strips them (bucket/key), as
+    # fsspec does for gs:// itself; the full name keeps attach.
+    assert [f.path for f in files] == [f"{store.bucket}/g/{i}.txt" for i in range(3)]
+    assert [f.full_name for f in files] == [f"attach://{store.uri(f'g/{i}.txt')}"
+                                            for i in range(3)]
     for i, of in enumerate(files):
         with of as f:
             assert f.read() == f"file {i}".encode()

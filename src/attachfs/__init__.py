@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from ._config import Config, load_config, resolve_config
+from ._config import Config, load_config
 from ._errors import (
     AccessDenied,
     AccessRefused,
@@ -69,9 +69,13 @@ def filesystem(*, tenant: str | None = None,
                **kwargs: Any) -> AttachFileSystem:
     """The ``attach`` filesystem for ``tenant`` under ``config``.
 
-    ``tenant`` defaults to ``$ATTACHFS_TENANT``. ``config`` is a path to a TOML file, a mapping
-    or a ``Config``; it defaults to ``$ATTACHFS_CONFIG``, else ambient mode (each backend's own
-    default credentials, no tenant rules). ``kwargs`` are ``AttachFileSystem``'s options.
+    ``tenant`` defaults to fsspec's configuration for the protocol
+    (``fsspec.config.conf["attach"]``, ``FSSPEC_ATTACH_TENANT``), then ``$ATTACHFS_TENANT``.
+    ``config`` is a path to a TOML file, a mapping or a ``Config``; it defaults likewise
+    (``FSSPEC_ATTACH_CONFIG``, then ``$ATTACHFS_CONFIG``), else ambient mode (each backend's own
+    default credentials, no tenant rules). ``kwargs`` are ``AttachFileSystem``'s options
+    (``cache``; in ambient mode ``endpoint_url``, ``anon``, ``profile``; fsspec's); an unknown
+    one is refused.
     """
     return AttachFileSystem(tenant=tenant, config=config, **kwargs)
 
@@ -83,11 +87,15 @@ def open(uri: str, mode: str = "rb", *, tenant: str | None = None,
 
     ``uri`` is any form attachfs understands (``s3://``, ``gs://``, an Azure blob URL, an
     https URL of any of them, or a plain/signed https URL). ``tenant`` and ``config`` as for
-    ``filesystem``; ``open_kwargs`` go to ``AttachFileSystem.open`` (``block_size``,
-    ``cache_type``, ``cache_options``). ``mode`` is ``"rb"`` or ``"r"`` (text, with
-    ``encoding``); a write mode raises ``ReadOnlyError``. No request is made until the first
-    read."""
-    return filesystem(tenant=tenant, config=config).open(uri, mode, **open_kwargs)
+    ``filesystem``; of ``open_kwargs``, the filesystem's options (``cache``, ``anon``, ...) go
+    to ``filesystem``, the rest to ``AttachFileSystem.open`` (``block_size``,
+    ``cache_options``, ``encoding``, ...); an unknown one is refused. ``mode`` is ``"rb"`` or
+    ``"r"`` (text, with ``encoding``); a write mode raises ``ReadOnlyError``. No request is made
+    until the first read."""
+    from ._options import OPTIONS
+
+    options = {k: open_kwargs.pop(k) for k in list(open_kwargs) if k in OPTIONS}
+    return filesystem(tenant=tenant, config=config, **options).open(uri, mode, **open_kwargs)
 
 
 def explain(uri: str, *, tenant: str | None = None,
@@ -97,14 +105,13 @@ def explain(uri: str, *, tenant: str | None = None,
     Raises exactly what a read would raise before its first request: ``AccessRefused`` (no or
     unknown tenant, an unclaimed bucket, a refused address), ``ConfigError``, or ``ValueError``
     for a malformed URI. ``tenant`` and ``config`` as for ``filesystem``."""
-    from . import _rules
     from ._net.guard import literal_refusal
-    from ._uri import parse
 
-    if tenant is None:
-        tenant = os.environ.get("ATTACHFS_TENANT") or None
-    resolved = resolve_config(config)
-    route = _rules.route(resolved, tenant, parse(uri))
+    # Tenant and config resolved as every read resolves them (argument, fsspec's conf, the
+    # environment), with the config file as it is now.
+    fs = filesystem(tenant=tenant, config=config)
+    resolved = fs.config
+    route = fs.route(uri)
     if route.backend == "http":
         # The network guard's verdict on an IP-literal host needs no I/O: raise it here, as
         # the read would before its first packet (a host name is judged once resolved).

@@ -102,6 +102,7 @@ class AwsPlatform:
     sts_endpoint_url: str | None = None
     region: str | None = None
     profile: str | None = None
+    anonymous: bool = False               # unsigned requests for the platform's own reads
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,7 @@ class AzurePlatform:
     account_key_env: str | None = None    # shared key, for emulators / ambient reads only
     account: str | None = None            # default storage account for az://container/key
     redirect_uri: str | None = None       # the app's registered redirect URI (admin consent)
+    anonymous: bool = False               # ambient reads without credentials (adlfs anon)
 
 
 @dataclass(frozen=True)
@@ -576,10 +578,11 @@ def _build(data: dict[str, Any], src: str | None) -> Config:
     _Table(src, "", data, ("platform", "tenants", "cache", "limits"))
     p = _Table(src, "platform", data.get("platform", {}), ("aws", "gcp", "azure", "http"))
     platform = Platform(
-        aws=AwsPlatform(**_Table(src, "platform.aws", p.data.get("aws", {}), _AWS).read(_AWS)),
+        aws=_aws(_Table(src, "platform.aws", p.data.get("aws", {}), (*_AWS, "anonymous"))),
         gcp=GcpPlatform(**_Table(src, "platform.gcp", p.data.get("gcp", {}), _GCP,
                                  base).read(_GCP)),
-        azure=_azure(_Table(src, "platform.azure", p.data.get("azure", {}), _AZURE, base)),
+        azure=_azure(_Table(src, "platform.azure", p.data.get("azure", {}),
+                            (*_AZURE, "anonymous"), base)),
         http=_http(_Table(src, "platform.http", p.data.get("http", {}), _HTTP)))
     cache = None
     if "cache" in data:
@@ -618,10 +621,19 @@ def _limits(t: _Table) -> Limits:
     return limits
 
 
+def _aws(a: _Table) -> AwsPlatform:
+    aws = AwsPlatform(**a.read(_AWS), anonymous=a.flag("anonymous", False))
+    if aws.anonymous and aws.profile:
+        raise a.error("set at most one of profile or anonymous = true", "anonymous")
+    return aws
+
+
 def _azure(z: _Table) -> AzurePlatform:
-    azure = AzurePlatform(**z.read(_AZURE))
+    azure = AzurePlatform(**z.read(_AZURE), anonymous=z.flag("anonymous", False))
     if azure.client_secret_env and azure.client_certificate_path:
         raise z.error("set exactly one of client_secret_env or client_certificate_path")
+    if azure.anonymous and azure.account_key_env:
+        raise z.error("set at most one of account_key_env or anonymous = true", "anonymous")
     return azure
 
 

@@ -3,31 +3,46 @@
 Paths are full attachment URIs (``s3://b/k``, ``gs://b/k``, an Azure blob URL, ``https://...``).
 Each call parses its URI (``_uri``), asks ``_rules`` for the Route (tenant + config decide the
 identity), and delegates to the inner filesystem that ``_backends`` keeps for that Route. Names the
-inner filesystems return are mapped back to full URIs, so ``ls``/``find``/``glob`` results can be
-passed straight back to ``open``. Delegation is explicit, method by method (as fsspec's
-``dirfs.py`` does), so every entry point can be found by name.
+inner filesystems return are mapped back to the spelling the caller used: full URIs for full
+URIs, so ``ls``/``find``/``glob`` results can be passed straight back to ``open``; the inner
+protocol's stripped form (``bucket/key``) for a chained ``attach::s3://...`` filesystem, as
+pyarrow and Dask expect of a dataset prefix. Delegation is explicit, method by method (as
+fsspec's ``dirfs.py`` does), so every entry point can be found by name.
 
 Chaining: ``fsspec.open("attach::s3://b/k")`` constructs us with ``target_protocol="s3"`` and
 hands us the inner filesystem's stripped path (``"b/k"``); ``_qualify`` puts the scheme back.
+
+Instances: the options are checked and resolved (``_options``) before fsspec's instance cache is
+asked, and an instance is identified by its tenant and its config's *content*; a config file
+that changes on disk is re-read by the next construction, and an instance built before the
+change refuses to read until it is rebuilt (``ConfigError``).
+
+Names handed out (``unstrip_protocol``, so ``OpenFile.full_name`` and a file's ``full_name``)
+keep ``attach`` and the tenant: ``attach://acme@s3://b/k``, which ``fsspec.open`` rebuilds into
+a filesystem reading for acme; a name of another tenant than the filesystem's is refused.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import secrets
 from collections.abc import Iterable, Iterator
-from typing import IO, Any, Literal, NoReturn, overload
+from typing import IO, Any, Literal, NoReturn, cast, overload
 
 from fsspec.asyn import AsyncFileSystem, get_loop, sync
+from fsspec.callbacks import DEFAULT_CALLBACK, Callback
 from fsspec.implementations.chained import ChainedFileSystem
-from fsspec.utils import stringify_path
+from fsspec.utils import isfilelike, stringify_path
 
-from . import _credentials, _read, _rules
+from . import _credentials, _info, _listing, _options, _read, _rules
 from ._backends import Backends, inner_path, outer_location
 from ._cache import DiskCache
-from ._config import Config, resolve_config
-from ._errors import ReadOnlyError, not_found
+from ._config import Config, load_config
+from ._errors import AccessRefused, ConfigError, ReadOnlyError, not_found
 from ._file import AttachFile
+from ._instances import Protocol, Resolving
 from ._limits import CACHE_MAX_BYTES
 from ._read.cached import read_through
 from ._read.part import Part
@@ -35,18 +50,29 @@ from ._uri import Location, parse
 
 __all__ = ["AttachFileSystem"]
 
-_GLOB_CHARS = ("*", "?", "[")
-
 _READ_ONLY = (
     "attachfs is read-only for now: open attachments with mode 'rb' (or 'r'); "
     "write with the cloud's own client"
 )
 
+#: ``get_file`` reads this much per request (every part pinned to the first part's version).
+GET_CHUNK = 16 * 2**20
 
-class AttachFileSystem(AsyncFileSystem, ChainedFileSystem):
-    """Read attachments from S3, GCS, Azure Blob and http(s) with per-tenant credentials."""
+#: What ``open`` passes on besides the path: fsspec's cache_type is a hint attachfs does not
+#: need (its file has its own read-ahead); size is fsspec's caches' hint.
+_OPEN_KWARGS = ("cache_type", "size")
 
-    protocol = ("attach",)
+class AttachFileSystem(AsyncFileSystem, ChainedFileSystem, metaclass=Resolving):
+    """Read attachments from S3, GCS, Azure Blob and http(s) with per-tenant credentials.
+
+    Options (``attachfs.filesystem(...)``, ``fsspec.filesystem("attach", ...)``,
+    ``storage_options={...}``): ``tenant``, ``config``, ``cache``; in ambient mode also
+    ``endpoint_url`` (chained to one cloud), ``anon`` and ``profile``; and fsspec's
+    ``asynchronous``, ``loop``, ``batch_size``, ``skip_instance_cache``. Anything else is
+    refused. ``storage_options`` is the secret-free recipe ``to_json`` and pickles carry.
+    """
+
+    protocol = Protocol()  # ("attach",), and a refusal for fsspec's caches
     root_marker = ""
     async_impl = True
 
@@ -54,21 +80,25 @@ class AttachFileSystem(AsyncFileSystem, ChainedFileSystem):
     # them again in a forked child.
     _loop: asyncio.AbstractEventLoop | None
     _pid: int
+    #: The config file's (mtime, size, inode) when it was read (None: not a file).
+    _config_stamp: tuple[int, int, int] | None = None
 
     def __init__(
         self,
         *,
         tenant: str | None = None,
         config: str | os.PathLike[str] | dict[str, Any] | Config | None = None,
+        cache: str | os.PathLike[str] | dict[str, Any] | DiskCache | None = None,
         target_protocol: str | None = None,
         target_options: dict[str, Any] | None = None,
-        fo: str | None = None,
-        cache: str | os.PathLike[str] | DiskCache | None = None,
         **kwargs: Any,
     ):
+        # Called by the metaclass with the options already checked and resolved
+        # (_options.resolve): config is a Config or None here.
         super().__init__(**kwargs)
-        self.tenant = tenant if tenant is not None else (os.environ.get("ATTACHFS_TENANT") or None)
-        self.config = resolve_config(config)
+        self.tenant = tenant
+        self.config = config if config is None or isinstance(config, Config) else (
+            load_config(config))
         self.cache = _open_cache(cache, self.config)
         self.target_protocol = target_protocol
         self.target_options = dict(target_options or {})
@@ -94,11 +124,10 @@ class AttachFileSystem(AsyncFileSystem, ChainedFileSystem):
         return f"<AttachFileSystem tenant={self.tenant!r} config={source!r}>"
 
     def __reduce__(self) -> tuple[Any, ...]:
-        # A recipe, not a live session: the tenant and the config *reference* (a Config
-        # pickles as its file path or its secret-free mapping); the receiving process builds
-        # its own backends and credentials.
-        return _rebuild, (type(self), self.tenant, self.config, self.target_protocol,
-                          self.target_options, self.cache)
+        # A recipe, not a live session: the resolved tenant and the config *reference* (a
+        # file's path or the secret-free mapping); the receiving process builds its own
+        # backends and credentials.
+        return _rebuild, (type(self), dict(self.storage_options))
 
     # -- paths ------------------------------------------------------------------------------
 
@@ -118,14 +147,49 @@ class AttachFileSystem(AsyncFileSystem, ChainedFileSystem):
         for prefix in ("attach://", "attach::"):
             if text.startswith(prefix):
                 text = text[len(prefix):]
-        # Unlike fsspec's default, keep a trailing "/": it is part of an object key.
+        # Unlike fsspec's default, keep a trailing "/": it is part of an object key. A
+        # tenant a name carries (acme@s3://...) stays, for the instance to check.
         return text
 
+    @staticmethod
+    def _get_kwargs_from_urls(path: str) -> dict[str, Any]:
+        # A name unstrip_protocol handed out carries its tenant; fsspec.open/url_to_fs of it
+        # build a filesystem for that tenant unless one is set (then both must agree).
+        text = stringify_path(path)
+        for prefix in ("attach://", "attach::"):
+            if text.startswith(prefix):
+                text = text[len(prefix):]
+        tenant, _ = _options.split_tenant(text)
+        return {} if tenant is None else {_options.NAME_TENANT: tenant}
+
     def unstrip_protocol(self, name: str) -> str:
-        return name
+        """``name`` as a URL that reopens it through attach for this filesystem's tenant:
+        ``attach://TENANT@URI`` (``attach://URI`` without a tenant)."""
+        if name.startswith(("attach://", "attach::")):
+            self._bare(name)  # a name of another tenant is refused, not passed on
+            return name
+        uri = self._qualify(name)
+        return f"attach://{self.tenant}@{uri}" if self.tenant else f"attach://{uri}"
+
+    def _bare(self, path: str) -> str:
+        """``path`` without the protocol and without the tenant a handed-out name carries; that
+        tenant must be this filesystem's."""
+        named, bare = _options.split_tenant(type(self)._strip_protocol(path))
+        if named is not None and named != self.tenant:
+            raise AccessRefused(
+                f"{bare}: the name was handed out for tenant {named!r}, and this filesystem "
+                f"reads for tenant {self.tenant!r}; a name never chooses another tenant",
+                uri=bare, tenant=self.tenant, rule="name-of-another-tenant")
+        return bare
+
+    def _relative(self, path: str) -> bool:
+        """Whether ``path`` is in a chained filesystem's stripped form (``bucket/key``): names
+        that answer it are given in that form too."""
+        return (self.target_protocol is not None and "://" not in self._bare(path)
+                and _options.backend_of(self.target_protocol) != "http")
 
     def _qualify(self, path: str) -> str:
-        path = self._strip_protocol(path)
+        path = self._bare(path)
         if "://" in path or not self.target_protocol:
             return path
         protocol = self.target_protocol
@@ -141,7 +205,25 @@ class AttachFileSystem(AsyncFileSystem, ChainedFileSystem):
         return parse(self._qualify(path), require_key=require_key)
 
     def _route(self, path: str, *, require_key: bool = True) -> _rules.Route:
-        return _rules.route(self.config, self.tenant, self._location(path, require_key=require_key))
+        return _rules.route(self._current_config(), self.tenant,
+                            self._location(path, require_key=require_key))
+
+    def _current_config(self) -> Config | None:
+        """The config, if the file it came from still says the same; ``ConfigError`` if it
+        changed since this instance was built (a new instance reads the new file)."""
+        config = self.config
+        if config is None or config.source is None or self._config_stamp is None:
+            return config
+        now = _options.stamp(config.source)
+        if now == self._config_stamp:
+            return config
+        if now is not None and load_config(config.source).digest == config.digest:
+            self._config_stamp = now  # touched, not changed
+            return config
+        raise ConfigError(
+            "changed on disk since this filesystem was built; it keeps refusing to read until "
+            "it is rebuilt: call attachfs.filesystem(...) again (attachfs.open, fsspec.open "
+            "and fsspec.filesystem build one for the file as it is now)", source=config.source)
 
     def route(self, path: str) -> _rules.Route:
         """The Route a read of ``path`` takes (no request is made)."""
@@ -153,16 +235,21 @@ class AttachFileSystem(AsyncFileSystem, ChainedFileSystem):
         await _read.guarded(route, _credentials.ready(self.config, route))
         return self._backends.get(route), inner_path(route.location)
 
-    def _outer(self, route: _rules.Route, info: dict[str, Any]) -> dict[str, Any]:
-        out = dict(info)
-        out["name"] = outer_location(route.location, info["name"]).uri
+    def _outer(self, route: _rules.Route, info: dict[str, Any], relative: bool) -> dict[str, Any]:
+        """One inner entry in the common shape (``_info``), named in the caller's spelling."""
+        loc = outer_location(route.location, info["name"])
+        out = _info.normalise(info, route.backend)
+        out["name"] = self._spelled(loc, relative)
         return out
 
-    def _named(self, route: _rules.Route, found: dict[str, dict[str, Any]],
-               detail: bool) -> dict[str, dict[str, Any]] | list[str]:
+    def _spelled(self, loc: Location, relative: bool) -> str:
+        return inner_path(loc) if relative and loc.backend != "http" else loc.uri
+
+    def _named(self, route: _rules.Route, found: dict[str, dict[str, Any]], detail: bool,
+               relative: bool) -> dict[str, dict[str, Any]] | list[str]:
         out: dict[str, dict[str, Any]] = {}
         for info in found.values():
-            info = self._outer(route, info)
+            info = self._outer(route, info, relative)
             out[info["name"]] = info
         return out if detail else sorted(out)
 
@@ -240,7 +327,18 @@ class AttachFileSystem(AsyncFileSystem, ChainedFileSystem):
         route = self._route(path, require_key=False)
         fs, ipath = await self._inner(route)
         info = await _read.guarded(route, fs._info(ipath, **kwargs))
-        return self._outer(route, info)
+        return self._outer(route, info, self._relative(path))
+
+    async def _modified(self, path: str) -> Any:
+        info = await self._info(path)
+        when = _info.modified(info)
+        if when is None:
+            raise OSError(f"{info['name']}: the storage gives no modification time")
+        return when
+
+    def modified(self, path: str) -> Any:
+        """The object's last-modified time, a timezone-aware ``datetime`` in UTC."""
+        return sync(self.loop, self._modified, path)
 
     async def _ls(self, path: str, detail: bool = True,
                   **kwargs: Any) -> list[dict[str, Any]] | list[str]:
@@ -248,65 +346,151 @@ class AttachFileSystem(AsyncFileSystem, ChainedFileSystem):
         fs, ipath = await self._inner(route)
         entries: list[dict[str, Any]] = await _read.guarded(
             route, fs._ls(ipath, detail=True, **kwargs), "list")
-        entries = [self._outer(route, e) for e in entries]
+        relative = self._relative(path)
+        entries = [self._outer(route, e, relative) for e in entries]
         return entries if detail else [e["name"] for e in entries]
 
     async def _find(self, path: str, maxdepth: int | None = None, withdirs: bool = False,
                     detail: bool = False,
                     **kwargs: Any) -> dict[str, dict[str, Any]] | list[str]:
+        if maxdepth is not None and maxdepth < 1:
+            raise ValueError("maxdepth must be at least 1")
         route = self._route(path, require_key=False)
         fs, ipath = await self._inner(route)
         found = await _read.guarded(
             route, fs._find(ipath, maxdepth=maxdepth, withdirs=withdirs, detail=True, **kwargs),
             "list")
-        return self._named(route, found, detail)
+        if isinstance(found, list):  # adlfs answers [path] for a file, whatever detail says
+            found = {n: await _read.guarded(route, fs._info(n), "list") for n in found}
+        if maxdepth is not None:  # adlfs does not apply maxdepth; s3fs and gcsfs do
+            found = {n: i for n, i in found.items() if _listing.below(ipath, n) <= maxdepth}
+        return self._named(route, found, detail, self._relative(path))
 
     async def _glob(self, path: str, maxdepth: int | None = None,
                     **kwargs: Any) -> dict[str, dict[str, Any]] | list[str]:
+        if maxdepth is not None and maxdepth < 1:
+            raise ValueError("maxdepth must be at least 1")
         detail = kwargs.pop("detail", False)
         route = self._route(path, require_key=False)
         fs, ipath = await self._inner(route)
         found = await _read.guarded(
             route, fs._glob(ipath, maxdepth=maxdepth, detail=True, **kwargs), "list")
-        return self._named(route, found, detail)
+        root, depth = _listing.glob_limit(ipath, maxdepth)
+        if depth is not None:  # adlfs does not apply maxdepth; s3fs and gcsfs do
+            found = {n: i for n, i in found.items() if _listing.below(root, n) <= depth}
+        return self._named(route, found, detail, self._relative(path))
 
     async def _expand_path(self, path: str | list[str], recursive: bool = False,
-                           maxdepth: int | None = None) -> list[str]:
-        # fsspec's version globs any path with * ? or [ in it; a query string in a plain
-        # https URL is not a glob, and inputs that are not globs keep their exact spelling so
-        # that cat() returns a dict keyed by what the caller passed.
+                           maxdepth: int | None = None,
+                           assume_literal: bool = False) -> list[str]:
+        # As fsspec's AsyncFileSystem._expand_path (a recursive glob expands the directories
+        # it matched, depth by depth; a recursive directory includes itself), except: a query
+        # string in a plain https URL is not a glob, plain http(s) has no listing, and inputs
+        # that are not globs keep their exact spelling (cat() returns a dict keyed by them).
+        if maxdepth is not None and maxdepth < 1:
+            raise ValueError("maxdepth must be at least 1")
         paths = [path] if isinstance(path, str) else list(path)
-        out: list[str] = []
+        out: set[str] = set()
         for p in paths:
-            p = self._strip_protocol(p)
+            p = type(self)._strip_protocol(p)
             loc = self._location(p, require_key=False)
-            if loc.backend != "http" and any(c in loc.key for c in _GLOB_CHARS):
-                out.extend(await self._glob(p, maxdepth=maxdepth))
-            elif recursive and loc.backend != "http":
-                found = await self._find(p, maxdepth=maxdepth, withdirs=True)
-                out.extend(found or [p])
+            listable = loc.backend != "http"
+            if not assume_literal and listable and any(c in loc.key for c in _listing.GLOB_CHARS):
+                matches = set(await self._glob(p, maxdepth=maxdepth))
+                out |= matches
+                if recursive and matches and (maxdepth is None or maxdepth > 1):
+                    out |= set(await self._expand_path(
+                        sorted(matches), recursive=True, assume_literal=True,
+                        maxdepth=None if maxdepth is None else maxdepth - 1))
+                continue
+            if recursive and listable:
+                found = set(await self._find(p, maxdepth=maxdepth, withdirs=True))
+                # The directory itself, named as _find names things (an az:// input comes
+                # back in the https form), so fsspec's get() finds one common prefix.
+                name = self._spelled(loc, self._relative(p))
+                if not found & {name, name.rstrip("/")} and await self._exists(p):
+                    found.add(name.rstrip("/"))
+                out |= found
             else:
-                out.append(p)
+                out.add(p)
         if not out:
             raise not_found(str(path), "nothing matched")
-        return list(dict.fromkeys(out))
+        return sorted(out)
 
     async def _get_file(self, rpath: str, lpath: str | os.PathLike[str] | IO[bytes],
-                        **kwargs: Any) -> Any:
+                        chunk_size: int = GET_CHUNK, callback: Callback = DEFAULT_CALLBACK,
+                        **kwargs: Any) -> None:
+        """Download ``rpath`` through attachfs's read path, ``chunk_size`` bytes per request:
+        the first request learns the size and version, every later one is pinned to that
+        version (``IntegrityError`` if the object was replaced), each retried within the
+        config's limits. No metadata request. ``callback`` (fsspec's ``Callback``) is told the
+        size, then every part written. A failed download leaves no file behind."""
+        if kwargs:
+            raise _options.unknown_argument(kwargs, ("chunk_size", "callback"), "get_file")
+        if chunk_size < 1:
+            raise ValueError("chunk_size must be at least 1")
+        local = None if isfilelike(lpath) else os.fspath(cast("str | os.PathLike[str]", lpath))
+        if local is not None and os.path.isdir(local):
+            return  # a directory of the listing, already made for the files below it (as s3fs)
         route = self._route(rpath)
-        fs, ipath = await self._inner(route)
-        return await _read.guarded(route, fs._get_file(ipath, lpath, **kwargs))
+        fs, _ = await self._inner(route)
+        if local is None:
+            await self._download(fs, route, lpath, chunk_size, callback)
+            return
+        # Written beside the target and renamed once whole: a failed download leaves neither
+        # a truncated file nor a damaged earlier copy.
+        # (Not mkstemp: the copy gets the mode any new file gets, umask applied.)
+        partial = f"{local}.{secrets.token_hex(4)}.part"
+        try:
+            with open(partial, "xb") as out:  # noqa: ASYNC230 -- local disk, as fsspec's get
+                await self._download(fs, route, out, chunk_size, callback)
+            os.replace(partial, local)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(partial)
+            raise
+
+    async def _download(self, fs: AsyncFileSystem, route: _rules.Route, out: Any,
+                        chunk_size: int, callback: Callback) -> None:
+        if route.backend == "http":  # the guarded http reader: pinned part by part too
+            await _read.guarded(route, fs._get_file(route.location.url, out,
+                                                    chunk_size=chunk_size, callback=callback))
+            return
+        await _read.guarded(route, self._parts(fs, route, out, chunk_size, callback))
+
+    async def _parts(self, fs: AsyncFileSystem, route: _rules.Route, out: Any,
+                     chunk_size: int, callback: Callback) -> None:
+        pos, size, version = 0, -1, None
+        while size < 0 or pos < size:
+            part = await _read.read(fs, route, pos, pos + chunk_size, version=version,
+                                    config=self.config)
+            if size < 0:
+                size, version = part.size, part.version
+                callback.set_size(max(size, 0))
+                if version is None and size > len(part.data):
+                    # Nothing to pin the next parts to: the rest in one answer, one version.
+                    part = await _read.read(fs, route, 0, None, config=self.config)
+                    size = len(part.data)
+                    callback.set_size(size)
+            if not part.data:
+                break
+            out.write(part.data)
+            pos += len(part.data)
+            callback.relative_update(len(part.data))
 
     def _open(self, path: str, mode: str = "rb",
               block_size: int | Literal["default"] | None = None, autocommit: bool = True,
               cache_options: dict[str, Any] | None = None, **kwargs: Any) -> AttachFile:
         if mode != "rb":
             raise ReadOnlyError(f"{_READ_ONLY} (got mode {mode!r} for {path})")
+        unknown = {k: v for k, v in kwargs.items() if k not in _OPEN_KWARGS}
+        if unknown:
+            raise _options.unknown_argument(unknown, ("block_size", "cache_options", *_OPEN_KWARGS), "open")
         route = self._route(path)
         try:
             fs, _ = sync(self.loop, self._inner, route)
             return AttachFile(self, path, route, fs, block_size=block_size,
-                              cache_options=cache_options, **kwargs)
+                              cache_options=cache_options, cache_type=kwargs.get("cache_type"))
         except Exception as err:
             _read.reraise(route, err)
 
@@ -338,11 +522,8 @@ class AttachFileSystem(AsyncFileSystem, ChainedFileSystem):
         raise ReadOnlyError(f"{_READ_ONLY} (makedirs {path})")
 
 
-def _rebuild(cls: type[AttachFileSystem], tenant: str | None, config: Config | None,
-             target_protocol: str | None, target_options: dict[str, Any],
-             cache: DiskCache | None = None) -> AttachFileSystem:
-    return cls(tenant=tenant, config=config, target_protocol=target_protocol,
-               target_options=target_options, cache=cache)
+def _rebuild(cls: type[AttachFileSystem], recipe: dict[str, Any]) -> AttachFileSystem:
+    return cls(**recipe)
 
 
 def _default_batch_size() -> int:
@@ -352,12 +533,22 @@ def _default_batch_size() -> int:
     return size
 
 
-def _open_cache(cache: str | os.PathLike[str] | DiskCache | None,
+def _open_cache(cache: str | os.PathLike[str] | dict[str, Any] | DiskCache | None,
                 config: Config | None) -> DiskCache | None:
-    """The opt-in disk cache: the ``cache=`` argument (a directory or a DiskCache), else the
-    config's ``[cache]`` section, else none."""
+    """The opt-in disk cache: the ``cache=`` argument (a directory, a mapping of DiskCache's
+    settings, or a DiskCache), else the config's ``[cache]`` section, else none."""
     if isinstance(cache, DiskCache):
         return cache
+    if isinstance(cache, dict):
+        settings = dict(cache)
+        allowed = ("directory", "max_bytes", "ttl_seconds", "max_entry_bytes")
+        unknown = sorted(set(settings) - set(allowed))
+        if unknown or "directory" not in settings:
+            raise ConfigError(f"cache= as a mapping takes {', '.join(allowed)} (directory "
+                              f"required); got {sorted(settings)}")
+        settings.setdefault("max_bytes", CACHE_MAX_BYTES)
+        directory = settings.pop("directory")
+        return DiskCache(directory, **settings)
     if cache is not None:
         return DiskCache(cache, max_bytes=CACHE_MAX_BYTES)
     if config is not None and config.cache is not None:

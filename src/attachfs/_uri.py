@@ -90,6 +90,9 @@ _SECRET_NAMES = {"x-amz-signature", "x-amz-credential", "x-amz-security-token",
 _SECRET_WORDS = ("token", "signature", "secret", "key", "credential", "password")
 
 
+_AZURE_PATH_SAFE = "/!$&'(),;=:@"
+
+
 def s3_partition(region: str | None) -> str:
     """The AWS partition a region belongs to: ``aws-cn`` (China), ``aws-us-gov`` (GovCloud) or
     ``aws`` (botocore's ``partitions.json`` region patterns)."""
@@ -148,8 +151,11 @@ class Location:
         if self.backend == "azure":
             if self.account:
                 suffix = self.endpoint_suffix or AZURE_PUBLIC_SUFFIX
+                # Sub-delimiters stay literal, as Azure's own URLs write them: a listed
+                # "year=2025/" must read as a hive partition. "+", "*" and the gen-delimiters
+                # stay encoded (a "*" would read as a glob).
                 return (f"https://{self.account}.blob.{suffix}/{self.bucket}/"
-                        f"{quote(self.key, safe='/')}")
+                        f"{quote(self.key, safe=_AZURE_PATH_SAFE)}")
             return f"az://{self.bucket}/{self.key}"
         return f"{'gs' if self.backend == 'gcs' else 's3'}://{self.bucket}/{self.key}"
 

@@ -33,6 +33,8 @@ def s3fs_options(config: Config | None, route: Route) -> dict[str, Any]:
     aws_cfg = config.platform.aws if config else None
     if kind in ("ambient", "aws-platform"):
         opts: dict[str, Any] = {}
+        if aws_cfg is not None and aws_cfg.anonymous:
+            return {"anon": True}
         if aws_cfg is not None and aws_cfg.profile:
             opts["profile"] = aws_cfg.profile
         return opts
@@ -110,6 +112,8 @@ async def frozen(config: Config | None, grant: Grant) -> ReadOnlyCredentials | N
     """The credentials a request for ``grant`` is signed with, valid now (None: unsigned)."""
     if grant.kind == "aws-assume-role":
         return await assumed_role(config, grant).get()
+    if config is not None and config.platform.aws.anonymous:
+        return None
     return await platform_lease(config).get()
 
 

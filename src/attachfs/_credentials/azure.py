@@ -53,6 +53,11 @@ def adlfs_options(config: Config | None, route: Route, account: str) -> dict[str
         return opts
     if kind != "ambient":
         raise ValueError(f"not an Azure grant: {kind!r}")
+    if az_cfg is not None and az_cfg.anonymous:
+        if endpoint and not endpoint.startswith("https://"):
+            opts["connection_string"] = _connection_string(account, endpoint, None)
+        opts["anon"] = True
+        return opts
     key = None
     if az_cfg is not None and az_cfg.account_key_env:
         key = os.environ.get(az_cfg.account_key_env)
