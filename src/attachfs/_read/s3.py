@@ -99,9 +99,12 @@ def request_target(config: Config | None, loc: Location, region: str | None = No
     return f"https://{host}", host, f"/{encoded}", region
 
 
-def _lease(config: Config | None, route: Route) -> Refreshable[Any]:
+def _lease(config: Config | None, route: Route) -> Refreshable[Any] | None:
+    """The lease the request is signed with; None: unsigned (``platform.aws.anonymous``)."""
     if route.grant.kind == "aws-assume-role":
         return aws.assumed_role(config, route.grant)
+    if config is not None and config.platform.aws.anonymous:
+        return None
     return aws.platform_lease(config)
 
 
@@ -154,7 +157,7 @@ async def read(client: Any, route: Route, start: int, end: int | None, version: 
             headers["x-amz-expected-bucket-owner"] = route.grant.expected_bucket_owner
         if route.requester_pays:
             headers["x-amz-request-payer"] = "requester"
-        creds = await lease.get()
+        creds = None if lease is None else await lease.get()
         answer = await _send(config, route, limits, region, creds, headers, start=start,
                              end=end)
         if answer.status in (200, 206, 304):
@@ -173,7 +176,7 @@ async def read(client: Any, route: Route, start: int, end: int | None, version: 
         try:
             raise_for_status(route.uri, "s3", answer.status, error, version, answer.headers)
         except Refused as refused:
-            if refused.said.code != "ExpiredToken" or refreshed:
+            if refused.said.code != "ExpiredToken" or refreshed or lease is None:
                 raise
             refreshed = True
             lease.invalidate(creds)  # expired before its lease said (revoked, a clock off)
