@@ -84,7 +84,7 @@ def git_commit() -> str:
 
 
 def worker_env(keys: dict[str, str]) -> dict[str, str]:
-    from attachfs.emulators import apply_environment, peer_environment
+    from .testing import apply_environment, peer_environment
 
     env = dict(os.environ)
     apply_environment(peer_environment(), env)  # no real credentials, proxies or metadata
