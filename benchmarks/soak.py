@@ -213,6 +213,8 @@ class Soak:
     stall: float = 35.0
     install: bool = True
     fork_every: float = 10.0
+    #: attachfs's ``[limits]`` for the load (empty: the defaults).
+    limits: dict = field(default_factory=dict)
     log: Callable[[str], object] = print
     ticks: list[dict] = field(default_factory=list)
     t0: float = 0.0
@@ -231,7 +233,8 @@ class Soak:
         try:
             nginx.start()
             self.log(f"nginx at {nginx.endpoint} serving {root}; load: {self.threads} threads"
-                     f" and a forked child every {self.fork_every:g} s, for {self.seconds:g} s")
+                     f" and a forked child every {self.fork_every:g} s, for {self.seconds:g} s"
+                     + (f"; limits {self.limits}" if self.limits else ""))
             for f in self.faults:
                 self.log(f"  fault planned: {f.label()}")
             load = self._start_load(manifest, nginx, tmp)
@@ -251,6 +254,8 @@ class Soak:
                 "threads": self.threads, "weights": WEIGHTS, "fork_every": self.fork_every,
                 "config": {"platform": {"aws": {"endpoint_url": nginx.endpoint,
                                                 "region": "us-east-1"}}}}
+        if self.limits:
+            spec["config"]["limits"] = self.limits
         path = tmp / "load.json"
         path.write_text(json.dumps(spec))
         self.stderr_path = tmp / "load.stderr"
@@ -361,6 +366,10 @@ class Soak:
         for i, (f, lo, _) in enumerate(windows):
             until = windows[i + 1][1] if i + 1 < len(windows) else math.inf
             recovery[f.label()] = state.recovered(f.ended or lo, until)
+        retries_by_window: dict[str, Counter[str]] = defaultdict(Counter)
+        for t, counts in state.retries:
+            owner = next((f for f, lo, hi in windows if lo <= t <= hi + 1.0), None)
+            retries_by_window[owner.label() if owner else "outside"].update(counts)
         hung = (final or {}).get("hung", [])
         growth = {
             "fd_other": ended.get("fd_other", 0) - baseline.get("fd_other", 0),
@@ -376,6 +385,7 @@ class Soak:
             "wrong": state.wrong,
             "errors_by_window": {k: _by_type(v) for k, v in by_window.items()},
             "errors_outside": outside,
+            "retries_by_window": {k: dict(v) for k, v in retries_by_window.items()},
             "errors_not_allowed": {k: _by_type(v) for k, v in not_allowed.items()},
             "error_examples": {k: v[:3] for k, v in not_allowed.items()},
             "recovery": recovery,
@@ -432,10 +442,11 @@ class _State:
         self.checked = 0
         self.errors: list[dict] = []
         self.wrong: list[dict] = []
-        self.success_seconds: dict[str, set[int]] = defaultdict(set)
+        self.success_spans: dict[str, set[tuple[int, int]]] = defaultdict(set)
         self.last = {"t": t0, "objects": 0, "checked": 0, "errors": 0, "accepts": None,
                      "log_offset": nginx.access_log.stat().st_size
                      if nginx.access_log.exists() else 0}
+        self.retries: list[tuple[float, dict[str, int]]] = []  # (tick, retries since the last)
         self.accepted = 0
         self.opened_log = 0
         self.requests = 0
@@ -448,18 +459,22 @@ class _State:
         self.ops, self.objects, self.checked = msg["ops"], msg["objects"], msg["checked"]
         self.errors += msg["errors"]
         self.wrong += msg["wrong"]
-        for kind, seconds in msg["ok_seconds"].items():
-            self.success_seconds[kind].update(seconds)
+        if msg.get("retries"):
+            self.retries.append((msg["tick"], msg["retries"]))
+        for kind, spans in msg["ok_spans"].items():
+            self.success_spans[kind].update(tuple(span) for span in spans)
 
     def recovered(self, after: float, until: float) -> dict[str, bool]:
-        """For each kind of read that succeeded at all: did one that began after the fault
-        ended (and before the next fault) succeed? The forked child, which runs every ten
+        """For each kind of read that succeeded at all: did one succeed that ended after the
+        fault ended and began before the next fault began? It either started afresh after the
+        fault, or rode it out: a read waiting out a fault's last retry wait when the next one
+        begins a few seconds later is recovery too. The forked child, which runs every ten
         seconds or so, is asked only after the last fault."""
         out = {}
-        for kind, seconds in self.success_seconds.items():
+        for kind, spans in self.success_spans.items():
             if kind == "fork" and until != math.inf:
                 continue
-            out[kind] = any(after < s + 1 and s < until for s in seconds)
+            out[kind] = any(end > after and start < until for start, end in spans)
         return out
 
     def _server(self) -> dict:
@@ -500,19 +515,27 @@ class _State:
         objects = sum(self.objects.values())
         errors = len(self.errors)
         server = self._server()
+        retried: Counter[str] = Counter()
+        for t, counts in self.retries:
+            if t > self.last.get("retries_t", 0.0):
+                retried.update(counts)
+        self.last["retries_t"] = max([t for t, _ in self.retries], default=0.0)
         by_type = Counter(e["type"] for e in self.errors)
         new_errors = Counter(e["type"] for e in self.errors[self.last["errors"]:])
         self.last_interval = {
             "t": round(now - self.t0, 1), "reads_per_s": (objects - self.last["objects"]) / dt,
             "checked_mib": self.checked / MiB, "wrong": len(self.wrong),
-            "errors": dict(new_errors), "errors_total": dict(by_type), **stats,
+            "errors": dict(new_errors), "errors_total": dict(by_type),
+            "retries": dict(retried), **stats,
             "server": server, "active_faults": [f.kind for f in active]}
         self.last.update(t=now, objects=objects, checked=self.checked, errors=errors)
         errs = (", ".join(f"{k} {v}" for k, v in new_errors.most_common()) or "none")
         codes = ", ".join(f"{k}: {v}" for k, v in sorted(server["statuses"].items()))
         accepted = "?" if server["accepted"] is None else server["accepted"]
+        retries = (", ".join(f"{k} {v}" for k, v in retried.most_common()) or "none")
         return (f"[{now - self.t0:6.1f}s] {self.last_interval['reads_per_s']:7.0f} reads/s | "
-                f"errors {errs} (total {errors}) | RSS {stats.get('rss_mib', 0):.0f} MiB, "
+                f"errors {errs} (total {errors}) | retries {retries} | "
+                f"RSS {stats.get('rss_mib', 0):.0f} MiB, "
                 f"fds {stats.get('fds', '?')} ({stats.get('fd_sockets', '?')} sockets), "
                 f"threads {stats.get('threads', '?')} | conns {stats.get('established', '?')} "
                 f"established, {stats.get('close_wait', '?')} close-wait, nginx accepted "
@@ -562,6 +585,8 @@ def summary(result: dict) -> str:
              f"{t['wrong']} wrong", f"  errors: {t['errors']} "
              f"(by fault window: {result['errors_by_window'] or 'none'}; outside: "
              f"{_by_type(result['errors_outside']) or 'none'})",
+             f"  retries (by fault window; a second's retries count where it ends): "
+             f"{result['retries_by_window'] or 'none'}",
              f"  server: {t['requests']:,} requests {t['statuses']}, {t['nginx_accepted']:,} "
              f"connections accepted, {t['new_connections_in_log']:,} new connections in the log",
              f"  client: baseline {result['baseline']}", f"          end {result['end']}",
@@ -581,6 +606,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--stall", type=float, default=35.0,
                    help="seconds a request waits in the stall window (attachfs's read "
                         "timeout is 30 s)")
+    p.add_argument("--read-timeout", type=float,
+                   help="attachfs's read timeout for the load (default: its own, 30 s); the "
+                        "one-minute soak sets it under --stall so the stall is retried")
     p.add_argument("--threads", type=int, default=8)
     p.add_argument("--interval", type=float, default=15.0, help="seconds between reports")
     p.add_argument("--fork-every", type=float, default=10.0)
@@ -597,6 +625,7 @@ def main(argv: list[str] | None = None) -> int:
     soak = Soak(seconds=seconds, data_dir=args.data_dir, threads=args.threads,
                 interval=args.interval, stall=args.stall, install=not args.no_install,
                 fork_every=args.fork_every,
+                limits={"read_timeout": args.read_timeout} if args.read_timeout else {},
                 faults=plan(seconds, outage=args.outage, stall=args.stall, kind=args.plan),
                 log=lambda m: print(m, flush=True))
     # A SIGTERM (make interrupted, CI timeout) still stops nginx and the load.

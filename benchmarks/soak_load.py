@@ -31,6 +31,8 @@ process then waits, its pool intact, for EOF on stdin, so its fds can be counted
 from __future__ import annotations
 
 import json
+import logging
+import math
 import os
 import random
 import sys
@@ -62,13 +64,16 @@ class Load:
         self.checked = 0
         self.errors: list[dict] = []
         self.wrong: list[dict] = []
-        self.ok_seconds: dict[str, set[int]] = {}  # kind -> seconds in which a success began
+        # kind -> (second it began, second it ended) of each success
+        self.ok_spans: dict[str, set[tuple[int, int]]] = {}
         self.running: dict[int, tuple[str, float]] = {}
         weights = spec["weights"]
         self.kinds = [k for k in weights if weights[k] > 0 and k != "fork"]
         self.weights = [weights[k] for k in self.kinds]
         self.full_check = spec.get("full_check", 10)
         self.versions = [(self.root / v).read_bytes() for v in spec["replace_versions"]]
+        self.retries: Counter[str] = Counter()
+        _RetryCounter(self).install()
 
     # -- checking ----------------------------------------------------------------------------
 
@@ -190,7 +195,8 @@ class Load:
             with self.lock:
                 self.ops[kind] += 1
                 self.objects[kind] += n
-                self.ok_seconds.setdefault(kind, set()).add(int(t0))
+                self.ok_spans.setdefault(kind, set()).add(
+                    (int(t0), math.ceil(time.monotonic())))
         finally:
             with self.lock:
                 self.running.pop(ident, None)
@@ -255,17 +261,42 @@ class Load:
             self.ops["fork"] += 1
             self.objects["fork"] += out["ok"]
             if not out["errors"]:
-                self.ok_seconds.setdefault("fork", set()).add(int(t0))
+                self.ok_spans.setdefault("fork", set()).add(
+                    (int(t0), math.ceil(time.monotonic())))
 
     def tick(self) -> dict:
         with self.lock:
             out = {"tick": time.monotonic(), "ops": dict(self.ops),
                    "objects": dict(self.objects), "checked": self.checked,
                    "errors": self.errors, "wrong": self.wrong,
-                   "ok_seconds": {k: sorted(v) for k, v in self.ok_seconds.items()},
-                   "running": len(self.running)}
-            self.errors, self.wrong, self.ok_seconds = [], [], {}
+                   "ok_spans": {k: sorted(v) for k, v in self.ok_spans.items()},
+                   "running": len(self.running), "retries": dict(self.retries)}
+            self.errors, self.wrong, self.ok_spans = [], [], {}
+            self.retries = Counter()
         return out
+
+
+class _RetryCounter(logging.Handler):
+    """Counts attachfs's retries (its retry loop logs each at DEBUG) by what failed: the HTTP
+    status, else the exception's type; throttling answers apart."""
+
+    def __init__(self, load: Load):
+        super().__init__(logging.DEBUG)
+        self.load = load
+
+    def install(self) -> None:
+        logger = logging.getLogger("attachfs._read.retry")
+        logger.setLevel(logging.DEBUG)
+        logger.addHandler(self)
+        logger.propagate = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        status = getattr(record, "status", None)
+        cause = f"HTTP {status}" if status is not None else getattr(record, "cause", "?")
+        if getattr(record, "throttled", False):
+            cause += " (throttled)"
+        with self.load.lock:
+            self.load.retries[cause] += 1
 
 
 def main(argv: list[str]) -> int:

@@ -56,8 +56,9 @@ def soak(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     tmp = tmp_path_factory.mktemp("soak")
     out = tmp / "soak.json"
     done = _run("benchmarks.soak", ["--seconds", "60", "--plan", "ci", "--outage", "10",
-                                    "--stall", "3", "--interval", "15", "--data-dir",
-                                    str(tmp / "data"), "--json", str(out)], timeout=600)
+                                    "--stall", "3", "--read-timeout", "2", "--interval", "15",
+                                    "--data-dir", str(tmp / "data"), "--json", str(out)],
+                timeout=600)
     if not out.exists():
         pytest.fail(f"the soak did not finish (exit {done.returncode}):\n"
                     f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
@@ -125,6 +126,13 @@ def test_reading_to_the_end_keeps_every_pooled_connection(churn, control):
     assert churn[control]["accepted"] == 0, churn[control]
 
 
+#: Closing early still throws pooled connections away; strict, so the fix turns these red until
+#: the mark is removed.
+_POOL_NOT_KEPT_YET = pytest.mark.xfail(strict=True, reason="closing a reader early still drops "
+                                       "its pooled connections")
+
+
+@_POOL_NOT_KEPT_YET
 def test_closing_a_file_with_readahead_in_flight_keeps_its_connection(churn):
     c = churn["close_with_readahead"]
     assert (c["dropped"], c["accepted"]) == (0, 0), (
@@ -133,6 +141,7 @@ def test_closing_a_file_with_readahead_in_flight_keeps_its_connection(churn):
         f"new ones: {c}")
 
 
+@_POOL_NOT_KEPT_YET
 def test_closing_cat_iter_early_keeps_the_pool(churn):
     c = churn["cat_iter_closed_early"]
     assert (c["dropped"], c["accepted"]) == (0, 0), (
