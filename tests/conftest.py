@@ -160,6 +160,16 @@ def _only_loopback_connections():
         pytest.fail(f"the test tried to connect outside loopback: {new}", pytrace=False)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_rate_limiters():
+    """Throttling answers slow down every later read to that host in the process: not across
+    tests."""
+    yield
+    from attachfs._read import throttle
+
+    throttle.forget_all()
+
+
 # --------------------------------------------------------------------------- peers
 
 

@@ -672,9 +672,12 @@ def test_policy_aws_is_accepted_by_iam_and_lets_the_tenant_read(aws, peers, tmp_
     suffix = world["suffix"]
     role = f"AttachfsGenerated{suffix}"  # its own role name: acme's role stays as it is
     target = world["buckets"]["newco"]
-    cfg = write_toml(tmp_path / "newco.toml", _aws_config(peers, world, role=role, tenants={
+    config = _aws_config(peers, world, role=role, tenants={
         "newco": {"aws": {"account_id": ACCOUNT, "external_id": f"newco-{suffix}"}},
-        "intruder": {"aws": {"account_id": ACCOUNT, "external_id": f"guess-{suffix}"}}}))
+        "intruder": {"aws": {"account_id": ACCOUNT, "external_id": f"guess-{suffix}"}}})
+    # moto's 500 for a role that does not exist is retried like any 5xx: for 1 s, not 60.
+    config["limits"] = {"retry_window": 1.0}
+    cfg = write_toml(tmp_path / "newco.toml", config)
     as_json = run("policy", "aws", "--json", "--config", cfg, "--tenant", "newco",
                   "--bucket", target)
     as_text = run("policy", "aws", "--config", cfg, "--tenant", "newco", "--bucket", target)

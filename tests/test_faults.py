@@ -21,6 +21,7 @@ from attachfs._net.guard import Guard
 from attachfs._net.policy import Policy
 from attachfs._read import errors, retry
 from attachfs._read.http import http_part
+from fakes.clock import VirtualClock
 from fakes.faulty_proxy import (
     Answer,
     Drip,
@@ -48,15 +49,8 @@ def _with_limits(fs, **limits):
 
 @pytest.fixture
 def waits(monkeypatch):
-    """The waits between attempts, in seconds (not actually slept)."""
-    seen: list[float] = []
-
-    async def wait(seconds: float) -> None:
-        seen.append(seconds)
-        await asyncio.sleep(0)
-
-    monkeypatch.setattr(retry, "_sleep", wait)
-    return seen
+    """The waits between attempts, in seconds (not actually slept: a virtual clock)."""
+    return VirtualClock().install(monkeypatch).waits
 
 
 # --------------------------------------------------------------------------- plain http(s)
@@ -114,12 +108,21 @@ def test_reset_in_a_ranged_read_resumes_inside_the_range(http):
 
 def test_reset_every_time_gives_up_after_the_attempt_budget(http):
     fs, url, proxy = http
-    proxy.reset(*[Reset(after=10)] * 10)
+    proxy.reset(*[Reset(after=0)] * 10)
     with pytest.raises(GaveUp) as gave_up:
         fs.cat_file(url)
     assert proxy.attempts == LIMITS["max_attempts"] == gave_up.value.attempts
     assert "after 4 attempts" in str(gave_up.value)
-    assert "the connection broke after" in str(gave_up.value)
+    assert "the connection broke after 0 bytes" in str(gave_up.value)
+
+
+def test_resets_that_each_get_some_bytes_are_progress_and_start_the_budget_again(http):
+    # Each attempt resumes where the last one broke: an outage is a run of attempts that got
+    # nowhere, so six breaks with bytes between them are more than max_attempts (4).
+    fs, url, proxy = http
+    proxy.reset(*[Reset(after=1000)] * 6)
+    assert fs.cat_file(url) == DATA
+    assert _ranges(proxy) == [None] + [f"bytes={1000 * n}-" for n in range(1, 7)]
 
 
 def test_a_body_without_etag_is_read_again_from_the_start(peers, http):
@@ -235,11 +238,13 @@ def test_short_body_with_a_matching_content_length_is_caught_by_content_range(ht
 
 
 def test_short_body_every_time_is_never_returned_short(http):
+    # The first short body is progress (all but 10 bytes) and opens a new budget; the resumes
+    # that follow get nothing, and it runs out on them.
     fs, url, proxy = http
     proxy.reset(*[Short(missing=10)] * 10)
     with pytest.raises(GaveUp):
         fs.cat_file(url)
-    assert proxy.attempts == 4
+    assert _ranges(proxy) == [None] + [f"bytes={len(DATA) - 10}-"] * 3
 
 
 def test_stall_once_then_resume(http):
@@ -251,7 +256,7 @@ def test_stall_once_then_resume(http):
 
 def test_stall_in_the_body_ends_with_a_timeout_error(http):
     fs, url, proxy = http
-    proxy.reset(*[Stall(after=100)] * 10)
+    proxy.reset(*[Stall(after=100)] * 10)  # 100 bytes before each stall: no progress
     with pytest.raises(ReadTimeout) as timed_out:
         fs.cat_file(url)
     assert timed_out.value.phase == "body" and timed_out.value.errno == errno.ETIMEDOUT

@@ -1,9 +1,10 @@
 """Every default number of attachfs, in one place (pure).
 
-``Limits`` bounds each read, on every backend: timeouts, the retry budget, and the size cap of
-plain http(s) objects. A config's ``[limits]`` table overrides any field
-(``attachfs.load_config`` validates it); ``Limits.from_config`` is the only reader of it. The
-other constants are the read path's block sizes and the caches' default sizes.
+``Limits`` bounds each read, on every backend: timeouts, the retry budget (a time window,
+with a cap on attempts), and the size cap of plain http(s) objects. A config's ``[limits]``
+table overrides any field (``attachfs.load_config`` validates it); ``Limits.from_config`` is
+the only reader of it. The other constants are the read path's block sizes and the caches'
+default sizes.
 """
 
 from __future__ import annotations
@@ -50,11 +51,20 @@ class Limits:
     #: Plain http(s) objects larger than this are refused before their body is read (the URL
     #: is customer-submitted; the clouds bound their own objects).
     max_object_bytes: int = 5 * 2**30
-    #: Attempts of one read, the first included, for transient failures.
-    max_attempts: int = 5
+    #: The retry budget, in time: transient failures are retried until this many seconds have
+    #: passed since the first of them (an attempt that got some bytes starts the count again).
+    #: Waits are at most ``backoff_cap`` apart and the last attempt is made as the window
+    #: ends, so an outage shorter than the window is ridden out when its attempts fail fast
+    #: (a refused connection, a 503; a stalled attempt takes ``read_timeout`` itself, so the
+    #: default leaves a whole stall plus half a minute of other failures).
+    retry_window: float = 60.0
+    #: Attempts within one window, the first included: a cap on top of the time budget, high
+    #: enough that full-jitter waits (half of ``backoff_cap`` on average, once grown)
+    #: practically never reach it before the window ends.
+    max_attempts: int = 50
     #: Backoff between attempts: full jitter over ``min(backoff_cap, backoff_base * 2**n)``.
     backoff_base: float = 0.25
-    backoff_cap: float = 10.0
+    backoff_cap: float = 5.0
 
     @classmethod
     def from_config(cls, config: Any) -> Limits:
@@ -76,6 +86,7 @@ LIMIT_FIELDS: dict[str, tuple[type, float, float]] = {
     "min_rate": (float, 0.0, 1e12),
     "total_timeout": (float, 0.001, 7 * 86400.0),
     "max_object_bytes": (int, 1, 2**62),
+    "retry_window": (float, 0.0, 7 * 86400.0),
     "max_attempts": (int, 1, 1000),
     "backoff_base": (float, 0.0, 3600.0),
     "backoff_cap": (float, 0.0, 3600.0),

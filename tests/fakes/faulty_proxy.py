@@ -4,11 +4,16 @@ Each request is one attempt: the proxy forwards it upstream with ``Connection: c
 request per connection, so requests and attempts are counted exactly) and applies the next fault
 of its script to the answer; once the script is used up, answers pass through unchanged.
 
-Faults: ``Reset(after)`` (RST after ``after`` body bytes), ``Stall(after)`` (stop sending after
+Faults: ``Drop()`` (RST as soon as the request is read, before any answer), ``Reset(after)``
+(RST after ``after`` body bytes), ``Stall(after)`` (stop sending after
 ``after`` body bytes; ``after=None``: before any response byte), ``Drip(every)`` (one body byte
 per ``every`` seconds), ``Short(missing)`` (close cleanly ``missing`` bytes before the end;
 ``honest=True`` also lowers Content-Length so only Content-Range can tell), ``Answer(...)``
 (a canned response, upstream never asked), ``Then(callback)`` (run ``callback`` and pass).
+
+``down()`` stops listening, so connections are refused, until ``up()`` listens again on the
+same port: a server stopped and started. ``connections`` counts the connections accepted, and
+``clock`` (if set) stamps each request's ``at``.
 
 The proxy only ever connects to its upstream on 127.0.0.1.
 """
@@ -19,12 +24,18 @@ import asyncio
 import socket
 import struct
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 from multidict import CIMultiDict
 
 from attachfs.testing.servers import TcpServer
+
+
+@dataclass
+class Drop:
+    pass
 
 
 @dataclass
@@ -86,6 +97,7 @@ class Seen:
     target: str
     headers: CIMultiDict
     fault: object
+    at: float | None = None
 
 
 class FaultyProxy(TcpServer):
@@ -98,7 +110,10 @@ class FaultyProxy(TcpServer):
         self.upstream_port = upstream_port
         self.script: list[object] = []
         self.seen: list[Seen] = []
+        self.connections = 0
+        self.clock: Callable[[], float] | None = None
         self._lock = threading.Lock()
+        self._server: asyncio.base_events.Server | None = None
 
     @property
     def attempts(self) -> int:
@@ -108,10 +123,47 @@ class FaultyProxy(TcpServer):
         with self._lock:
             self.script = list(script)
             self.seen.clear()
+            self.connections = 0
+
+    # -- a server stopped and started ----------------------------------------------------------
+
+    async def _start_serving(self, sock: socket.socket) -> Callable[[], Awaitable[None]]:
+        self._server = await asyncio.start_server(self._tracked, sock=sock)
+
+        async def stop() -> None:
+            if self._server is not None:
+                self._server.close()
+
+        return stop
+
+    def down(self) -> None:
+        """Stop listening: every connection is refused until ``up()``."""
+        self._call(self._down())
+
+    def up(self) -> None:
+        """Listen again on the same port."""
+        self._call(self._up())
+
+    async def _down(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+
+    async def _up(self) -> None:
+        if self._server is None:
+            self._server = await asyncio.start_server(self._tracked, self.host, self.port,
+                                                      reuse_address=True)
+
+    def _call(self, coro: Coroutine[Any, Any, None]) -> None:
+        if self._loop is None:
+            raise RuntimeError("the proxy is not started")
+        asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout=10)
 
     # -- one connection = one request = one attempt ------------------------------------------
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with self._lock:
+            self.connections += 1
         try:
             await self._serve(reader, writer)
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
@@ -134,12 +186,16 @@ class FaultyProxy(TcpServer):
                 headers.add(name.strip(), value.strip())
         with self._lock:
             fault = self.script.pop(0) if self.script else None
-            self.seen.append(Seen(method, target, headers, fault))
+            self.seen.append(Seen(method, target, headers, fault,
+                                  self.clock() if self.clock is not None else None))
         if isinstance(fault, Then):
             fault.callback()
             fault = fault.fault
         if isinstance(fault, Answer):
             await self._answer(writer, method, fault)
+            return
+        if isinstance(fault, Drop):
+            _rst(writer)
             return
         if isinstance(fault, Stall) and fault.after is None:
             await reader.read()  # hold until the client gives up

@@ -8,7 +8,6 @@ go through the guarded, retrying read path (``_read.http``); a refusal surfaces 
 from __future__ import annotations
 
 import os
-import time
 from typing import IO, TYPE_CHECKING, Any
 
 import aiohttp
@@ -19,10 +18,9 @@ from fsspec.utils import isfilelike
 
 from .._errors import not_found
 from .._net.guard import Guard, refusal_in
-from .._read import retry
-from .._read.errors import status_retryable, transient
+from .._read import retry, throttle
+from .._read.errors import answer_retry, transient
 from .._read.http import http_part
-from .._read.retry import Retry, retry_after
 from .._redact import redact
 
 if TYPE_CHECKING:
@@ -44,14 +42,17 @@ class GuardedHTTPFileSystem(HTTPFileSystem):
         session = await self.set_session()
         target = yarl.URL(url, encoded=True)
         limits = self.guard.limits
-        deadline = time.monotonic() + limits.total_timeout
+        deadline = retry._now() + limits.total_timeout
+        where = throttle.key("http", host=f"{target.scheme}://{target.raw_host}:{target.port}")
+        limiter = throttle.limiter(where, retry._now())
 
         async def probe(method: str, headers: dict[str, str]) -> dict[str, Any]:
             async def attempt(n: int) -> dict[str, Any]:
                 return await self._probe(session, target, method, headers, deadline)
 
             return await retry.run(attempt, what=f"reading the metadata of {redact(url)}",
-                                   limits=limits, deadline=deadline, classify=transient)
+                                   limits=limits, deadline=deadline, classify=transient,
+                                   throttle=limiter)
 
         info = await probe("HEAD", {"Accept-Encoding": "identity"})
         if info.get("size") is None:
@@ -74,9 +75,9 @@ class GuardedHTTPFileSystem(HTTPFileSystem):
                 return {}
             if status in (401, 403):
                 raise PermissionError(f"HTTP {status} for {redact(url)}")
-            if status_retryable(status):
-                raise Retry(f"HTTP {status}", status=status,
-                            retry_after=retry_after(resp.headers.get("Retry-After")))
+            again = answer_retry(status, None, resp.headers)
+            if again is not None:
+                raise again
             if status >= 400:
                 raise OSError(f"HTTP {status} {resp.reason or ''} for {redact(url)}")
             info: dict[str, Any] = {"url": str(reply.url)}

@@ -8,19 +8,19 @@ an object replaced mid-read fails with ``IntegrityError`` instead of mixing byte
 One reader per backend (``s3``, ``gcs``, ``azure``, ``http``) builds its request; S3, GCS and
 Azure send it through one pool (``transport``), plain http(s) through the network guard. Every
 reader's failures go through one table (``errors``) and one retry loop (``retry``) with one
-budget, the config's ``Limits``. Object keys are sent as whole keys, never as paths to re-parse:
-a key may contain ``?``, ``#``, ``%``, ``//`` or end in ``/``.
+budget, the config's ``Limits``; throttling answers slow down every read of the process to
+that bucket, account or host (``throttle``). Object keys are sent as whole keys, never as
+paths to re-parse: a key may contain ``?``, ``#``, ``%``, ``//`` or end in ``/``.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from .._limits import Limits
 from .._redact import redact
-from . import azure, gcs, http, retry, s3
+from . import azure, gcs, http, retry, s3, throttle
 from .errors import Unsatisfiable, guarded, reraise, transient, translate
 from .part import Part
 
@@ -59,9 +59,12 @@ async def read(client: Any, route: Route, start: int = 0, end: int | None = None
     async def attempt(n: int) -> Part:
         return await reader(client, route, start, end, version, config, limits, if_none_match)
 
+    loc = route.location
+    now = retry._now()
+    limiter = throttle.limiter(throttle.key(route.backend, loc.bucket, loc.account), now)
     try:
         return await retry.run(attempt, what=f"reading {redact(route.uri)}", limits=limits,
-                               deadline=time.monotonic() + limits.total_timeout,
-                               classify=transient)
+                               deadline=now + limits.total_timeout, classify=transient,
+                               throttle=limiter)
     except Unsatisfiable:
         return http.unsatisfiable(start, version)

@@ -47,9 +47,18 @@ What each error code means, with its source:
   the credential itself; ``BlobArchived`` (409): rehydrate first; ``ResourceNotFound`` (404) to
   an anonymous read: the container may be private (Azure does not say it exists).
 
-Never retried: 400, 401, 403, 404, 412 (and every other 4xx but 408 and 429): asking again gets
-the same answer, and a 412 means the object changed, which no retry can undo. Nor a name that
-does not resolve, nor a read past its deadline.
+What is retried (``retry`` says how long): a connection refused, reset or broken mid-body; a
+stall or a drip (``ReadTimeout``, except the read's own deadline); 500, 502, 503, 504 and every
+other 5xx but 501 and 505; 408 and 429; and the error codes of ``RETRYABLE_CODES`` (S3's
+``SlowDown`` and 400 ``RequestTimeout``, Azure's ``ServerBusy``...). Throttling answers (429 and
+``THROTTLING_CODES``) also slow down every read to that host (``throttle``).
+
+Never retried, because asking again gets the same answer: every other 4xx (400, 401, 403, 404,
+412...; a 412 means the object changed, which no retry can undo); a certificate that does not
+verify, or any other TLS handshake failure but the connection closing during it; a name that
+does not resolve (``EAI_AGAIN``, the resolver itself failing, is retried); a refusal of the
+network guard; a read past its deadline. An expired session token is not retried here: the
+reader that signed with it fetches its credentials again.
 """
 
 from __future__ import annotations
@@ -58,7 +67,9 @@ import asyncio
 import html
 import json
 import re
-from collections.abc import Awaitable, Mapping
+import socket
+import ssl
+from collections.abc import Awaitable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
@@ -73,14 +84,15 @@ from .._errors import (
 )
 from .._redact import hidden_values, redact, redact_text
 from .._rules import Operation, denied_hint
-from .retry import Retry, retry_after
+from .retry import Retry, retry_after_in
 
 if TYPE_CHECKING:
     from .._rules import Route
 
-__all__ = ["RETRYABLE_CODES", "Missing", "Refused", "Said", "Unsatisfiable", "changed",
-           "check_body", "foreign", "guarded", "raise_for_status", "refusal_hint", "reraise",
-           "said", "shows_hidden", "status_retryable", "transient", "translate"]
+__all__ = ["RETRYABLE_CODES", "THROTTLING_CODES", "Missing", "Refused", "Said", "Unsatisfiable",
+           "answer_retry", "changed", "check_body", "foreign", "guarded", "permanent_cause",
+           "raise_for_status", "refusal_hint", "reraise", "said", "shows_hidden",
+           "status_retryable", "transient", "translate"]
 
 T = TypeVar("T")
 
@@ -88,10 +100,25 @@ T = TypeVar("T")
 RETRYABLE_4XX = frozenset({408, 429})
 #: 5xx answers that are not: the server says it will never do this.
 FINAL_5XX = frozenset({501, 505})
-#: Error-document codes (S3, GCS XML API, Azure) that mean "try again".
-RETRYABLE_CODES = frozenset({
-    "InternalError", "SlowDown", "ServiceUnavailable", "RequestTimeout", "ServerBusy",
-    "OperationTimedOut", "InternalServerError", "BackendError", "RequestTimeTooSkewed",
+#: Error codes that ask the client to slow down: botocore's ``ThrottledRetryableChecker`` list
+#: (``botocore/retries/standard.py``; S3's is ``SlowDown``), Azure's ``ServerBusy`` (503: the
+#: account's ingress, egress or operations-per-second limit,
+#: https://learn.microsoft.com/rest/api/storageservices/common-rest-api-error-codes) and the
+#: reasons of GCS's 429 (``rateLimitExceeded``, ``userRateLimitExceeded``).
+THROTTLING_CODES = frozenset({
+    "Throttling", "ThrottlingException", "ThrottledException", "RequestThrottledException",
+    "TooManyRequestsException", "ProvisionedThroughputExceededException",
+    "TransactionInProgressException", "RequestLimitExceeded", "BandwidthLimitExceeded",
+    "LimitExceededException", "RequestThrottled", "SlowDown", "PriorRequestNotComplete",
+    "EC2ThrottledException", "ServerBusy", "rateLimitExceeded", "userRateLimitExceeded",
+})
+#: Error codes (S3, GCS, Azure) that mean "try again", whatever their status: the throttling
+#: ones, the 5xx ones, and S3's 400 ``RequestTimeout`` (the connection idled; botocore's
+#: ``TransientRetryableChecker``). Never ``RequestTimeTooSkewed``: the clock stays skewed.
+RETRYABLE_CODES = THROTTLING_CODES | frozenset({
+    "InternalError", "ServiceUnavailable", "RequestTimeout", "RequestTimeoutException",
+    "OperationTimedOut", "InternalServerError", "BackendError", "backendError",
+    "internalError",
 })
 #: 400 answers that are refusals of the credentials or of the request's billing, not
 #: malformed requests: S3's expired session token, GCS's requester-pays bucket.
@@ -174,7 +201,19 @@ class Missing(CloudError, FileNotFoundError):
 
 
 def status_retryable(status: int) -> bool:
+    """Whether asking again may help an answer with this status (whatever its error code)."""
     return status in RETRYABLE_4XX or (500 <= status <= 599 and status not in FINAL_5XX)
+
+
+def answer_retry(status: int, code: str | None, headers: Mapping[str, str] | None = None,
+                 detail: str | None = None) -> Retry | None:
+    """The ``Retry`` of an answer that another attempt may cure (its status, or its error
+    code), with the wait it asked for and whether it was a throttle; None if it is final."""
+    if not (status_retryable(status) or code in RETRYABLE_CODES):
+        return None
+    return Retry(detail or f"HTTP {status}" + (f" {code}" if code else ""), status=status,
+                 retry_after=retry_after_in(headers),
+                 throttled=status == 429 or code in THROTTLING_CODES)
 
 
 def changed(uri: str, version: str | None) -> IntegrityError:
@@ -202,9 +241,9 @@ def raise_for_status(uri: str, backend: str, status: int, code: str | Said | Non
     if status in (401, 403) or (backend == "azure" and status == 409) or (
             status == 400 and answer.code in REFUSED_400):
         raise Refused(f"{backend} refused to read {shown} ({detail})", answer)
-    if status_retryable(status) or answer.code in RETRYABLE_CODES:
-        after = retry_after((headers or {}).get("Retry-After"))
-        raise Retry(detail, status=status, retry_after=after)
+    again = answer_retry(status, answer.code, headers, detail)
+    if again is not None:
+        raise again
     raise OSError(f"{backend} failed to read {shown} ({detail}; not retried)")
 
 
@@ -232,14 +271,10 @@ def is_gcs_forbidden(backend: str, err: BaseException) -> bool:
 
 def transient(err: BaseException) -> Retry | None:
     """Whether another attempt may cure ``err``, for every backend: ``Retry`` if so."""
-    import aiohttp
-
     if isinstance(err, ReadTimeout):  # a stall or a drip; never the read's own deadline
         return None if err.phase == "deadline" else Retry(err.detail)
-    if isinstance(err, aiohttp.ClientConnectorDNSError):
-        return None  # a name that does not resolve will not resolve in 200 ms either
-    if isinstance(err, aiohttp.ClientConnectorCertificateError):
-        return None  # a certificate that does not verify will not verify next time
+    if permanent_cause(err) is not None:
+        return None
     module = type(err).__module__
     if module.startswith("botocore"):
         return s3_transient(err)
@@ -248,6 +283,55 @@ def transient(err: BaseException) -> Retry | None:
     if module.startswith("gcsfs"):
         return gcs_transient(err)
     return _broken_connection(err)
+
+
+#: TLS failures that are the connection closing during the handshake (a server restarting),
+#: not the handshake being refused.
+_TLS_CUT = (ssl.SSLEOFError, ssl.SSLZeroReturnError, ssl.SSLSyscallError)
+#: getaddrinfo's "try again": the resolver failed, not the name.
+_DNS_AGAIN = frozenset({getattr(socket, "EAI_AGAIN", -3)})
+
+
+def permanent_cause(err: BaseException) -> str | None:
+    """Why no attempt can cure ``err``, if something behind it says so: a certificate that
+    does not verify, a refused TLS handshake, a name that does not resolve, or the network
+    guard's refusal. Follows what each client wraps its causes in (``__cause__``, aiohttp's
+    ``os_error``, azure-core's ``inner_exception``, botocore's ``error``)."""
+    import aiohttp
+
+    for seen in _causes(err):
+        if isinstance(seen, AccessRefused):
+            return "refused by the network guard"
+        if isinstance(seen, (ssl.CertificateError, aiohttp.ClientConnectorCertificateError)):
+            return "the server's certificate does not verify"
+        if isinstance(seen, aiohttp.ClientConnectorSSLError) and not any(
+                isinstance(c, _TLS_CUT) for c in _causes(seen.os_error)):
+            return "the TLS handshake was refused"
+        if isinstance(seen, socket.gaierror) and seen.errno not in _DNS_AGAIN:
+            return "the name does not resolve"
+        if isinstance(seen, aiohttp.ClientConnectorDNSError) and (
+                seen.os_error.errno not in _DNS_AGAIN):
+            return "the name does not resolve"
+    return None
+
+
+def _causes(err: BaseException | None) -> Iterator[BaseException]:
+    """``err`` and what it wraps, each once, at most 16 deep."""
+    todo: list[BaseException | None] = [err]
+    seen: set[int] = set()
+    while todo and len(seen) < 16:
+        current = todo.pop(0)
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        kwargs = getattr(current, "kwargs", None)
+        wrapped = kwargs.get("error") if isinstance(kwargs, dict) else None
+        context = None if current.__suppress_context__ else current.__context__
+        for inner in (current.__cause__, context, getattr(current, "os_error", None),
+                      getattr(current, "inner_exception", None), wrapped):
+            if isinstance(inner, BaseException):
+                todo.append(inner)
 
 
 def _broken_connection(err: BaseException) -> Retry | None:
@@ -274,10 +358,8 @@ def s3_transient(err: BaseException) -> Retry | None:
         error = err.response.get("Error", {})
         meta = err.response.get("ResponseMetadata", {})
         code, status = error.get("Code"), meta.get("HTTPStatusCode")
-        if code in RETRYABLE_CODES or (isinstance(status, int) and status_retryable(status)):
-            after = retry_after((meta.get("HTTPHeaders") or {}).get("retry-after"))
-            return Retry(f"S3 answered {code or status}", status=status, retry_after=after)
-        return None
+        return answer_retry(status if isinstance(status, int) else 0, code,
+                            meta.get("HTTPHeaders"), f"S3 answered {code or status}")
     if isinstance(err, (ConnectionClosedError, EndpointConnectionError, IncompleteReadError,
                         ReadTimeoutError, ResponseStreamingError)):
         return Retry(f"the connection broke ({type(err).__name__})")
@@ -288,12 +370,12 @@ def gcs_transient(err: BaseException) -> Retry | None:
     """gcsfs errors worth another attempt (5xx, 429, broken bodies)."""
     code = getattr(err, "code", None)
     if type(err).__name__ == "HttpError" and isinstance(code, int):
-        return Retry(f"GCS answered {code}", status=code) if status_retryable(code) else None
+        return answer_retry(code, None, None, f"GCS answered {code}")
     return _broken_connection(err)
 
 
 def azure_transient(err: BaseException) -> Retry | None:
-    """azure-core errors worth another attempt (5xx, 429, broken bodies)."""
+    """azure-core errors worth another attempt (5xx, 429, ``ServerBusy``, broken bodies)."""
     from azure.core.exceptions import (
         HttpResponseError,
         IncompleteReadError,
@@ -304,12 +386,10 @@ def azure_transient(err: BaseException) -> Retry | None:
     if isinstance(err, (IncompleteReadError, ServiceResponseError, ServiceRequestError)):
         return Retry(f"the connection broke ({type(err).__name__})")
     if isinstance(err, HttpResponseError):
-        status = err.status_code
-        if isinstance(status, int) and status_retryable(status):
-            headers = getattr(err.response, "headers", None) or {}
-            return Retry(f"Azure answered {status}", status=status,
-                         retry_after=retry_after(headers.get("Retry-After")))
-        return None
+        status = err.status_code if isinstance(err.status_code, int) else 0
+        return answer_retry(status, getattr(err, "error_code", None),
+                            getattr(err.response, "headers", None),
+                            f"Azure answered {status}")
     return _broken_connection(err)
 
 

@@ -7,7 +7,6 @@ session is the guarded one of the ``GuardedHTTPFileSystem`` the backends keep.
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import aiohttp
@@ -15,7 +14,7 @@ import yarl
 
 from .._errors import ReadTimeout, TooLarge
 from .._redact import redact
-from . import retry
+from . import retry, throttle
 from .body import read_body
 from .errors import changed, describe, raise_for_status, transient
 from .gcs import accept_encoding
@@ -83,11 +82,14 @@ class _HttpRange:
         # encoded=True: send the URL exactly as given. Re-quoting it (aiohttp's default)
         # changes what a signed URL signed, and turns a key's %3D into "=".
         self.url = yarl.URL(url, encoded=True)
-        self.deadline = time.monotonic() + guard.limits.total_timeout
+        self.deadline = retry._now() + guard.limits.total_timeout
 
     async def read(self) -> Part:
+        url = self.url
+        where = throttle.key("http", host=f"{url.scheme}://{url.raw_host}:{url.port}")
+        limiter = throttle.limiter(where, retry._now())
         await retry.run(self._attempt, what=f"reading {self.shown}", limits=self.limits,
-                        deadline=self.deadline, classify=transient)
+                        deadline=self.deadline, classify=transient, throttle=limiter)
         if self.empty:
             return unsatisfiable(self.start, self.version)
         size = self.size if self.size is not None else (self.origin or 0) + len(self.buf)
@@ -149,10 +151,12 @@ class _HttpRange:
                     raise
                 got = len(self.buf) - mark
                 self._keep_or_restart()
+                progress = self._progress(got)
                 if isinstance(err, ReadTimeout):
-                    raise Retry(f"{err.detail}, after {got} bytes of the body") from err
+                    raise Retry(f"{err.detail}, after {got} bytes of the body",
+                                progress=progress) from err
                 raise Retry(f"the connection broke after {got} bytes of the body "
-                            f"({describe(err)})") from err
+                            f"({describe(err)})", progress=progress) from err
             if (self.origin or 0) + len(self.buf) > cap:
                 raise TooLarge(f"{where} is over the {cap}-byte cap for one object",
                                url=where, limit=cap)
@@ -165,7 +169,8 @@ class _HttpRange:
                     del self.buf[:len(self.buf) - (received - self.origin)]
             if not finished and expected is not None and received < expected:
                 self._keep_or_restart()
-                raise Retry(f"short body: {received} of the {expected} bytes announced")
+                raise Retry(f"short body: {received} of the {expected} bytes announced",
+                            progress=self._progress(got))
 
     def _refuse_status(self, status: int, resp: aiohttp.ClientResponse) -> NoReturn:
         raise_for_status(self.uri, "http", status, resp.reason or None, self.pinned,
@@ -195,6 +200,13 @@ class _HttpRange:
         # The range is what was asked for: a Content-Length that says less does not excuse a
         # short body.
         return 0, answered.last - pos + 1
+
+    def _progress(self, got: int) -> bool:
+        """Whether a failed attempt that kept ``got`` bytes toward a resume got somewhere: at
+        least what the minimum rate asks of one read-timeout window (so a drip, or a stall after
+        a few bytes, is not progress). Progress starts the retry budget again."""
+        limits = self.limits
+        return bool(self.pinned) and got > 0 and got >= limits.min_rate * limits.read_timeout
 
     def _keep_or_restart(self) -> None:
         # Resuming is only safe pinned to a version; otherwise the next attempt starts over.
