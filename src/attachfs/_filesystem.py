@@ -14,6 +14,7 @@ hands us the inner filesystem's stripped path (``"b/k"``); ``_qualify`` puts the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import Iterable, Iterator
 from typing import IO, Any, Literal, NoReturn, overload
@@ -22,14 +23,14 @@ from fsspec.asyn import AsyncFileSystem, get_loop, sync
 from fsspec.implementations.chained import ChainedFileSystem
 from fsspec.utils import stringify_path
 
-from . import _credentials, _read, _rules
+from . import _blocks, _credentials, _read, _rules
 from ._backends import Backends, inner_path, outer_location
 from ._cache import DiskCache
 from ._config import Config, resolve_config
 from ._errors import ReadOnlyError, not_found
-from ._file import AttachFile
+from ._file import DEFAULT_CACHE, AttachFile, tail_info
 from ._limits import CACHE_MAX_BYTES
-from ._read.cached import read_through
+from ._read.cached import object_key, read_through
 from ._read.part import Part
 from ._uri import Location, parse
 
@@ -239,6 +240,12 @@ class AttachFileSystem(AsyncFileSystem, ChainedFileSystem):
     async def _info(self, path: str, **kwargs: Any) -> dict[str, Any]:
         route = self._route(path, require_key=False)
         fs, ipath = await self._inner(route)
+        if route.location.key and route.backend in ("s3", "gcs", "azure"):
+            # An object: one ranged GET of its tail says what a HEAD would, and its bytes
+            # serve the footer read that usually follows. Not an object: a prefix, as the
+            # backend lists it.
+            with contextlib.suppress(FileNotFoundError):
+                return await tail_info(fs, route, self.config)
         info = await _read.guarded(route, fs._info(ipath, **kwargs))
         return self._outer(route, info)
 
@@ -303,10 +310,14 @@ class AttachFileSystem(AsyncFileSystem, ChainedFileSystem):
         if mode != "rb":
             raise ReadOnlyError(f"{_READ_ONLY} (got mode {mode!r} for {path})")
         route = self._route(path)
+        cache_type = kwargs.pop("cache_type", DEFAULT_CACHE)
+        recent = _blocks.shared().recent(object_key(route, self.config))
+        known = None if recent is None else (recent.version, recent.size)
         try:
             fs, _ = sync(self.loop, self._inner, route)
             return AttachFile(self, path, route, fs, block_size=block_size,
-                              cache_options=cache_options, **kwargs)
+                              cache_type=cache_type, cache_options=cache_options, known=known,
+                              **kwargs)
         except Exception as err:
             _read.reraise(route, err)
 

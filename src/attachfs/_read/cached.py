@@ -1,9 +1,16 @@
-"""The one cache-through read: a whole object served from the tenant-keyed disk cache.
+"""The one cache-through read: objects and blocks served from the tenant-keyed disk cache.
 
 A whole cached object that is fresh answers with no request; one that is not is revalidated
 with a conditional request (a 304 costs no bytes) and otherwise fetched again; an answer that
-held the whole object is stored for the next reader. Entries are keyed by tenant and canonical
-URI (plus a version the URI pinned), so tenants never share bytes.
+held the whole object is stored for the next reader. An object larger than one block is kept
+as aligned blocks (``read_blocks``): an open file that knows the object's version reads the
+blocks held at that version from disk and fetches the others, consecutive ones in one request.
+
+Entries are keyed by tenant and ``cache_uri`` (the canonical URI, the endpoint it was read
+from when that is not the standard one, plus a version the URI pinned), so tenants never share
+bytes, and neither do the same bucket name in two AWS partitions or at two endpoints.
+``object_key`` is the same identity for the in-process block cache, with the identity the read
+is made as.
 """
 
 from __future__ import annotations
@@ -12,23 +19,70 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
+from .._uri import s3_partition
 from .part import Part
 
 if TYPE_CHECKING:
     from .._cache import DiskCache
+    from .._config import Config
     from .._rules import Route
 
-__all__ = ["cache_uri", "read_through"]
+__all__ = ["cache_uri", "object_key", "read_blocks", "read_through", "store_blocks"]
 
 #: ``read(start, end, if_none_match)``: one read of the object, as the read path makes it.
 Reader = Callable[[int, "int | None", "str | None"], Awaitable[Part]]
 
 
+def _endpoint(route: Route) -> str:
+    """Where the bytes come from beyond the URI, as the route tells it: the S3 partition and
+    endpoint kind an https form named, an Azure account's cloud. Empty for the standard public
+    endpoints."""
+    loc = route.location
+    if route.backend == "s3":
+        endpoint = loc.endpoint
+        partition = endpoint.partition if endpoint else s3_partition(loc.region)
+        flags = "".join(name for name, on in (
+            ("+fips", endpoint is not None and endpoint.fips),
+            ("+dualstack", endpoint is not None and endpoint.dualstack),
+            ("+accelerate", endpoint is not None and endpoint.accelerate)) if on)
+        return "" if partition == "aws" and not flags else partition + flags
+    if route.backend == "azure":
+        return loc.endpoint_suffix or ""
+    return ""
+
+
+def _configured(route: Route, config: Config | None) -> str:
+    """What the config adds to where the bytes come from: an endpoint URL (an emulator, an
+    S3-compatible store), the partition of the configured S3 region."""
+    platform = config.platform if config is not None else None
+    if platform is None:
+        return ""
+    if route.backend == "s3" and platform.aws is not None:
+        return f"{s3_partition(platform.aws.region)}@{platform.aws.endpoint_url or ''}"
+    if route.backend == "gcs" and platform.gcp is not None:
+        return platform.gcp.endpoint_url or ""
+    if route.backend == "azure" and platform.azure is not None:
+        return platform.azure.endpoint_url or ""
+    return ""
+
+
 def cache_uri(route: Route) -> str:
-    """What a cache entry is keyed by (with the tenant): the canonical URI, plus the version
-    when the URI pinned one (an S3 versionId or GCS generation from an https form)."""
+    """What a disk cache entry is keyed by (with the tenant): the canonical URI, the endpoint
+    it is read from when that is not the standard one, plus the version when the URI pinned
+    one (an S3 versionId or GCS generation from an https form)."""
+    uri = route.uri
+    endpoint = _endpoint(route)
+    if endpoint:
+        uri = f"{uri}#endpoint={endpoint}"
     version = route.location.version
-    return f"{route.uri}#version={version}" if version else route.uri
+    return f"{uri}#version={version}" if version else uri
+
+
+def object_key(route: Route, config: Config | None) -> tuple[str | None, str, str]:
+    """The in-process block cache's key for ``route``'s object: the tenant; the identity the
+    read is made as, its mode and the configured endpoint; and ``cache_uri``."""
+    scope = f"{route.mode}:{route.identity or ''}:{_configured(route, config)}"
+    return route.tenant, scope, cache_uri(route)
 
 
 async def read_through(cache: DiskCache, route: Route, read: Reader, start: int = 0,
@@ -54,3 +108,53 @@ async def read_through(cache: DiskCache, route: Route, read: Reader, start: int 
                                 size=part.size)
         return Part(part.data, 0, part.size, part.version)
     return part
+
+
+async def store_blocks(cache: DiskCache, route: Route, part: Part, block: int) -> None:
+    """Keep the whole aligned blocks of ``block`` bytes that ``part`` holds (the last block of
+    the object may be shorter)."""
+    if part.version is None or part.size <= 0 or part.start < 0 or not part.data:
+        return
+    tenant, key = route.tenant, cache_uri(route)
+    end = part.start + len(part.data)
+    first = -(-part.start // block) * block
+    view = memoryview(part.data)
+    for s in range(first, end, block):
+        e = min(s + block, part.size)
+        if e > end:
+            break
+        await asyncio.to_thread(cache.put, tenant, key, part.version,
+                                bytes(view[s - part.start:e - part.start]), start=s,
+                                size=part.size)
+
+
+async def read_blocks(cache: DiskCache, route: Route, read: Reader, start: int, end: int, *,
+                      version: str | None, size: int, block: int) -> Part:
+    """Bytes of ``route``'s object at ``version`` (of ``size`` bytes) covering ``[start, end)``,
+    through the cache's aligned blocks: the held ones from disk, the others fetched with
+    ``read`` (consecutive missing blocks in one request) and stored. The Part returned spans
+    the aligned blocks, a superset of ``[start, end)``."""
+    tenant, key = route.tenant, cache_uri(route)
+    first, stop = start // block * block, min(size, -(-end // block) * block)
+    held: dict[int, bytes] = {}
+    for s in range(first, stop, block):
+        entry = await asyncio.to_thread(cache.get, tenant, key, start=s, version=version)
+        if entry is not None and len(entry.data) == min(block, size - s):
+            held[s] = entry.data
+    runs: list[tuple[int, int]] = []
+    for s in range(first, stop, block):
+        if s in held:
+            continue
+        e = min(s + block, size)
+        if runs and runs[-1][1] == s:
+            runs[-1] = (runs[-1][0], e)
+        else:
+            runs.append((s, e))
+    parts = await asyncio.gather(*(read(s, e, None) for s, e in runs))
+    for part in parts:
+        await store_blocks(cache, route, part, block)
+        view = memoryview(part.data)
+        for s in range(part.start, part.start + len(part.data), block):
+            held[s] = bytes(view[s - part.start:s - part.start + block])
+    data = b"".join(held[s] for s in range(first, stop, block))
+    return Part(data, first, size, version)
