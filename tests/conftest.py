@@ -159,6 +159,17 @@ def _only_loopback_connections():
         pytest.fail(f"the test tried to connect outside loopback: {new}", pytrace=False)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_block_cache():
+    """Each test starts with an empty shared block cache: bytes another test fetched (the same
+    module-scoped objects, read by the same tenant) must not answer this test's reads, whose
+    requests it counts."""
+    blocks = sys.modules.get("attachfs._blocks")
+    if blocks is not None:
+        blocks.shared().clear()
+    yield
+
+
 # --------------------------------------------------------------------------- peers
 
 

@@ -3,10 +3,10 @@
 pandas hands pyarrow a Python file object, and pyarrow then reads the column chunks one at a
 time through it: one request after another, where pyarrow's own S3 client has several in
 flight. Once the footer is read, its metadata says where every column chunk is; once the reads
-show a scan (row group 0, then row group 1 with the same columns, as ``read_table`` and
-``iter_batches`` do), the chunks of those columns in the row groups ahead are fetched
-concurrently, a window that doubles as the scan keeps up. Reads of row groups by index, in any
-other order, fetch nothing ahead: what is fetched stays what is read.
+show a scan of some columns (a column read in two row groups), the chunks of those columns up
+to a window of row groups beyond the furthest read are fetched concurrently, the window
+doubling as the scan goes on. Row groups read whole (``read_row_group``, every column), in any
+order, fetch nothing ahead: what is fetched stays what is read.
 
 The footer is parsed by pyarrow itself (``pyarrow.parquet.read_metadata``), and only when the
 caller has already imported it: a file that merely ends in ``PAR1`` costs no import.
@@ -87,56 +87,54 @@ class Layout:
 
 
 class Scan:
-    """Follows an open file's reads over a parquet file's row groups, and names the column
-    chunks to fetch ahead once they show a scan."""
+    """Follows an open file's reads over a parquet file's column chunks, and names the chunks
+    to fetch ahead once they show a scan of some of the columns."""
 
     def __init__(self, layout: Layout, *, max_ahead: int) -> None:
         self.layout = layout
-        self.max_ahead = max_ahead   # bytes fetched ahead of the scan, at most
-        self.columns: set[int] = set()  # the columns the scan reads
-        self.position = -1           # the furthest row group it read (-1: not a scan yet)
-        self.window = 1              # row groups fetched ahead
+        self.max_ahead = max_ahead   # bytes fetched ahead and not read yet, at most
+        self.rows: dict[int, set[int]] = {}  # column -> the row groups it was read in
+        self.furthest = -1           # the furthest row group a scanned column was read in
+        self.window = 2              # row groups fetched beyond it
         self.issued: set[tuple[int, int]] = set()
         self.ahead: dict[tuple[int, int], int] = {}  # fetched ahead, not read yet: bytes
-        self.broken = False
+        self.whole = False           # row groups are read whole: nothing is fetched ahead
 
     def observe(self, start: int, end: int) -> list[Span]:
-        """A read of ``[start, end)``; returns the spans to fetch ahead now (none unless the
-        reads are a scan)."""
-        if self.broken:
-            return []
-        touched = self.layout.touched(start, end)
-        if not touched:
-            return []
-        groups = {rg for rg, _ in touched}
-        cols = {col for _, col in touched}
-        if self.position < 0:
-            if groups == {0}:
-                self.columns |= cols
-                return []
-            if not self.columns or not groups <= {0, 1} or not cols <= self.columns:
-                self.broken = True  # row groups by index: fetch what is read, nothing more
-                return []
-            self.position = 1
-        else:
-            # pyarrow issues a scan's reads together and they arrive a little out of order:
-            # the scan is where its furthest read is.
-            self.columns |= cols
-            furthest = max(groups)
-            if furthest > self.position:
-                self.window = min(self.window * 2, len(self.layout.chunks))
-                self.position = furthest
-        self.issued.update(touched)
-        for chunk in touched:
-            self.ahead.pop(chunk, None)
-        return self._ahead()
+        """A read of ``[start, end)``; returns the spans to fetch ahead now.
 
-    def _ahead(self) -> list[Span]:
+        A scan is a column read in two row groups, while no read took a whole row group:
+        pyarrow reads a column projection chunk by chunk (its reads, issued together, arrive
+        here one at a time and not quite in order), and ``read_row_group``/``read_table`` of
+        every column read each row group as one range, which says nothing of the next one."""
+        touched = self.layout.touched(start, end)
+        if not touched or self.whole:
+            return []
+        for rg, col in touched:
+            self.rows.setdefault(col, set()).add(rg)
+            self.issued.add((rg, col))
+            self.ahead.pop((rg, col), None)
+        groups = {rg for rg, _ in touched}
+        if any(len([c for r, c in touched if r == rg]) == len(self.layout.chunks[rg])
+               for rg in groups):
+            self.whole = True
+            return []
+        scanned = {col for col, rows in self.rows.items() if len(rows) >= 2}
+        if not scanned:
+            return []
+        furthest = max(max(self.rows[col]) for col in scanned)
+        if furthest > self.furthest:
+            if self.furthest >= 0:
+                self.window = min(2 * self.window, len(self.layout.chunks))
+            self.furthest = furthest
+        return self._ahead(scanned)
+
+    def _ahead(self, columns: set[int]) -> list[Span]:
         spans: list[Span] = []
         total = sum(self.ahead.values())
-        last = min(len(self.layout.chunks), self.position + 1 + self.window)
+        last = min(len(self.layout.chunks), self.furthest + 1 + self.window)
         for rg in range(last):
-            wanted = [(self.layout.chunks[rg][col], (rg, col)) for col in sorted(self.columns)
+            wanted = [(self.layout.chunks[rg][col], (rg, col)) for col in sorted(columns)
                       if (rg, col) not in self.issued and col < len(self.layout.chunks[rg])]
             for (s, e), chunk in sorted(wanted):
                 if total + (e - s) > self.max_ahead:

@@ -5,7 +5,9 @@ A format reader's reads say how it walks a file, and each kind of walk wants its
 * **The head.** The first read of a new file from offset 0 fetches a little more than it asked
   for (``head``): file formats keep their headers there, read in many small pieces (HDF5's
   superblock and object headers, a zip's first member). A whole read (``read()``) fetches
-  ``first_block``, so an attachment that fits is one request.
+  ``first_block``, so an attachment that fits is one request. No speculation goes past
+  ``first_block`` (the file's ``block_size``): a caller who sets small blocks gets small
+  requests.
 * **Random reads** (a seek, then a read) fetch what was asked for, extended only by what the
   reads seen so far show follows such a read: each *run* (a read after a seek, and the reads
   that continue it) is remembered, and a new run fetches its first read plus the extension that
@@ -145,7 +147,7 @@ class Pattern:
         if end is None:  # a whole read: the first block (an attachment that fits is one GET)
             want = self.first_block
         elif start == 0:
-            want = max(n, min(self.head, self.budget()), self.min_fetch)
+            want = max(n, min(self.head, self.budget(), self.first_block), self.min_fetch)
         else:
             want = max(n, self.min_fetch)
         self.speculated(start + n, start + want)
@@ -185,8 +187,8 @@ class Pattern:
         want = g_end
         budget = self.budget()
         if not continuing:
-            extension = self._extension()
-            want = min(size, max(want, start + max(n, self.min_fetch) + min(extension, budget)))
+            extension = min(self._extension(), budget, self.first_block)
+            want = min(size, max(want, start + max(n, self.min_fetch) + extension))
         if size - want <= min(budget, self.head):  # a footer read in pieces: to the end
             want = size
         self.speculated(g_end, want)
