@@ -61,6 +61,7 @@ from ._parquet import Layout, Scan, footer_span
 from ._pattern import Pattern
 from ._read.cached import object_key, read_blocks, read_through, store_blocks
 from ._read.part import Part
+from ._redact import redact
 from ._rules import Route
 
 if TYPE_CHECKING:
@@ -177,8 +178,10 @@ class AttachFile(AbstractBufferedFile):
             self.version, self._size = known
 
     def __repr__(self) -> str:
-        return (f"<AttachFile {self.route.uri} tenant={self.route.tenant!r} "
+        return (f"<AttachFile {redact(self.route.uri)} tenant={self.route.tenant!r} "
                 f"mode={self.route.mode}>")
+
+    __str__ = __repr__  # fsspec's names the path whole: a signed URL's query is its credential
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Reopen in the receiving process through the (pickled-as-recipe) filesystem.
