@@ -260,6 +260,34 @@ def test_tenant_b_never_gets_tenant_a_blocks(peers):
         assert f.read() == data
 
 
+def test_the_disk_cache_keeps_aligned_blocks_of_a_large_object(http, tmp_path):
+    config, put, server = http
+    data = os.urandom(6 * MiB)
+    uri = put("big.bin", data)
+    cfg = dict(config, cache={"directory": str(tmp_path / "c"), "max_bytes": 64 * MiB})
+    offsets = [int(4.5 * MiB), int(1.2 * MiB), int(3.1 * MiB)]
+
+    def reads() -> Any:
+        fs = attachfs.filesystem(config=cfg, skip_instance_cache=True)
+        with fs.open(uri) as f:
+            assert f.read(10) == data[:10]
+            for off in offsets:
+                f.seek(off)
+                assert f.read(5000) == data[off:off + 5000]
+        return fs
+
+    server.clear_requests()
+    fs = reads()
+    fetched = [span(r, len(data)) for r in server.requests]
+    assert fetched == [(0, MiB), (4 * MiB, 5 * MiB), (MiB, 2 * MiB), (3 * MiB, 4 * MiB)]
+    assert fs.cache.stats()["entries"] == 4
+    # Another process (no block cache): its first request tells the version; the rest is disk.
+    _blocks.shared().clear()
+    server.clear_requests()
+    reads()
+    assert [span(r, len(data)) for r in server.requests] == [(0, MiB)]
+
+
 # --------------------------------------------------------------------------- first requests
 
 
@@ -421,8 +449,8 @@ def test_the_default_reader_keeps_blocks_and_none_keeps_nothing(http):
     data = os.urandom(2 * MiB)
     uri = put("default-vs-none.bin", data)
     fs = attachfs.filesystem(config=config, skip_instance_cache=True)
-    counts = {}
-    for cache_type in ("default", "none"):
+    counts: dict[str | None, int] = {}
+    for cache_type in ("default", None, "none"):  # None: not given, as fsspec passes it
         _blocks.shared().clear()
         server.clear_requests()
         with fs.open(uri, cache_type=cache_type) as f:
@@ -430,7 +458,7 @@ def test_the_default_reader_keeps_blocks_and_none_keeps_nothing(http):
                 f.seek(MiB)
                 assert f.read(1000) == data[MiB:MiB + 1000]
         counts[cache_type] = len(server.requests)
-    assert counts == {"default": 1, "none": 3}
+    assert counts == {"default": 1, None: 1, "none": 3}
 
 
 def test_an_unknown_cache_type_or_option_is_refused_naming_the_allowed_ones(http):

@@ -76,7 +76,7 @@ T = TypeVar("T")
 #: Backends whose servers answer suffix ranges (bytes=-N); Azure Blob does not.
 _SUFFIX_RANGES = ("s3", "gcs", "http")
 #: Held bytes between two missing parts of a span below which one request fetches both.
-_REFETCH = 64 * 2**10
+_REFETCH = 16 * 2**10
 #: The cache type of the adaptive reader (shared block cache, read-ahead, parquet scans).
 DEFAULT_CACHE = "default"
 #: ``cache_options`` of the default reader: name -> what it holds.
@@ -91,8 +91,12 @@ def cache_type_names() -> list[str]:
     return [DEFAULT_CACHE, *sorted(name for name in caches if isinstance(name, str))]
 
 
-def _check_cache_type(cache_type: str | None) -> str | None:
-    if cache_type == DEFAULT_CACHE or cache_type in caches:
+def _check_cache_type(cache_type: str | None) -> str:
+    """The cache type asked for; None (not given) is the default reader, as it is fsspec's
+    own default for a file, and ``"none"`` asks for no cache at all."""
+    if cache_type is None:
+        return DEFAULT_CACHE
+    if cache_type == DEFAULT_CACHE or (isinstance(cache_type, str) and cache_type in caches):
         return cache_type
     raise ValueError(f"unknown cache_type {cache_type!r}: use one of "
                      f"{', '.join(map(repr, cache_type_names()))} (or leave it out for "
@@ -529,7 +533,7 @@ class AttachFile(AbstractBufferedFile):
         start, bs = self.loc, self.blocksize
         if self.cache_type == "all" or length < 0:
             s, e = 0, None
-        elif self.cache_type in ("none", None):
+        elif self.cache_type == "none":
             s, e = start, start + length
         else:
             s = start // bs * bs
@@ -725,7 +729,7 @@ def _when(value: str | None) -> Any:
 
 
 def _reopen(fs: _Opener, path: str, block_size: int, loc: int,
-            cache_type: str | None = DEFAULT_CACHE,
+            cache_type: str = DEFAULT_CACHE,
             cache_options: dict[str, Any] | None = None) -> AttachFile:
     f: AttachFile = fs.open(path, "rb", block_size=block_size, cache_type=cache_type,
                             cache_options=cache_options)

@@ -186,7 +186,7 @@ class Pattern:
         g_start, g_end = gaps[-1]
         want = g_end
         budget = self.budget()
-        if not continuing:
+        if not continuing and g_end == start + n:  # ahead of the read, never behind held bytes
             extension = min(self._extension(), budget, self.first_block)
             want = min(size, max(want, start + max(n, self.min_fetch) + extension))
         if size - want <= min(budget, self.head):  # a footer read in pieces: to the end
