@@ -356,6 +356,40 @@ def test_info_makes_no_head_and_the_footer_read_after_it_costs_nothing(s3):
     assert [(r.method, r.headers.get("Range")) for r in requests] == [("GET", "bytes=-65536")]
 
 
+def test_info_makes_no_metadata_request_on_gcs_or_azure():
+    from fakes.strict_azure import StrictAzure
+    from fakes.strict_gcs import StrictGcs
+
+    data = os.urandom(100_000)
+    with StrictGcs() as gcs:
+        revision = gcs.put("blk-gcs", "o.bin", data)
+        cfg = {"platform": {"gcp": {"endpoint_url": gcs.url, "credentials": "anonymous"}}}
+        info = attachfs.filesystem(config=cfg, skip_instance_cache=True).info(
+            "gs://blk-gcs/o.bin")
+        assert (info["size"], info["generation"]) == (len(data), str(revision.generation))
+        assert [(r.method, r.query.get("alt"), r.headers.get("Range"))
+                for r in gcs.requests] == [("GET", "media", "bytes=-65536")]
+    with StrictAzure() as azure:
+        azure.container("blkacct", "cont", public=True)
+        azure.put("blkacct", "cont", "o.bin", data)
+        cfg = {"platform": {"azure": {"endpoint_url": f"{azure.url}/{{account}}"}},
+               "tenants": {"globex": {}}}
+        info = attachfs.filesystem(tenant="globex", config=cfg, skip_instance_cache=True).info(
+            "https://blkacct.blob.core.windows.net/cont/o.bin")
+        assert info["size"] == len(data) and info["etag"]
+        # Azure Blob has no suffix ranges: the head instead.
+        assert [(r.method, r.headers.get("x-ms-range")) for r in azure.requests] == [
+            ("GET", "bytes=0-65535")]
+
+
+def test_info_with_refresh_asks_again(s3):
+    fs, put, storage = s3
+    uri = put("r.bin", b"0123456789")
+    assert fs.info(uri)["size"] == 10
+    assert fs.info(uri, refresh=True)["size"] == 10
+    assert [r.method for r in of(uri, storage.requests)] == ["GET", "GET"]
+
+
 def test_info_of_a_prefix_is_a_directory_and_of_a_missing_key_not_found(s3):
     fs, put, storage = s3
     uri = put("dir/inside.txt", b"x")

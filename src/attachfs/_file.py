@@ -669,15 +669,16 @@ def _subtract(spans: list[Span], holes: list[Span]) -> list[Span]:
     return out
 
 
-async def tail_info(inner: Any, route: Route, config: Config | None) -> dict[str, Any]:
+async def tail_info(inner: Any, route: Route, config: Config | None, *,
+                    refresh: bool = False) -> dict[str, Any]:
     """What ``info()`` says of an object, from one ranged GET of its tail (no HEAD): its size,
     type and the answer's ETag, Last-Modified, Content-Type and version id, under the names
     the backend's own filesystem uses. The tail goes into the shared block cache, so a parquet
     or zip reader's footer read that follows costs nothing; an answer less than ``INFO_TTL``
-    old is given again without a request."""
+    old is given again without a request (unless ``refresh``)."""
     shared = _blocks.shared()
     key = object_key(route, config)
-    recent = shared.recent(key)
+    recent = None if refresh else shared.recent(key)
     if recent is not None and recent.info is not None:
         return dict(recent.info)
     start, end = (-TAIL, None) if route.backend in _SUFFIX_RANGES else (0, TAIL)

@@ -240,12 +240,14 @@ class AttachFileSystem(AsyncFileSystem, ChainedFileSystem):
     async def _info(self, path: str, **kwargs: Any) -> dict[str, Any]:
         route = self._route(path, require_key=False)
         fs, ipath = await self._inner(route)
-        if route.location.key and route.backend in ("s3", "gcs", "azure"):
+        if (route.location.key and route.backend in ("s3", "gcs", "azure")
+                and set(kwargs) <= {"refresh"}):
             # An object: one ranged GET of its tail says what a HEAD would, and its bytes
             # serve the footer read that usually follows. Not an object: a prefix, as the
             # backend lists it.
             with contextlib.suppress(FileNotFoundError):
-                return await tail_info(fs, route, self.config)
+                return await tail_info(fs, route, self.config,
+                                       refresh=bool(kwargs.get("refresh")))
         info = await _read.guarded(route, fs._info(ipath, **kwargs))
         return self._outer(route, info)
 

@@ -21,7 +21,8 @@ CACHE_MAX_BYTES = 10 * 2**30
 
 #: What the first read of a file from its start fetches (an attachment that fits is one GET).
 FIRST_BLOCK = 1 * 2**20
-#: The least a read after a seek fetches, so small neighbouring reads coalesce.
+#: Formerly the least a read after a seek fetched; reads now fetch what the access pattern
+#: shows (``_pattern``), and ``cache_options={"min_fetch": ...}`` sets a floor if wanted.
 MIN_FETCH = 64 * 2**10
 #: How far sequential read-ahead grows.
 MAX_READAHEAD = 8 * 2**20
