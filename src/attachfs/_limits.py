@@ -41,7 +41,7 @@ INFO_TTL = 1.0
 #: cache (its connection goes back to the pool); a larger one is cancelled.
 FINISH_ON_CLOSE = 2 * 2**20
 #: Column chunks of a parquet file fetched concurrently ahead of a scan, at most.
-PREFETCH_CONCURRENCY = 8
+PREFETCH_CONCURRENCY = 16
 #: The disk cache keeps an object larger than this as aligned blocks of this size.
 CACHE_BLOCK = 1 * 2**20
 

@@ -3,9 +3,10 @@
 pandas hands pyarrow a Python file object, and pyarrow then reads the column chunks one at a
 time through it: one request after another, where pyarrow's own S3 client has several in
 flight. Once the footer is read, its metadata says where every column chunk is; once the reads
-show a scan of some columns (a column read in two row groups), the chunks of those columns up
-to a window of row groups beyond the furthest read are fetched concurrently, the window
-doubling as the scan goes on. Row groups read whole (``read_row_group``, every column), in any
+show a scan of some columns (a column read in two row groups), the chunks of those columns in
+every row group are fetched concurrently, as many bytes ahead of the reads as ``max_ahead``
+allows (pyarrow has asked for all of them already; they reach the file one by one). Row groups
+read whole (``read_row_group``, every column), in any
 order, fetch nothing ahead: what is fetched stays what is read.
 
 The footer is parsed by pyarrow itself (``pyarrow.parquet.read_metadata``), and only when the
@@ -94,8 +95,6 @@ class Scan:
         self.layout = layout
         self.max_ahead = max_ahead   # bytes fetched ahead and not read yet, at most
         self.rows: dict[int, set[int]] = {}  # column -> the row groups it was read in
-        self.furthest = -1           # the furthest row group a scanned column was read in
-        self.window = 2              # row groups fetched beyond it
         self.issued: set[tuple[int, int]] = set()
         self.ahead: dict[tuple[int, int], int] = {}  # fetched ahead, not read yet: bytes
         self.whole = False           # row groups are read whole: nothing is fetched ahead
@@ -120,20 +119,12 @@ class Scan:
             self.whole = True
             return []
         scanned = {col for col, rows in self.rows.items() if len(rows) >= 2}
-        if not scanned:
-            return []
-        furthest = max(max(self.rows[col]) for col in scanned)
-        if furthest > self.furthest:
-            if self.furthest >= 0:
-                self.window = min(2 * self.window, len(self.layout.chunks))
-            self.furthest = furthest
-        return self._ahead(scanned)
+        return self._ahead(scanned) if scanned else []
 
     def _ahead(self, columns: set[int]) -> list[Span]:
         spans: list[Span] = []
         total = sum(self.ahead.values())
-        last = min(len(self.layout.chunks), self.furthest + 1 + self.window)
-        for rg in range(last):
+        for rg in range(len(self.layout.chunks)):
             wanted = [(self.layout.chunks[rg][col], (rg, col)) for col in sorted(columns)
                       if (rg, col) not in self.issued and col < len(self.layout.chunks[rg])]
             for (s, e), chunk in sorted(wanted):
