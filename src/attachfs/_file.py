@@ -59,7 +59,8 @@ from ._limits import (
 )
 from ._parquet import Layout, Scan, footer_span
 from ._pattern import Pattern
-from ._read.cached import object_key, read_blocks, read_through, store_blocks
+from ._read.cached import SUFFIX_RANGES, object_key, read_blocks, read_through, store_blocks
+from ._read.cached import offset as _offset
 from ._read.part import Part
 from ._redact import redact
 from ._rules import Route
@@ -68,13 +69,11 @@ if TYPE_CHECKING:
     from ._cache import DiskCache
     from ._config import Config
 
-__all__ = ["AttachFile", "DEFAULT_CACHE", "cache_type_names", "tail_info"]
+__all__ = ["AttachFile", "DEFAULT_CACHE", "cache_type_names"]
 
 Span = tuple[int, int]
 T = TypeVar("T")
 
-#: Backends whose servers answer suffix ranges (bytes=-N); Azure Blob does not.
-_SUFFIX_RANGES = ("s3", "gcs", "http")
 #: Held bytes between two missing parts of a span below which one request fetches both.
 _REFETCH = 16 * 2**10
 #: The cache type of the adaptive reader (shared block cache, read-ahead, parquet scans).
@@ -198,7 +197,7 @@ class AttachFile(AbstractBufferedFile):
     def size(self) -> int:
         if self._size is None:
             tail = min(TAIL, self._pattern.first_block)
-            if self.route.backend in _SUFFIX_RANGES:
+            if self.route.backend in SUFFIX_RANGES:
                 self._first(-tail, None)
             else:
                 self._first(0, tail)
@@ -652,11 +651,6 @@ def _options(options: dict[str, Any]) -> dict[str, Any]:
     return options
 
 
-def _offset(part: Part) -> int:
-    """Where ``part``'s bytes begin in the object (a suffix answer says so by its size)."""
-    return part.start if part.start >= 0 else max(part.size - len(part.data), 0)
-
-
 def _subtract(spans: list[Span], holes: list[Span]) -> list[Span]:
     """``spans`` less every byte of ``holes``."""
     out: list[Span] = []
@@ -667,66 +661,6 @@ def _subtract(spans: list[Span], holes: list[Span]) -> list[Span]:
                       for p in ((a, min(b, hs)), (max(a, he), b)) if p[1] > p[0]]
         out += pieces
     return out
-
-
-async def tail_info(inner: Any, route: Route, config: Config | None, *,
-                    refresh: bool = False) -> dict[str, Any]:
-    """What ``info()`` says of an object, from one ranged GET of its tail (no HEAD): its size,
-    type and the answer's ETag, Last-Modified, Content-Type and version id, under the names
-    the backend's own filesystem uses. The tail goes into the shared block cache, so a parquet
-    or zip reader's footer read that follows costs nothing; an answer less than ``INFO_TTL``
-    old is given again without a request (unless ``refresh``)."""
-    shared = _blocks.shared()
-    key = object_key(route, config)
-    recent = None if refresh else shared.recent(key)
-    if recent is not None and recent.info is not None:
-        return dict(recent.info)
-    start, end = (-TAIL, None) if route.backend in _SUFFIX_RANGES else (0, TAIL)
-    part: Part = await _read.guarded(route, _read.read(inner, route, start, end, config=config))
-    size = max(part.size, 0)
-    info = _described(route, part, size)
-    shared.learn(key, part.version, size, info=info)
-    if part.version is not None and part.data:
-        shared.put(key, part.version, _offset(part), part.data)
-    return dict(info)
-
-
-def _described(route: Route, part: Part, size: int) -> dict[str, Any]:
-    meta = part.meta
-    info: dict[str, Any] = {"name": route.uri, "size": size, "type": "file"}
-    etag, modified = meta.get("ETag"), meta.get("Last-Modified")
-    content_type = meta.get("Content-Type")
-    when = _when(modified)
-    if route.backend == "s3":
-        info.update(ETag=etag, LastModified=when, ContentType=content_type,
-                    VersionId=meta.get("x-amz-version-id"))
-    elif route.backend == "gcs":
-        info.update(etag=etag, updated=when.isoformat().replace("+00:00", "Z") if when
-                    else None, contentType=content_type, generation=meta.get(
-                        "x-goog-generation", route.location.version))
-    else:
-        info.update(etag=etag, last_modified=when, content_type=content_type,
-                    version_id=meta.get("x-ms-version-id"))
-    info.update({"ETag": etag, "Last-Modified": modified, "Content-Type": content_type})
-    return {k: v for k, v in info.items() if v is not None}
-
-
-def _when(value: str | None) -> Any:
-    """A Last-Modified header (RFC 9110 date, or ISO 8601 from the Azure SDK) as a UTC
-    datetime; None if absent or unreadable."""
-    import datetime as dt
-    from email.utils import parsedate_to_datetime
-
-    if not value:
-        return None
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        try:
-            when = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-    return when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
 
 
 def _reopen(fs: _Opener, path: str, block_size: int, loc: int,

@@ -28,9 +28,9 @@ from ._backends import Backends, inner_path, outer_location
 from ._cache import DiskCache
 from ._config import Config, resolve_config
 from ._errors import ReadOnlyError, not_found
-from ._file import DEFAULT_CACHE, AttachFile, tail_info
+from ._file import DEFAULT_CACHE, AttachFile
 from ._limits import CACHE_MAX_BYTES
-from ._read.cached import object_key, read_through
+from ._read.cached import object_key, read_through, tail_info
 from ._read.part import Part
 from ._uri import Location, parse
 

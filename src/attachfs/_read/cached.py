@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from .. import _blocks
+from .._limits import TAIL
 from .._uri import s3_partition
 from .part import Part
 
@@ -27,7 +29,11 @@ if TYPE_CHECKING:
     from .._config import Config
     from .._rules import Route
 
-__all__ = ["cache_uri", "object_key", "read_blocks", "read_through", "store_blocks"]
+__all__ = ["SUFFIX_RANGES", "cache_uri", "object_key", "offset", "read_blocks", "read_through",
+           "store_blocks", "tail_info"]
+
+#: Backends whose servers answer suffix ranges (bytes=-N); Azure Blob does not.
+SUFFIX_RANGES = ("s3", "gcs", "http")
 
 #: ``read(start, end, if_none_match)``: one read of the object, as the read path makes it.
 Reader = Callable[[int, "int | None", "str | None"], Awaitable[Part]]
@@ -158,3 +164,70 @@ async def read_blocks(cache: DiskCache, route: Route, read: Reader, start: int, 
             held[s] = bytes(view[s - part.start:s - part.start + block])
     data = b"".join(held[s] for s in range(first, stop, block))
     return Part(data, first, size, version)
+
+
+async def tail_info(inner: Any, route: Route, config: Config | None, *,
+                    refresh: bool = False) -> dict[str, Any]:
+    """What ``info()`` says of an object, from one ranged GET of its tail (no HEAD): its size,
+    type and the answer's ETag, Last-Modified, Content-Type and version id, under the names
+    the backend's own filesystem uses. The tail goes into the shared block cache, so a parquet
+    or zip reader's footer read that follows costs nothing; an answer less than ``INFO_TTL``
+    old is given again without a request (unless ``refresh``)."""
+    shared = _blocks.shared()
+    key = object_key(route, config)
+    recent = None if refresh else shared.recent(key)
+    if recent is not None and recent.info is not None:
+        return dict(recent.info)
+    from . import guarded, read  # the read path's entry point: this package
+
+    start, end = (-TAIL, None) if route.backend in SUFFIX_RANGES else (0, TAIL)
+    part: Part = await guarded(route, read(inner, route, start, end, config=config))
+    size = max(part.size, 0)
+    info = _described(route, part, size)
+    shared.learn(key, part.version, size, info=info)
+    if part.version is not None and part.data:
+        shared.put(key, part.version, offset(part), part.data)
+    return dict(info)
+
+
+def _described(route: Route, part: Part, size: int) -> dict[str, Any]:
+    meta = part.meta
+    info: dict[str, Any] = {"name": route.uri, "size": size, "type": "file"}
+    etag, modified = meta.get("ETag"), meta.get("Last-Modified")
+    content_type = meta.get("Content-Type")
+    when = _when(modified)
+    if route.backend == "s3":
+        info.update(ETag=etag, LastModified=when, ContentType=content_type,
+                    VersionId=meta.get("x-amz-version-id"))
+    elif route.backend == "gcs":
+        info.update(etag=etag, updated=when.isoformat().replace("+00:00", "Z") if when
+                    else None, contentType=content_type, generation=meta.get(
+                        "x-goog-generation", route.location.version))
+    else:
+        info.update(etag=etag, last_modified=when, content_type=content_type,
+                    version_id=meta.get("x-ms-version-id"))
+    info.update({"ETag": etag, "Last-Modified": modified, "Content-Type": content_type})
+    return {k: v for k, v in info.items() if v is not None}
+
+
+def _when(value: str | None) -> Any:
+    """A Last-Modified header (RFC 9110 date, or ISO 8601 from the Azure SDK) as a UTC
+    datetime; None if absent or unreadable."""
+    import datetime as dt
+    from email.utils import parsedate_to_datetime
+
+    if not value:
+        return None
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        try:
+            when = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    return when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
+
+
+def offset(part: Part) -> int:
+    """Where ``part``'s bytes begin in the object (a suffix answer says so by its size)."""
+    return part.start if part.start >= 0 else max(part.size - len(part.data), 0)
