@@ -6,11 +6,12 @@ held the whole object is stored for the next reader. An object larger than one b
 as aligned blocks (``read_blocks``): an open file that knows the object's version reads the
 blocks held at that version from disk and fetches the others, consecutive ones in one request.
 
-Entries are keyed by tenant and ``cache_uri`` (the canonical URI, the endpoint it was read
-from when that is not the standard one, plus a version the URI pinned), so tenants never share
-bytes, and neither do the same bucket name in two AWS partitions or at two endpoints.
-``object_key`` is the same identity for the in-process block cache, with the identity the read
-is made as.
+Entries are keyed by tenant and ``cache_uri`` (the canonical URI, the S3 partition and endpoint
+kind or Azure cloud it is read from when that is not the standard one, plus a version the URI
+pinned), so tenants never share bytes, and neither does the same bucket name in two AWS
+partitions. ``object_key`` is that identity for the in-process block cache (``_blocks``), with
+the identity the read is made as and the endpoint the config names. ``tail_info`` is
+``info()`` of an object through that cache: one ranged GET of its tail, no HEAD.
 """
 
 from __future__ import annotations
