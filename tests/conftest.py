@@ -170,6 +170,17 @@ def _fresh_rate_limiters():
     throttle.forget_all()
 
 
+@pytest.fixture(autouse=True)
+def _fresh_block_cache():
+    """Each test starts with an empty shared block cache: bytes another test fetched (the same
+    module-scoped objects, read by the same tenant) must not answer this test's reads, whose
+    requests it counts."""
+    blocks = sys.modules.get("attachfs._blocks")
+    if blocks is not None:
+        blocks.shared().clear()
+    yield
+
+
 # --------------------------------------------------------------------------- peers
 
 

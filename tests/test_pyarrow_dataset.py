@@ -85,11 +85,12 @@ def expected(sales) -> pa.Table:
 
 
 def object_gets(storage, sales) -> dict[str, int]:
-    """Bytes asked for per object key: the Range length of each GET, the whole object if none."""
+    """Bytes asked for per object key: the Range length of each GET, the whole object if none.
+    A GET answered 404 (``info()`` of a prefix tries it as an object first) fetched nothing."""
     asked: dict[str, int] = {}
     prefix = f"/{sales['bucket']}/"
     for r in storage.requests:
-        if r.method != "GET" or not r.path.startswith(prefix) or r.query:
+        if r.method != "GET" or not r.path.startswith(prefix) or r.query or r.status == 404:
             continue  # listings (GET /bucket?list-type=2...) fetch no object bytes
         key = r.path[len(prefix):]
         size = sales["sizes"][key]

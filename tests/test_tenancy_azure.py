@@ -202,7 +202,8 @@ def test_delegated_read_is_made_as_the_app_in_the_tenants_directory(config, entr
 
     assert len(proxy.requests) >= 4  # two cat_file, two opens (the object fits one block)
     assert set(storage_principals(proxy)) == {(DIR_A, APP)}
-    assert {r.status for r in proxy.requests} <= {200, 206}
+    # The reopened blob is asked whether it changed before its cached bytes are used: 304.
+    assert {r.status for r in proxy.requests} <= {200, 206, 304}
     # One token for A across every read, filesystem and file: the lease is per tenant identity.
     [issued] = token_requests(entra)
     assert issued.path == f"/{DIR_A}/oauth2/v2.0/token"

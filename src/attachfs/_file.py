@@ -1,18 +1,33 @@
 """The streaming file ``AttachFileSystem.open`` returns.
 
 * **No HEAD, and no request at all at open.** The first read (or the first question about the
-  size) makes one ranged GET whose response tells the object's size and version. Reading from
-  the start fetches at least ``first_block``, so an attachment that fits is read with that one
-  request; asking for the size first (as parquet and zip readers do, to seek to their footer)
-  fetches the object's *tail* with a suffix range instead, where that footer is.
-* **Read-ahead that adapts.** Reads that continue where the last one ended double the
-  read-ahead, up to ``max_readahead``; a seek elsewhere drops it back and fetches what was asked
-  for (at least ``min_fetch``, so small neighbouring reads coalesce), never tens of MiB per seek.
-  While the caller consumes one window, the next one is already in flight.
-* **Bounded memory.** One window is held (at most ``max_readahead`` plus what one read asked
-  for) and one prefetch in flight, whatever the object's size.
-* **Version pinned.** Every request after the first carries the version seen then (the read path), so
-  a reader never gets bytes of two different objects: ``IntegrityError`` instead.
+  size) makes one ranged GET whose response tells the object's size (``Content-Range``) and
+  version, wherever it starts: a seek and a read on a new file is one request. Asking for the
+  size first (as parquet and zip readers do, to seek to their footer) fetches the object's
+  *tail*, where that footer is.
+* **Fetches sized to the reads** (``_pattern``): a whole read fetches ``first_block`` (an
+  attachment that fits is one request); a random read fetches what it needs and what reads like
+  it went on to need; a stream gets read-ahead sized from its reads, in flight while the caller
+  consumes the last window, growing to ``max_readahead``.
+* **A shared block cache** (``_blocks``): bytes fetched are kept per tenant, identity, endpoint,
+  object and version, for this file, other files on the same object and reopenings, within a
+  bound for the whole process. A new file asks the storage once whether the cached version is
+  still the object's (a conditional request, 304 and no bytes when it is) before using it.
+* **Parquet scans** (``_parquet``): once a parquet footer is read and the reads show a scan of
+  some columns, the chunks of those columns ahead of it are fetched concurrently.
+* **The disk cache**, when the filesystem has one: whole small objects, and aligned blocks of
+  larger ones (``_read.cached``).
+* **fsspec's cache types** on request: ``cache_type="readahead"``, ``"blockcache"``,
+  ``"bytes"``, ``"first"``, ``"all"``, ``"mmap"``, ``"parts"``, ``"background"``, ``"none"``
+  ... (every type ``fsspec.caching.caches`` registers) give exactly that cache over this file's
+  ranged GETs; the default, ``"default"``, is all of the above.
+* **Bounded memory**: what the shared cache holds, plus per file the stream's windows (at most
+  about twice ``max_readahead``) and the read being returned.
+* **Version pinned.** Every request after the first carries the version seen then, so a reader
+  never gets bytes of two different objects: ``IntegrityError`` instead.
+* **Closing keeps the pool.** Read-ahead still in flight at close is let finish into the shared
+  cache when it is small (``FINISH_ON_CLOSE``), so its connection goes back to the pool instead
+  of being dropped; a larger one is cancelled.
 """
 
 from __future__ import annotations
@@ -20,15 +35,32 @@ from __future__ import annotations
 import asyncio
 import io
 import os
+from collections import deque
+from collections.abc import Coroutine
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 from fsspec.asyn import sync
+from fsspec.caching import caches
 from fsspec.spec import AbstractBufferedFile
 
-from . import _read
-from ._limits import FIRST_BLOCK, MAX_READAHEAD, MIN_FETCH, TAIL
-from ._read.cached import read_through
+from . import _blocks, _read
+from ._blocks import BlockCache, Extents, ObjectKey
+from ._errors import IntegrityError
+from ._limits import (
+    CACHE_BLOCK,
+    FINISH_ON_CLOSE,
+    FIRST_BLOCK,
+    HEAD_FETCH,
+    MAX_READAHEAD,
+    PREFETCH_CONCURRENCY,
+    TAIL,
+)
+from ._parquet import Layout, Scan, footer_span
+from ._pattern import Pattern
+from ._read.cached import SUFFIX_RANGES, object_key, read_blocks, read_through, store_blocks
+from ._read.cached import offset as _offset
 from ._read.part import Part
 from ._redact import redact
 from ._rules import Route
@@ -37,8 +69,47 @@ if TYPE_CHECKING:
     from ._cache import DiskCache
     from ._config import Config
 
-#: Backends whose servers answer suffix ranges (bytes=-N); Azure Blob does not.
-_SUFFIX_RANGES = ("s3", "gcs", "http")
+__all__ = ["AttachFile", "DEFAULT_CACHE", "cache_type_names"]
+
+Span = tuple[int, int]
+T = TypeVar("T")
+
+#: Held bytes between two missing parts of a span below which one request fetches both.
+_REFETCH = 16 * 2**10
+#: The cache type of the adaptive reader (shared block cache, read-ahead, parquet scans).
+DEFAULT_CACHE = "default"
+#: ``cache_options`` of the default reader: name -> what it holds.
+_OPTIONS: dict[str, type[Any]] = {
+    "first_block": int, "max_readahead": int, "min_fetch": int, "head": int,
+    "shared": bool, "prefetch": bool,
+}
+
+
+def cache_type_names() -> list[str]:
+    """Every ``cache_type`` ``open`` accepts: the default reader's and fsspec's."""
+    return [DEFAULT_CACHE, *sorted(name for name in caches if isinstance(name, str))]
+
+
+def _check_cache_type(cache_type: str | None) -> str:
+    """The cache type asked for; None (not given) is the default reader, as it is fsspec's
+    own default for a file, and ``"none"`` asks for no cache at all."""
+    if cache_type is None:
+        return DEFAULT_CACHE
+    if cache_type == DEFAULT_CACHE or (isinstance(cache_type, str) and cache_type in caches):
+        return cache_type
+    raise ValueError(f"unknown cache_type {cache_type!r}: use one of "
+                     f"{', '.join(map(repr, cache_type_names()))} (or leave it out for "
+                     f"{DEFAULT_CACHE!r})")
+
+
+@dataclass
+class _Flight:
+    """A read-ahead in flight: its span, and whether it is a stream's window."""
+
+    start: int
+    end: int
+    future: Future[Part]
+    stream: bool
 
 
 class _Opener(Protocol):
@@ -60,33 +131,54 @@ class AttachFile(AbstractBufferedFile):
 
     def __init__(self, fs: _Opener, path: str, route: Route, inner: Any, *,
                  block_size: int | Literal["default"] | None = None,
-                 cache_type: str | None = None, cache_options: dict[str, Any] | None = None,
-                 **kwargs: Any):
+                 cache_type: str | None = DEFAULT_CACHE,
+                 cache_options: dict[str, Any] | None = None,
+                 known: tuple[str | None, int] | None = None, **kwargs: Any):
         # AbstractBufferedFile.__init__ asks for the size (a request) and builds an fsspec
         # cache; this file does neither, so it sets the attributes its base class reads.
         self.fs, self.path, self.mode = fs, path, "rb"
         self.route = route
         self._inner = inner
         self._pid = os.getpid()
-        self.blocksize = (FIRST_BLOCK if block_size is None or block_size == "default"
-                          else block_size)
-        options = dict(cache_options or {})
-        self.first_block = max(1, int(options.get("first_block", self.blocksize)))
-        self.min_fetch = int(options.get("min_fetch", min(MIN_FETCH, self.first_block)))
-        self.max_readahead = int(options.get("max_readahead", max(MAX_READAHEAD,
-                                                                   self.first_block)))
+        self.cache_type = _check_cache_type(cache_type)
+        self.cache_options = dict(cache_options or {})
+        sized = isinstance(block_size, int) and block_size > 0
         self.loc = 0
         self.closed = False
         self.autocommit = True
         self.kwargs = kwargs
-        self.cache = None
+        self.cache: Any = None  # fsspec's cache, for the fsspec cache types
         self.version: str | None = None
         self.requests = 0  # ranged GETs made, for tests and curious callers
         self._size: int | None = None
-        self._buf = b""
-        self._buf_start = 0
-        self._readahead = 0
-        self._next: tuple[int, Future[Part]] | None = None
+        self.key: ObjectKey = object_key(route, fs.config)
+        self._local = _Local()
+        self._inflight: list[_Flight] = []
+        self._window: tuple[int, bytes] | None = None  # an fsspec cache's first answer
+        self._scan: Scan | None = None
+        self._footer_checked = False
+        self._gate: asyncio.Semaphore | None = None
+        self._hold = self.cache_type == DEFAULT_CACHE  # fsspec's caches hold their own
+        if not self._hold:
+            self.blocksize = block_size if isinstance(block_size, int) and sized else (
+                self.DEFAULT_BLOCK_SIZE)
+            self._shared: BlockCache | None = None
+            self._pattern = Pattern()
+            self._prefetch_parquet = False
+        else:
+            self.blocksize = block_size if isinstance(block_size, int) and sized else FIRST_BLOCK
+            options = _options(self.cache_options)
+            first_block = max(1, int(options.get("first_block", self.blocksize)))
+            max_readahead = int(options.get("max_readahead", max(MAX_READAHEAD, first_block)))
+            self._pattern = Pattern(first_block=first_block, max_readahead=max_readahead,
+                                    min_fetch=int(options.get("min_fetch", 0)),
+                                    head=int(options.get("head", HEAD_FETCH)))
+            shared = _blocks.shared()
+            self._shared = shared if options.get("shared", True) and shared.max_bytes else None
+            self._prefetch_parquet = bool(options.get("prefetch", True)) and bool(self._shared)
+            self._local.limit = 2 * max_readahead + first_block
+        if known is not None and known[1] >= 0:  # what info() saw a moment ago
+            self.version, self._size = known
 
     def __repr__(self) -> str:
         return (f"<AttachFile {redact(self.route.uri)} tenant={self.route.tenant!r} "
@@ -96,129 +188,374 @@ class AttachFile(AbstractBufferedFile):
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Reopen in the receiving process through the (pickled-as-recipe) filesystem.
-        return _reopen, (self.fs, self.path, self.blocksize, self.loc)
+        return _reopen, (self.fs, self.path, self.blocksize, self.loc, self.cache_type,
+                         self.cache_options)
 
-    # -- size and the first request ------------------------------------------------------------
+    # -- size ----------------------------------------------------------------------------------
 
     @property
     def size(self) -> int:
         if self._size is None:
-            tail = min(TAIL, self.first_block)
-            if self.route.backend in _SUFFIX_RANGES:
-                self._get(-tail, None)
+            tail = min(TAIL, self._pattern.first_block)
+            if self.route.backend in SUFFIX_RANGES:
+                self._first(-tail, None)
             else:
-                self._get(0, tail)
-        assert self._size is not None  # _get learnt it from the first response
+                self._first(0, tail)
+            if self._size is None:
+                raise OSError(f"{self.route.uri}: the storage did not say the object's size")
         return self._size
 
     @size.setter
     def size(self, value: int) -> None:  # AbstractBufferedFile.details assigns it
         self._size = value
 
-    # -- reading ---------------------------------------------------------------------------
+    # -- reading -------------------------------------------------------------------------------
 
     def read(self, length: int = -1) -> bytes:
         if self.closed:
             raise ValueError("I/O operation on closed file.")
         length = -1 if length is None else int(length)
-        if self._size is None and self.loc == 0 and length != 0:
-            # The first request, from the start: a whole read asks for a first block (an
-            # attachment that fits is then read with this one request); a read of n bytes asks
-            # for n, at least the minimum fetch, so a 1 KiB peek does not pull megabytes.
-            want = self.first_block if length < 0 else max(length, self.min_fetch)
-            self._get(0, want)
-        if length < 0:
-            length = self.size - self.loc
-        start, end = self.loc, min(self.loc + length, self.size)
-        if start >= end:
+        if length == 0:
             return b""
-        out = self._read_range(start, end)
+        if self.cache_type != DEFAULT_CACHE:
+            out = self._read_fsspec(length)
+        else:
+            out = self._read_default(length)
         self.loc += len(out)
         return out
 
-    def _read_range(self, start: int, end: int) -> bytes:
-        buf_end = self._buf_start + len(self._buf)
-        if self._buf_start <= start and end <= buf_end:
-            return self._buf[start - self._buf_start:end - self._buf_start]
-        head = b""
-        if self._buf_start <= start < buf_end:
-            head = self._buf[start - self._buf_start:]  # keep the window's tail
-            start = buf_end
-        if start == buf_end:  # continuing where the last read ended: read further ahead
-            self._readahead = min(max(self._readahead * 2, self.min_fetch), self.max_readahead)
-        else:  # a seek: fetch what is asked for, no read-ahead
-            self._readahead = 0
-        data = self._take_prefetch(start)
-        if data is None:
-            data = self._get(start, min(self.size, max(end, start + self.min_fetch)
-                                        + self._readahead))
-        elif start + len(data) < end:
-            data = b"".join((data, self._get(start + len(data),
-                                             min(self.size, end + self._readahead))))
-        self._buf, self._buf_start = data, start
-        new_end = start + len(data)
-        if self._readahead and new_end < self.size:
-            self._prefetch(new_end, min(self.size, new_end + self._readahead))
-        n = end - start
-        if not head:  # one copy of what was asked for (none when it is the whole window)
-            return data if n >= len(data) else data[:n]
-        return b"".join((head, memoryview(data)[:n]))
-
-    def _get(self, start: int, end: int | None) -> bytes:
-        """One ranged GET (``start < 0``: the last ``-start`` bytes); learns size and version
-        from the first response and pins every later one to that version."""
-        part: Part
-        if self._size is None and self.fs.cache is not None:
-            part = sync(self._loop(), self._first_cached, start, end)
-        else:
-            part = sync(self._loop(), self._fetch, start, end)
+    def _read_default(self, length: int) -> bytes:
+        start = self.loc
         if self._size is None:
-            self._size, self.version = part.size, part.version
-            # The first response becomes the window (a suffix ends at the object's end).
-            self._buf = part.data
-            self._buf_start = self._size - len(part.data) if start < 0 else start
-        return part.data
+            data = self._first(start, None if length < 0 else start + length)
+            if self._size is None:  # nothing at or past ``start``
+                return data
+            end = self._size if length < 0 else min(start + length, self._size)
+            if start + len(data) >= end:
+                return data[:max(end - start, 0)]
+        end = self._size if length < 0 else min(start + length, self._size)
+        if start >= end:
+            return b""
+        return self._read_range(start, end)
 
-    async def _fetch(self, start: int, end: int | None) -> Part:
+    def _read_range(self, start: int, end: int) -> bytes:
+        """Bytes ``[start, end)`` (within the object), from what is held, in flight or
+        fetched now as the access pattern says."""
+        assert self._size is not None
+        self._harvest()
+        pieces, gaps = self._lookup(start, end)
+        waits = [f for f in self._inflight if any(f.start < ge and gs < f.end for gs, ge in gaps)]
+        missing = _subtract(gaps, [(f.start, f.end) for f in waits])
+        plan = self._pattern.plan(start, end, self._size, missing)
+        if plan.prefetch:
+            self._prefetch(self._missing(*plan.prefetch), stream=True)
+        if self._prefetch_parquet:
+            self._prefetch([span for s, e in self._parquet_ahead(start, end)
+                            for span in self._missing(s, e)], stream=False)
+        fetch = [span for s, e in plan.fetch for span in self._missing(s, e)]
+        if fetch:
+            pieces += [(_offset(part), part.data) for part in self._run(self._fetch_all(fetch))]
+        for flight in waits:
+            part = self._wait(flight.future)
+            pieces.append((_offset(part), part.data))
+        return self._assemble(pieces, start, end)
+
+    def _assemble(self, pieces: list[tuple[int, bytes]], start: int, end: int) -> bytes:
+        """Bytes ``[start, end)`` out of ``pieces`` (fetching what they miss, as asked)."""
+        pieces.sort(key=lambda piece: piece[0])
+        out: list[tuple[bytes, int, int]] = []
+        pos = start
+        for s, data in pieces:
+            if s > pos or s + len(data) <= pos:
+                continue
+            stop = min(end, s + len(data))
+            out.append((data, pos - s, stop - s))
+            pos = stop
+            if pos >= end:
+                break
+        if pos < end:  # evicted between the lookup and now: fetch what is left as asked
+            (part,) = self._run(self._fetch_all([(pos, end)]))
+            out.append((part.data, pos - _offset(part), end - _offset(part)))
+        if len(out) == 1:
+            data, lo, hi = out[0]
+            return data if (lo, hi) == (0, len(data)) else data[lo:hi]
+        return b"".join(memoryview(data)[lo:hi] for data, lo, hi in out)
+
+    # -- what is held ----------------------------------------------------------------------
+
+    def _lookup(self, start: int, end: int) -> tuple[list[tuple[int, bytes]], list[Span]]:
+        """The held pieces of ``[start, end)`` (this file's own, then the shared cache's at
+        this file's version) and what is missing."""
+        pieces, gaps = self._local.find(start, end)
+        if self._shared is None or self.version is None or not gaps:
+            return pieces, gaps
+        missing: list[Span] = []
+        for gs, ge in gaps:
+            found, holes = self._shared.find(self.key, self.version, gs, ge)
+            pieces += found
+            missing += holes
+        return pieces, missing
+
+    def _missing(self, start: int, end: int) -> list[Span]:
+        """The parts of ``[start, end)`` neither held nor in flight, as requests: two parts
+        with less than ``_REFETCH`` held bytes between them are one request."""
+        _, gaps = self._lookup(start, end)
+        merged: list[Span] = []
+        for s, e in _subtract(gaps, [(f.start, f.end) for f in self._inflight]):
+            if merged and s - merged[-1][1] < _REFETCH:
+                merged[-1] = (merged[-1][0], e)
+            else:
+                merged.append((s, e))
+        return merged
+
+    def _keep(self, part: Part, *, stream: bool = False) -> None:
+        """Hold a fetched part: in the shared cache when its version is known (a large
+        object's stream windows only in this file), else in this file."""
+        if not self._hold or not part.data:
+            return
+        start = _offset(part)
+        if (self._shared is not None and part.version is not None
+                and part.version == self.version
+                and (not stream or (self._size or 0) <= self._shared.max_bytes // 8)
+                and self._shared.put(self.key, part.version, start, part.data)):
+            return
+        self._local.put(start, part.data)
+
+    # -- the first request -----------------------------------------------------------------
+
+    def _first(self, start: int, end: int | None) -> bytes:
+        """The first request of this file: learns the size and version. A version held in the
+        shared cache is confirmed with a conditional request and then used."""
+        held = self._candidate(start, end)
+        if held is not None:
+            return held
+        if start < 0:
+            s, e = start, None
+        else:
+            asked = end if end is not None else start + self._pattern.first_block
+            s, e = self._pattern.plan(start, end, None, [(start, asked)]).fetch[0]
+        part = self._call(self._fetch_first(s, e))
+        if part.size < 0:  # nothing at or past ``start``: the size stays unknown
+            return b""
+        self._learn(part)
+        self._keep(part)
+        offset = _offset(part)
+        if start < 0:
+            self._pattern.speculated(offset, offset + len(part.data))
+            return part.data
+        lo, hi = start - offset, len(part.data) if end is None else end - offset
+        return part.data if (lo, hi) == (0, len(part.data)) else part.data[lo:hi]
+
+    def _candidate(self, start: int, end: int | None) -> bytes | None:
+        """The bytes of ``[start, end)`` from the shared cache's version of the object, once
+        the storage confirmed that version (None: not all held, or another version now)."""
+        if self._shared is None:
+            return None
+        held = self._shared.current(self.key)
+        if held is None:
+            return None
+        version, size = held
+        if version is None:
+            return None
+        lo = size + start if start < 0 else start
+        hi = size if end is None else min(end, size)
+        if start < 0:
+            lo = max(0, lo)
+        if hi <= lo:
+            return None
+        pieces, gaps = self._shared.find(self.key, version, lo, hi)
+        if gaps:
+            return None
+        if self.route.location.version is None:  # a live object: is it still that version?
+            part = self._call(self._conditional(lo, hi, version))
+            if not part.not_modified:  # replaced: these are the new version's bytes
+                self._learn(part)
+                self._keep(part)
+                return part.data
+        self.version, self._size = version, size
+        self._shared.learn(self.key, version, size)
+        if start >= 0:
+            self._pattern.plan(lo, hi, size, [])
+        return self._assemble(pieces, lo, hi)
+
+    def _learn(self, part: Part) -> None:
+        self._size, self.version = part.size, part.version
+        if self._shared is not None and part.version is not None:
+            self._shared.learn(self.key, part.version, part.size)
+
+    # -- requests ----------------------------------------------------------------------------
+
+    async def _get(self, start: int, end: int | None, *, version: str | None = None,
+                   if_none_match: str | None = None) -> Part:
         self.requests += 1
-        return await _read.guarded(self.route, _read.read(
-            self._inner, self.route, start, end, version=self.version, config=self.fs.config))
+        return await _read.read(self._inner, self.route, start, end, version=version,
+                                config=self.fs.config, if_none_match=if_none_match)
 
-    async def _first_cached(self, start: int, end: int | None) -> Part:
-        """The first request, through the disk cache (``_read.cached``): a whole cached object
-        answers every later read with no request."""
-        async def read(start: int, end: int | None, if_none_match: str | None) -> Part:
-            self.requests += 1
-            return await _read.read(self._inner, self.route, start, end,
-                                    version=self.version, config=self.fs.config,
-                                    if_none_match=if_none_match)
+    async def _conditional(self, start: int, end: int, version: str) -> Part:
+        return await _read.guarded(self.route, self._get(start, end, if_none_match=version))
 
+    async def _fetch_first(self, start: int, end: int | None) -> Part:
+        """The first request, through the disk cache when there is one: a whole cached object
+        answers every later read with no request; an aligned block is kept."""
         cache = self.fs.cache
-        assert cache is not None  # _get reads through the cache only when there is one
-        return await _read.guarded(self.route, read_through(cache, self.route, read,
+        if cache is None:
+            return await _read.guarded(self.route, self._get(start, end))
+
+        async def read(start: int, end: int | None, if_none_match: str | None) -> Part:
+            return await self._get(start, end, if_none_match=if_none_match)
+
+        if start >= 0 and end is not None:
+            start, end = start // CACHE_BLOCK * CACHE_BLOCK, -(-end // CACHE_BLOCK) * CACHE_BLOCK
+        part = await _read.guarded(self.route, read_through(cache, self.route, read,
                                                             start, end))
+        if len(part.data) != part.size and part.start >= 0:
+            await store_blocks(cache, self.route, part, CACHE_BLOCK)
+        return part
 
-    # -- prefetch: the next window in flight while the caller consumes this one ---------------
+    async def _fetch(self, start: int, end: int) -> Part:
+        """One span, pinned to this file's version; through the disk cache's blocks when the
+        filesystem has one."""
+        cache = self.fs.cache
+        version = self.version
 
-    def _prefetch(self, start: int, end: int) -> None:
-        self._cancel_prefetch()
-        future = asyncio.run_coroutine_threadsafe(self._fetch(start, end), self._loop())
-        self._next = (start, future)
+        async def read(start: int, end: int | None, if_none_match: str | None) -> Part:
+            return await self._get(start, end, version=version)
 
-    def _take_prefetch(self, start: int) -> bytes | None:
-        if self._next is None:
+        if cache is not None and self._size is not None:
+            coro = read_blocks(cache, self.route, read, start, end, version=version,
+                               size=self._size, block=CACHE_BLOCK)
+        else:
+            coro = read(start, end, None)
+        return await _read.guarded(self.route, coro)
+
+    async def _fetch_all(self, spans: list[Span]) -> list[Part]:
+        """Several spans at once (the one place that gathers them)."""
+        return list(await asyncio.gather(*(self._fetch(s, e) for s, e in spans)))
+
+    def _run(self, coro: Coroutine[Any, Any, list[Part]]) -> list[Part]:
+        parts = self._call(coro)
+        for part in parts:
+            self._keep(part)
+        return parts
+
+    def _call(self, coro: Coroutine[Any, Any, T]) -> T:
+        try:
+            result: T = sync(self._loop(), lambda: coro)
+            return result
+        except IntegrityError:
+            if self._shared is not None:
+                self._shared.forget(self.key, self.version)
+            raise
+
+    # -- read-ahead in flight ------------------------------------------------------------------
+
+    def _prefetch(self, spans: list[Span], *, stream: bool) -> None:
+        for s, e in spans:
+            if e > s:
+                future = asyncio.run_coroutine_threadsafe(self._gated(s, e), self._loop())
+                self._inflight.append(_Flight(s, e, future, stream))
+
+    async def _gated(self, start: int, end: int) -> Part:
+        if self._gate is None:
+            self._gate = asyncio.Semaphore(PREFETCH_CONCURRENCY)
+        async with self._gate:
+            parts = await self._fetch_all([(start, end)])
+        return parts[0]
+
+    def _wait(self, future: Future[Part]) -> Part:
+        try:
+            part = future.result()
+        except IntegrityError:
+            if self._shared is not None:
+                self._shared.forget(self.key, self.version)
+            raise
+        self._harvest()
+        return part
+
+    def _harvest(self) -> None:
+        """Hold what finished read-ahead brought."""
+        pending = []
+        for flight in self._inflight:
+            future = flight.future
+            if not future.done():
+                pending.append(flight)
+            elif not future.cancelled() and future.exception() is None:
+                self._keep(future.result(), stream=flight.stream)
+        self._inflight = pending
+
+    def _parquet_ahead(self, start: int, end: int) -> list[Span]:
+        if self._scan is None:
+            if self._footer_checked or self._size is None:
+                return []
+            self._scan = self._parquet_scan()
+            if self._scan is None:
+                return []
+        return self._scan.observe(start, end)
+
+    def _parquet_scan(self) -> Scan | None:
+        assert self._size is not None and self._shared is not None
+        pieces, gaps = self._lookup(max(0, self._size - 8), self._size)
+        if gaps:
+            return None  # the footer is not read yet
+        self._footer_checked = True
+        span = footer_span(self._assemble(pieces, max(0, self._size - 8), self._size),
+                           self._size)
+        if span is None:
             return None
-        n_start, future = self._next
-        self._next = None
-        if n_start != start:
-            future.cancel()
+        pieces, gaps = self._lookup(*span)
+        if gaps:
             return None
-        return future.result().data
+        layout = Layout.parse(self._assemble(pieces, *span))
+        if layout is None:
+            return None
+        return Scan(layout, max_ahead=self._shared.max_bytes // 4)
 
-    def _cancel_prefetch(self) -> None:
-        if self._next is not None:
-            self._next[1].cancel()
-            self._next = None
+    # -- fsspec's cache types ----------------------------------------------------------------
+
+    def _read_fsspec(self, length: int) -> bytes:
+        if self.cache is None:
+            if self._size is None:
+                self._first_window(length)
+            if self._size is None:  # past the end of an object whose size is not known
+                return b""
+            self.cache = caches[self.cache_type](self.blocksize, self._fetch_range,
+                                                 self._size, **self.cache_options)
+        end = self.size if length < 0 else min(self.loc + length, self.size)
+        if self.loc >= end:
+            return b""
+        out: bytes = self.cache._fetch(self.loc, end)
+        return out
+
+    def _first_window(self, length: int) -> None:
+        """The first request of an fsspec-cached file: what that cache will ask for first
+        (its aligned block, its read-ahead), so that learning the size costs no extra GET."""
+        start, bs = self.loc, self.blocksize
+        if self.cache_type == "all" or length < 0:
+            s, e = 0, None
+        elif self.cache_type == "none":
+            s, e = start, start + length
+        else:
+            s = start // bs * bs
+            e = max(start + length + bs, -(-(start + length) // bs) * bs)
+        part = self._call(self._fetch_first(s, e))
+        if part.size >= 0:
+            self._size, self.version = part.size, part.version
+            self._window = (_offset(part), part.data)
+
+    def _fetch_range(self, start: int, end: int) -> bytes:
+        end = min(end, self.size)
+        if end <= start:
+            return b""
+        if self._window is not None:
+            w_start, data = self._window
+            self._window = None  # one use: the cache keeps what it wants of it
+            if w_start <= start and end <= w_start + len(data):
+                return data[start - w_start:end - w_start]
+        (part,) = self._call(self._fetch_all([(start, end)]))
+        offset = _offset(part)
+        return part.data[start - offset:end - offset]
+
+    # -- the event loop ------------------------------------------------------------------------
 
     def _loop(self) -> asyncio.AbstractEventLoop:
         loop = self.fs.loop
@@ -226,7 +563,8 @@ class AttachFile(AbstractBufferedFile):
         if self._pid != os.getpid():  # inherited by a forked child: use the child's backends
             self._inner, _ = sync(loop, self.fs._inner, self.route)
             self._pid = os.getpid()
-            self._next = None
+            self._inflight = []
+            self._gate = None
         return loop
 
     # -- the rest of the file interface ------------------------------------------------------
@@ -245,16 +583,90 @@ class AttachFile(AbstractBufferedFile):
         self.loc = new
         return self.loc
 
-    def _fetch_range(self, start: int, end: int) -> bytes:
-        return self._read_range(start, min(end, self.size))
-
     def close(self) -> None:
-        self._cancel_prefetch()
-        self._buf = b""
+        if self.closed:
+            return
         self.closed = True
+        self._harvest()
+        for flight in self._inflight:
+            if flight.end - flight.start <= FINISH_ON_CLOSE:
+                # Let it finish (its connection goes back to the pool), into the shared cache.
+                keep = self._kept_on_close(flight.stream)
+                flight.future.add_done_callback(keep)
+            else:
+                flight.future.cancel()
+        self._inflight = []
+        self._local = _Local()
+        closing = getattr(self.cache, "close", None)
+        if callable(closing):
+            closing()
+        self.cache = None
+
+    def _kept_on_close(self, stream: bool) -> Any:
+        shared, key, version, size = self._shared, self.key, self.version, self._size or 0
+
+        def keep(future: Future[Part]) -> None:
+            if shared is None or future.cancelled() or future.exception() is not None:
+                return
+            part = future.result()
+            if (part.version is not None and part.version == version
+                    and (not stream or size <= shared.max_bytes // 8)):
+                shared.put(key, part.version, _offset(part), part.data)
+
+        return keep
 
 
-def _reopen(fs: _Opener, path: str, block_size: int, loc: int) -> AttachFile:
-    f: AttachFile = fs.open(path, "rb", block_size=block_size)
+class _Local:
+    """One file's own bytes (a large object's stream windows; all of them without a shared
+    cache), the oldest dropped past ``limit``."""
+
+    def __init__(self) -> None:
+        self.extents = Extents()
+        self.order: deque[int] = deque()
+        self.limit = 2 * MAX_READAHEAD + FIRST_BLOCK
+
+    def find(self, start: int, end: int) -> tuple[list[tuple[int, bytes]], list[Span]]:
+        return self.extents.find(start, end)
+
+    def put(self, start: int, data: bytes) -> None:
+        for s, _ in self.extents.put(start, data):
+            self.order.append(s)
+        while self.extents.nbytes > self.limit and len(self.order) > 1:
+            self.extents.remove(self.order.popleft())
+
+
+def _options(options: dict[str, Any]) -> dict[str, Any]:
+    unknown = sorted(set(options) - set(_OPTIONS))
+    if unknown:
+        raise ValueError(f"unknown cache_options {unknown} for the default reader: it takes "
+                         f"{', '.join(sorted(_OPTIONS))} (fsspec's cache types take their "
+                         "own, with cache_type=...)")
+    for name, value in options.items():
+        kind = _OPTIONS[name]
+        if not isinstance(value, kind) or (kind is int and (isinstance(value, bool)
+                                                            or value < 0)):
+            raise ValueError(f"cache_options[{name!r}] must be a "
+                             f"{'non-negative int' if kind is int else kind.__name__}, "
+                             f"not {value!r}")
+    return options
+
+
+def _subtract(spans: list[Span], holes: list[Span]) -> list[Span]:
+    """``spans`` less every byte of ``holes``."""
+    out: list[Span] = []
+    for s, e in spans:
+        pieces = [(s, e)]
+        for hs, he in holes:
+            pieces = [p for a, b in pieces
+                      for p in ((a, min(b, hs)), (max(a, he), b)) if p[1] > p[0]]
+        out += pieces
+    return out
+
+
+def _reopen(fs: _Opener, path: str, block_size: int, loc: int,
+            cache_type: str = DEFAULT_CACHE,
+            cache_options: dict[str, Any] | None = None) -> AttachFile:
+    f: AttachFile = fs.open(path, "rb", block_size=block_size, cache_type=cache_type,
+                            cache_options=cache_options)
     f.seek(loc)
     return f

@@ -36,15 +36,15 @@ from fsspec.callbacks import DEFAULT_CALLBACK, Callback
 from fsspec.implementations.chained import ChainedFileSystem
 from fsspec.utils import isfilelike, stringify_path
 
-from . import _credentials, _info, _listing, _options, _read, _rules
+from . import _blocks, _credentials, _info, _listing, _options, _read, _rules
 from ._backends import Backends, inner_path, outer_location
 from ._cache import DiskCache
 from ._config import Config, load_config
 from ._errors import AccessRefused, ConfigError, ReadOnlyError, not_found
-from ._file import AttachFile
+from ._file import DEFAULT_CACHE, AttachFile
 from ._instances import Protocol, Resolving
 from ._limits import CACHE_MAX_BYTES
-from ._read.cached import read_through
+from ._read.cached import object_key, read_through, tail_info
 from ._read.part import Part
 from ._uri import Location, parse
 
@@ -326,6 +326,17 @@ class AttachFileSystem(AsyncFileSystem, ChainedFileSystem, metaclass=Resolving):
     async def _info(self, path: str, **kwargs: Any) -> dict[str, Any]:
         route = self._route(path, require_key=False)
         fs, ipath = await self._inner(route)
+        if (route.location.key and route.backend in ("s3", "gcs", "azure")
+                and set(kwargs) <= {"refresh"}):
+            # An object: one ranged GET of its tail says what a HEAD would, and its bytes
+            # serve the footer read that usually follows. Not an object: a prefix, as the
+            # backend lists it.
+            with contextlib.suppress(FileNotFoundError):
+                raw = await tail_info(fs, route, self.config,
+                                      refresh=bool(kwargs.get("refresh")))
+                out = _info.normalise(raw, route.backend)
+                out["name"] = self._spelled(route.location, self._relative(path))
+                return out
         info = await _read.guarded(route, fs._info(ipath, **kwargs))
         return self._outer(route, info, self._relative(path))
 
@@ -487,10 +498,14 @@ class AttachFileSystem(AsyncFileSystem, ChainedFileSystem, metaclass=Resolving):
         if unknown:
             raise _options.unknown_argument(unknown, ("block_size", "cache_options", *_OPEN_KWARGS), "open")
         route = self._route(path)
+        cache_type = kwargs.pop("cache_type", DEFAULT_CACHE)
+        recent = _blocks.shared().recent(object_key(route, self.config))
+        known = None if recent is None else (recent.version, recent.size)
         try:
             fs, _ = sync(self.loop, self._inner, route)
             return AttachFile(self, path, route, fs, block_size=block_size,
-                              cache_options=cache_options, cache_type=kwargs.get("cache_type"))
+                              cache_type=cache_type, cache_options=cache_options, known=known,
+                              **kwargs)
         except Exception as err:
             _read.reraise(route, err)
 

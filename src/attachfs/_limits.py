@@ -12,20 +12,39 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-__all__ = ["CACHE_MAX_BYTES", "FIRST_BLOCK", "LIMIT_FIELDS", "Limits", "MAX_READAHEAD",
-           "MIN_FETCH", "POOL_CONNECTIONS", "POOL_CONNECTIONS_PER_HOST", "TAIL"]
+__all__ = ["BLOCK_CACHE_BYTES", "CACHE_BLOCK", "CACHE_MAX_BYTES", "FINISH_ON_CLOSE", "FIRST_BLOCK",
+           "HEAD_FETCH", "INFO_TTL", "LIMIT_FIELDS", "Limits", "MAX_READAHEAD", "MIN_FETCH",
+           "POOL_CONNECTIONS", "POOL_CONNECTIONS_PER_HOST", "PREFETCH_CONCURRENCY",
+           "SPECULATION_ALLOWANCE", "TAIL"]
 
 #: The disk cache's size bound when a config or ``cache=`` names only a directory.
 CACHE_MAX_BYTES = 10 * 2**30
 
 #: What the first read of a file from its start fetches (an attachment that fits is one GET).
 FIRST_BLOCK = 1 * 2**20
-#: The least a read after a seek fetches, so small neighbouring reads coalesce.
+#: Formerly the least a read after a seek fetched; reads now fetch what the access pattern
+#: shows (``_pattern``), and ``cache_options={"min_fetch": ...}`` sets a floor if wanted.
 MIN_FETCH = 64 * 2**10
 #: How far sequential read-ahead grows.
 MAX_READAHEAD = 8 * 2**20
 #: The suffix fetched when the size is asked first (parquet and zip footers live there).
 TAIL = 64 * 2**10
+#: What the first read of a new file from offset 0 fetches at least (format headers live there).
+HEAD_FETCH = 16 * 2**10
+#: Bytes an open file may fetch ahead of its reads before any read asked for something.
+SPECULATION_ALLOWANCE = 16 * 2**10
+#: The shared in-process block cache's bound (``ATTACHFS_BLOCK_CACHE_BYTES`` overrides it).
+BLOCK_CACHE_BYTES = 128 * 2**20
+#: Seconds an ``info()`` answer stands for the same object: a repeated ``info`` and an open
+#: that follows it use it (pandas and pyarrow ask ``info`` several times, then open).
+INFO_TTL = 1.0
+#: Read-ahead still in flight when a file closes, and no larger, is let finish into the block
+#: cache (its connection goes back to the pool); a larger one is cancelled.
+FINISH_ON_CLOSE = 2 * 2**20
+#: Column chunks of a parquet file fetched concurrently ahead of a scan, at most.
+PREFETCH_CONCURRENCY = 16
+#: The disk cache keeps an object larger than this as aligned blocks of this size.
+CACHE_BLOCK = 1 * 2**20
 
 #: Connections of the shared pool, in all and per host.
 POOL_CONNECTIONS = 256

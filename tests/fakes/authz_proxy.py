@@ -13,6 +13,7 @@ two policies the tests need.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import json
 import re
@@ -69,6 +70,16 @@ class AuthorizingProxy(AppServer):
             upstream_ca = ssl.create_default_context(cafile=str(upstream_ca))
         self._upstream_ssl = upstream_ca
         self._session: aiohttp.ClientSession | None = None
+        # Requests being answered now, and the most at once since ``clear_requests``. ``delay``
+        # holds each request that long before forwarding it, so requests a client sends
+        # together are seen together (a count, not a timing).
+        self.in_flight = 0
+        self.in_flight_max = 0
+        self.delay = 0.0
+
+    def clear_requests(self) -> None:
+        super().clear_requests()
+        self.in_flight_max = self.in_flight
 
     def _setup(self, app: web.Application) -> None:
         app.router.add_route("*", "/{tail:.*}", self._forward)
@@ -94,6 +105,16 @@ class AuthorizingProxy(AppServer):
             if refusal is not None:
                 status, body, headers = refusal
                 return web.Response(status=status, body=body, headers=headers)
+        self.in_flight += 1
+        self.in_flight_max = max(self.in_flight_max, self.in_flight)
+        try:
+            if self.delay:
+                await asyncio.sleep(self.delay)
+            return await self._pass(request)
+        finally:
+            self.in_flight -= 1
+
+    async def _pass(self, request: web.Request) -> web.StreamResponse:
         record = request[RECORD]
         record.principal = request.get(PRINCIPAL)
         headers = [(k, v) for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP]

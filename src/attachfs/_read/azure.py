@@ -84,5 +84,11 @@ async def _read_sdk(client: Any, route: Route, start: int, end: int | None,
         raise_for_status(route.uri, "azure", status,
                          Said(status, getattr(err, "error_code", None)), version)
     # properties.size is the length of the range downloaded; the blob's size is in Content-Range.
-    size = size_from(stream.properties.content_range, start, len(data))
-    return Part(data, start, size, stream.properties.etag)
+    props = stream.properties
+    size = size_from(props.content_range, start, len(data))
+    meta = {name: str(value) for name, value in (
+        ("ETag", props.etag), ("x-ms-version-id", getattr(props, "version_id", None)),
+        ("Last-Modified", props.last_modified.isoformat() if props.last_modified else None),
+        ("Content-Type", props.content_settings.content_type if props.content_settings
+         else None)) if value}
+    return Part(data, start, size, props.etag, meta=meta)

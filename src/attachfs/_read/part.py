@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
-__all__ = ["ContentRange", "Part", "range_header", "size_from"]
+__all__ = ["META_HEADERS", "ContentRange", "Part", "range_header", "size_from"]
+
+#: The answer headers a Part keeps in ``meta``.
+META_HEADERS = ("ETag", "Last-Modified", "Content-Type", "Content-Encoding",
+                "x-amz-version-id", "x-goog-generation", "x-ms-version-id")
 
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 
@@ -20,6 +25,9 @@ class Part:
     size: int
     version: str | None
     not_modified: bool = False  # a 304 to ``if_none_match``: the cached bytes are current
+    #: What the answer said about the object beyond its bytes (``META_HEADERS``), for
+    #: ``info()``: ETag, Last-Modified, Content-Type, the storage's version id.
+    meta: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ from .._net import pool
 from .._redact import redact
 from .body import read_body
 from .errors import changed, check_body
-from .part import ContentRange, Part, ranged
+from .part import META_HEADERS, ContentRange, Part, ranged
 
 if TYPE_CHECKING:
     from multidict import CIMultiDictProxy
@@ -125,4 +125,5 @@ def answered(route: Route, start: int, version: str | None, if_none_match: str |
         raise changed(route.uri, version)
     check_body(answer.status, answer.headers, answer.body)
     size = answer.size if answer.size is not None else start + len(answer.body)
-    return Part(answer.body, start, size, answered_version)
+    meta = {name: answer.headers[name] for name in META_HEADERS if name in answer.headers}
+    return Part(answer.body, start, size, answered_version, meta=meta)

@@ -1,0 +1,140 @@
+"""Which parquet column chunks a scan will read next, so an open file can fetch them together.
+
+pandas hands pyarrow a Python file object, and pyarrow then reads the column chunks one at a
+time through it: one request after another, where pyarrow's own S3 client has several in
+flight. Once the footer is read, its metadata says where every column chunk is; once the reads
+show a scan of some columns (a column read in two row groups), the chunks of those columns in
+every row group are fetched concurrently, as many bytes ahead of the reads as ``max_ahead``
+allows (pyarrow has asked for all of them already; they reach the file one by one). Row groups
+read whole (``read_row_group``, every column), in any
+order, fetch nothing ahead: what is fetched stays what is read.
+
+The footer is parsed by pyarrow itself (``pyarrow.parquet.read_metadata``), and only when the
+caller has already imported it: a file that merely ends in ``PAR1`` costs no import.
+"""
+
+from __future__ import annotations
+
+import bisect
+import struct
+import sys
+from typing import Any
+
+__all__ = ["Layout", "Scan", "footer_span"]
+
+Span = tuple[int, int]
+
+_MAGIC = b"PAR1"
+#: Chunks closer than this are fetched as one range (pyarrow's ``hole_size_limit``).
+_HOLE = 8192
+
+
+def footer_span(tail: bytes, size: int) -> Span | None:
+    """Where the footer (metadata, length and magic) is, from the file's last 8 bytes; None if
+    this is not a parquet file."""
+    if len(tail) < 8 or tail[-4:] != _MAGIC:
+        return None
+    (length,) = struct.unpack("<I", tail[-8:-4])
+    if length + 12 > size:
+        return None
+    return size - 8 - length, size
+
+
+class Layout:
+    """The column chunks of a parquet file: per row group, per column, its byte span."""
+
+    def __init__(self, chunks: list[list[Span]]) -> None:
+        self.chunks = chunks
+        flat = sorted((s, e, rg, col) for rg, cols in enumerate(chunks)
+                      for col, (s, e) in enumerate(cols) if e > s)
+        self._starts = [s for s, _, _, _ in flat]
+        self._flat = flat
+
+    @classmethod
+    def parse(cls, footer: bytes) -> Layout | None:
+        """The layout from the footer's bytes (ending with the magic); None when pyarrow is
+        not loaded, or cannot read it."""
+        if "pyarrow.parquet" not in sys.modules:
+            return None
+        pa: Any = sys.modules.get("pyarrow")
+        pq: Any = sys.modules["pyarrow.parquet"]
+        try:
+            meta = pq.read_metadata(pa.BufferReader(footer))
+            chunks = []
+            for i in range(meta.num_row_groups):
+                group = meta.row_group(i)
+                cols = []
+                for j in range(group.num_columns):
+                    col = group.column(j)
+                    start = col.data_page_offset
+                    if col.dictionary_page_offset is not None:
+                        start = min(start, col.dictionary_page_offset)
+                    cols.append((start, start + col.total_compressed_size))
+                chunks.append(cols)
+        except Exception:  # not ours to fail a read over: the scan just goes unaided
+            return None
+        return cls(chunks)
+
+    def touched(self, start: int, end: int) -> list[tuple[int, int]]:
+        """The (row group, column) of each chunk that ``[start, end)`` overlaps."""
+        out = []
+        i = max(bisect.bisect_right(self._starts, start) - 1, 0)
+        while i < len(self._flat) and self._flat[i][0] < end:
+            s, e, rg, col = self._flat[i]
+            if e > start:
+                out.append((rg, col))
+            i += 1
+        return out
+
+
+class Scan:
+    """Follows an open file's reads over a parquet file's column chunks, and names the chunks
+    to fetch ahead once they show a scan of some of the columns."""
+
+    def __init__(self, layout: Layout, *, max_ahead: int) -> None:
+        self.layout = layout
+        self.max_ahead = max_ahead   # bytes fetched ahead and not read yet, at most
+        self.rows: dict[int, set[int]] = {}  # column -> the row groups it was read in
+        self.issued: set[tuple[int, int]] = set()
+        self.ahead: dict[tuple[int, int], int] = {}  # fetched ahead, not read yet: bytes
+        self.whole = False           # row groups are read whole: nothing is fetched ahead
+
+    def observe(self, start: int, end: int) -> list[Span]:
+        """A read of ``[start, end)``; returns the spans to fetch ahead now.
+
+        A scan is a column read in two row groups, while no read took a whole row group:
+        pyarrow reads a column projection chunk by chunk (its reads, issued together, arrive
+        here one at a time and not quite in order), and ``read_row_group``/``read_table`` of
+        every column read each row group as one range, which says nothing of the next one."""
+        touched = self.layout.touched(start, end)
+        if not touched or self.whole:
+            return []
+        for rg, col in touched:
+            self.rows.setdefault(col, set()).add(rg)
+            self.issued.add((rg, col))
+            self.ahead.pop((rg, col), None)
+        groups = {rg for rg, _ in touched}
+        if any(len([c for r, c in touched if r == rg]) == len(self.layout.chunks[rg])
+               for rg in groups):
+            self.whole = True
+            return []
+        scanned = {col for col, rows in self.rows.items() if len(rows) >= 2}
+        return self._ahead(scanned) if scanned else []
+
+    def _ahead(self, columns: set[int]) -> list[Span]:
+        spans: list[Span] = []
+        total = sum(self.ahead.values())
+        for rg in range(len(self.layout.chunks)):
+            wanted = [(self.layout.chunks[rg][col], (rg, col)) for col in sorted(columns)
+                      if (rg, col) not in self.issued and col < len(self.layout.chunks[rg])]
+            for (s, e), chunk in sorted(wanted):
+                if total + (e - s) > self.max_ahead:
+                    return spans
+                self.issued.add(chunk)
+                self.ahead[chunk] = e - s
+                total += e - s
+                if spans and s - spans[-1][1] <= _HOLE and spans[-1][1] <= s:
+                    spans[-1] = (spans[-1][0], e)
+                else:
+                    spans.append((s, e))
+        return spans
