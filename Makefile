@@ -38,14 +38,24 @@ clean:
 	rm -rf $(VENV) tools/azurite/node_modules
 
 # Side-by-side read benchmark of attachfs and its peers against a local nginx
-# (benchmarks/README.md). Installs nginx with apt-get when it is missing and we are root.
-# `make bench BENCH_ARGS=--quick` runs in a few minutes; the full run takes ~15.
+# (benchmarks/README.md). Installs nginx and libnginx-mod-http-echo (the cloud-like link of
+# profile e) with apt-get when they are missing and we are root.
+# `make bench BENCH_ARGS=--quick` runs in a few minutes; the full run takes ~30.
 BENCH_ARGS ?=
+# The soak: SOAK_MINUTES of mixed reads with faults injected, after counting the pooled
+# connections each read pattern throws away (benchmarks/README.md, "The soak").
+SOAK_MINUTES ?= 10
+SOAK_ARGS ?=
 
-.PHONY: bench install-bench
+.PHONY: bench install-bench soak
 
 install-bench: $(VENV)/bin/python
 	$(PIP) install --quiet -c constraints.txt -e '.[bench]'
 
 bench: install-bench
 	$(VENV)/bin/python -m benchmarks $(BENCH_ARGS)
+
+soak: install-bench
+	$(VENV)/bin/python -m benchmarks.churn
+	$(VENV)/bin/python -m benchmarks.soak --minutes $(SOAK_MINUTES) \
+		--json benchmarks/results/tmp/soak.json $(SOAK_ARGS)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from . import data, report
 from .clients import CASES
-from .nginx import Nginx
+from .nginx import Link, Nginx, measure_link
 from .profile import pyspy_command
 from .profile import summarize as summarize_profile
 from .runner import run_case, slug
@@ -34,7 +34,8 @@ REPO = HERE.parent
 BENCH_KEYS = {"AWS_ACCESS_KEY_ID": "AKIAATTACHFSBENCH001",
               "AWS_SECRET_ACCESS_KEY": "attachfs-bench-secret-key-not-checked-by-nginx"}
 PACKAGES = ("attachfs", "s3fs", "fsspec", "obstore", "smart_open", "pyarrow", "boto3",
-            "botocore", "aiobotocore", "aiohttp", "pandas", "moto")
+            "botocore", "aiobotocore", "s3transfer", "aiohttp", "pandas", "moto", "xarray",
+            "h5netcdf", "h5py")
 
 
 def parse_args(argv):
@@ -42,7 +43,14 @@ def parse_args(argv):
     p.add_argument("--quick", action="store_true",
                    help="small sizes and 3 repetitions: 64 MiB, 200 objects, ~20 MB parquet")
     p.add_argument("--reps", type=int, help="repetitions per case (default 5; --quick 3)")
-    p.add_argument("--cases", default="abcde", help="which cases to run, e.g. 'bc'")
+    p.add_argument("--cases", default="abcdefg",
+                   help="which cases to run, e.g. 'bc'; 'e' is profile (e), the cloud-like "
+                        "link, = ea,eb,ed (a, b, d over that link); comma-separated ids too: "
+                        "'ea,f'")
+    p.add_argument("--link-delay", type=float, default=0.03,
+                   help="profile (e): seconds before each response's first byte (echo_sleep)")
+    p.add_argument("--link-rate", default="64m",
+                   help="profile (e): nginx limit_rate per response (measured at start)")
     p.add_argument("--libs", help="comma-separated libraries (default: all); raw aiohttp "
                                   "always runs, every ratio is to it")
     p.add_argument("--out", type=Path, help="results directory (default benchmarks/results, "
@@ -60,6 +68,17 @@ def parse_args(argv):
     p.add_argument("--no-install", action="store_true",
                    help="do not apt-get install nginx when it is missing")
     return p.parse_args(argv)
+
+
+def parse_cases(text: str) -> list[str]:
+    ids = [c.strip() for c in text.split(",")] if "," in text else list(text)
+    out: list[str] = []
+    for c in ids:
+        out += ["ea", "eb", "ed"] if c == "e" else [c]
+    unknown = [c for c in out if c not in CASES]
+    if unknown:
+        raise SystemExit(f"unknown case(s) {unknown}; known: {', '.join(CASES)} (e = ea,eb,ed)")
+    return list(dict.fromkeys(out))
 
 
 def versions() -> dict[str, str]:
@@ -84,7 +103,7 @@ def git_commit() -> str:
 
 
 def worker_env(keys: dict[str, str]) -> dict[str, str]:
-    from attachfs.testing import apply_environment, peer_environment
+    from .testing import apply_environment, peer_environment
 
     env = dict(os.environ)
     apply_environment(peer_environment(), env)  # no real credentials, proxies or metadata
@@ -107,24 +126,46 @@ def main(argv=None) -> int:
     started = time.monotonic()
     load_start = os.getloadavg()[0]
 
+    case_ids = parse_cases(args.cases)
     manifest = data.ensure(data_dir, sizes, log=lambda m: print(m, flush=True))
     tmp = Path(tempfile.mkdtemp(prefix="attachfs-bench-"))
-    nginx = Nginx(data_dir, tmp / "nginx", install=not args.no_install)
+    shaped = any(c.startswith("e") for c in case_ids)
+    link = Link(delay=args.link_delay, rate=args.link_rate) if shaped else None
+    nginx = Nginx(data_dir, tmp / "nginx", install=not args.no_install, link=link)
     tenant = None
+    link_meta = None
     cases: dict[str, dict] = {}
     try:
         nginx.start()
         print(f"nginx {nginx.binary} serving {data_dir} at {nginx.endpoint}", flush=True)
+        if link:
+            probe = f"/{manifest['bucket']}/{manifest['keys']['large']}"
+            link_meta = {"setting": link.describe(), "delay_s": link.delay, "rate": link.rate,
+                         **measure_link(nginx.link_endpoint, probe, sizes.large)}
+            print(f"cloud-like link at {nginx.link_endpoint} ({link.describe()}): first byte "
+                  f"{link_meta['first_byte_ms']:.1f} ms, one connection "
+                  f"{link_meta['one_connection_mb_s']:.1f} MB/s", flush=True)
         base = {"endpoint": nginx.endpoint, "manifest": manifest, "reps": reps,
                 "log": str(nginx.access_log), "threads": args.threads,
                 "connections": args.connections, "chunk": 8 * data.MiB, "small_read": 1024,
+                "data_dir": str(data_dir),
                 "config": {"platform": {"aws": {"endpoint_url": nginx.endpoint,
                                                 "region": "us-east-1"}}}}
         env = worker_env(BENCH_KEYS)
-        for case in args.cases:
+        for case in case_ids:
             libs = [n for n in CASES[case] if wanted is None or n in wanted]
             spec, case_env = dict(base), env
-            if case == "e":
+            case_reps = reps
+            if case.startswith("e"):
+                spec.update(endpoint=nginx.link_endpoint,
+                            config={"platform": {"aws": {"endpoint_url": nginx.link_endpoint,
+                                                         "region": "us-east-1"}}})
+                if case in ("ea", "eb") and not args.reps:
+                    # 1 GiB at one connection's ~60 MB/s is ~18 s a repetition, and a client
+                    # that fetches 2,000 objects one at a time needs a minute; a capped link
+                    # varies little, so 3 medians suffice.
+                    case_reps = min(reps, 3)
+            if case == "g":
                 from .sts import TENANT, DelegatedTenant
 
                 tenant = DelegatedTenant(tmp / "moto").start()
@@ -132,10 +173,10 @@ def main(argv=None) -> int:
                 case_env = worker_env(tenant.platform_keys)
             prefixes = {lib: pyspy_command(out / "tmp" / f"profile-{slug(case, lib)}.txt")
                         for lib in libs if lib in profiled}
-            print(f"({case}) {', '.join(libs)}: {reps} rounds", flush=True)
-            # (e): one more repetition, the cold first batch that includes the AssumeRole.
+            print(f"({case}) {', '.join(libs)}: {case_reps} rounds", flush=True)
+            # (g): one more repetition, the cold first batch that includes the AssumeRole.
             raws = run_case(case, libs, spec, case_env, tmp, timeout=args.timeout,
-                            reps=reps + (case == "e"), prefixes=prefixes,
+                            reps=case_reps + (case == "g"), prefixes=prefixes,
                             progress=lambda m: print(m, flush=True))
             if tenant is not None:
                 raws["attachfs"]["assume_role_calls"] = tenant.proxy.count("AssumeRole")
@@ -143,11 +184,9 @@ def main(argv=None) -> int:
                 tenant = None
             cases[case] = {}
             for lib, raw in raws.items():
-                summary = report.summarize(case, raw, manifest)
+                summary = report.summarize(case, raw, manifest, link_meta)
                 cases[case][lib] = {"raw": raw, "summary": summary}
-                shown = (f"ERROR {summary['error'][:300]}" if "error" in summary
-                         else f"median {summary['median_s'] * 1000:.1f} ms")
-                print(f"({case}) {lib}: {shown}", flush=True)
+                print(f"({case}) {lib}: {report.one_line(case, summary)}", flush=True)
                 prof = out / "tmp" / f"profile-{slug(case, lib)}.txt"
                 if lib in prefixes and prof.exists():
                     text = summarize_profile(prof)
@@ -168,7 +207,8 @@ def main(argv=None) -> int:
                  "parquet_size": manifest["parquet"]["size"],
                  "parquet_floor": manifest["parquet"]["floor_bytes"], "versions": versions(),
                  "load_average": {"start": load_start, "end": os.getloadavg()[0]},
-                 "git": git_commit(), "threads": args.threads,
+                 "git": git_commit(), "threads": args.threads, "link": link_meta,
+                 "random": _random_meta(manifest),
                  "connections": args.connections,
                  "seconds": round(time.monotonic() - started, 1)},
         "order": list(dict.fromkeys(n for libs in CASES.values() for n in libs)),
@@ -184,6 +224,13 @@ def main(argv=None) -> int:
     print(f"wrote {out}/results.md, results.json, results.png "
           f"({result['meta']['seconds']:.0f} s)")
     return 0
+
+
+def _random_meta(manifest: dict) -> dict:
+    from .access import scenarios
+
+    return {name: {"key": sc.key, "size": manifest["objects"][sc.key], "reads": sc.describe}
+            for name, sc in scenarios(manifest).items()}
 
 
 def _nginx_version(binary: str) -> str:

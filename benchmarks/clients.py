@@ -11,6 +11,13 @@ sessions, thread pools and event loops are set up as an application would keep t
 - ``batch(keys)``: every object of ``keys`` through the library's best concurrent API; bytes.
 - ``small_open(key, n)``: open, ``read(n)``, close; the bytes.
 - ``parquet(key, columns)``: ``pandas.read_parquet`` of ``columns``; the DataFrame.
+- ``open_random(key)``: a seekable binary file over the object, as the library gives one to
+  zipfile, tarfile, pyarrow.parquet and h5py (case f); closed by the caller.
+
+Variants of one library (``attachfs cache_type=blockcache``, ``obstore get_range x8``) are
+subclasses with their own ``name``; the report compares attachfs with the best *peer* of each
+case, which leaves out raw aiohttp and its variants (they are floors, not libraries) and
+attachfs's own variants.
 """
 
 from __future__ import annotations
@@ -59,6 +66,9 @@ class Client:
     def parquet(self, key: str, columns: list[str]):
         raise NotImplementedError
 
+    def open_random(self, key: str) -> Any:
+        raise NotImplementedError
+
     def url(self, key: str) -> str:
         return f"{self.endpoint}/{self.bucket}/{key}"
 
@@ -97,6 +107,12 @@ class FsspecClient(Client):
         with self.fs.open(self.path(key), "rb") as f:
             return f.read(n)
 
+    #: extra ``fs.open`` arguments (a variant's cache_type)
+    open_kwargs: dict[str, Any] = {}
+
+    def open_random(self, key: str) -> Any:
+        return self.fs.open(self.path(key), "rb", **self.open_kwargs)
+
 
 class RawAiohttp(Client):
     """The floor: plain GETs over one aiohttp session, no signing, no HEAD, no buffering."""
@@ -105,7 +121,8 @@ class RawAiohttp(Client):
     apis = {"a": "GET + content.readexactly(8 MiB), read_bufsize=8 MiB",
             "b": "asyncio.gather, TCPConnector(limit=connections)",
             "c": "GET Range: bytes=0-1023",
-            "d": "footer + the 2 columns' chunks, gathered (I/O only, no decoding)"}
+            "d": "footer + the 2 columns' chunks, gathered (I/O only, no decoding)",
+            "f": "exactly the ranges the reader needs, gathered (I/O only)"}
 
     def setup(self) -> None:
         import aiohttp
@@ -170,6 +187,51 @@ class RawAiohttp(Client):
 
         return self.loop.run_until_complete(run())
 
+    def fetch_ranges(self, key: str, ranges: list[list[int]]) -> int:
+        """Exactly ``ranges`` ([start, end) each), gathered: the I/O floor of a random read."""
+        async def run():
+            url = self.url(key)
+            parts = await asyncio.gather(*(self._get(url, f"bytes={s}-{e - 1}")
+                                           for s, e in ranges))
+            return sum(map(len, parts))
+
+        return self.loop.run_until_complete(run())
+
+
+class RawRanges(RawAiohttp):
+    """What parallel ranged GETs give on a link that caps each connection: ``parallel``
+    ranges of ``chunk`` in flight, handed out in order, memory bounded by their product."""
+
+    name = "raw aiohttp, 8 ranges"
+    parallel = 8
+    apis = {"a": "8 ranged GETs of 8 MiB in flight, in order (asyncio, one session)",
+            "ea": "8 ranged GETs of 8 MiB in flight, in order (asyncio, one session)"}
+
+    def sequential(self, key: str, chunk: int) -> int:
+        size = self.sizes[key]
+
+        async def run():
+            url = self.url(key)
+            starts = iter(range(0, size, chunk))
+            window: list[asyncio.Task] = []
+
+            def more():
+                for start in starts:
+                    end = min(start + chunk, size) - 1
+                    window.append(asyncio.ensure_future(self._get(url, f"bytes={start}-{end}")))
+                    if len(window) >= self.parallel:
+                        return
+
+            n = 0
+            more()
+            while window:
+                data = await window.pop(0)
+                n += len(data)
+                more()
+            return n
+
+        return self.loop.run_until_complete(run())
+
 
 class SignedAiohttp(RawAiohttp):
     """raw aiohttp plus botocore's SigV4 signer on every request: what signing alone costs."""
@@ -200,7 +262,8 @@ class Attachfs(FsspecClient):
     apis = {"a": "fs.open(uri).read(8 MiB)", "b": "fs.cat(list)",
             "c": "fs.open(uri).read(1024)",
             "d": 'pd.read_parquet("attach::s3://...", storage_options={"config": cfg})',
-            "e": "fs.cat(list), tenant with an AWS integration (AssumeRole via moto STS)"}
+            "f": "fs.open(uri) (its default reader)",
+            "g": "fs.cat(list), tenant with an AWS integration (AssumeRole via moto STS)"}
 
     def setup(self) -> None:
         import attachfs
@@ -220,13 +283,26 @@ class Attachfs(FsspecClient):
                                storage_options=options)
 
 
+class AttachfsBlockcache(Attachfs):
+    name = "attachfs cache_type=blockcache"
+    open_kwargs = {"cache_type": "blockcache"}
+    apis = {"f": 'fs.open(uri, cache_type="blockcache")'}
+
+
+class AttachfsReadahead(Attachfs):
+    name = "attachfs cache_type=readahead"
+    open_kwargs = {"cache_type": "readahead"}
+    apis = {"f": 'fs.open(uri, cache_type="readahead")'}
+
+
 # --------------------------------------------------------------------------- s3fs
 
 class S3fs(FsspecClient):
     name = "s3fs"
     apis = {"a": "fs.open(path).read(8 MiB) (default block size, readahead)",
             "b": "fs.cat(list)", "c": "fs.open(path).read(1024)",
-            "d": 'pd.read_parquet("s3://...", storage_options=...)'}
+            "d": 'pd.read_parquet("s3://...", storage_options=...)',
+            "f": "fs.open(path) (default cache: readahead, 50 MiB blocks)"}
 
     def options(self) -> dict[str, Any]:
         return {"key": self.key_id, "secret": self.secret, "endpoint_url": self.endpoint,
@@ -262,7 +338,8 @@ class Obstore(Client):
     name = "obstore"
     apis = {"a": "get_async(...).stream(min_chunk_size=8 MiB) (docs: get for sequential scans)",
             "b": "asyncio.gather(get_async(...).bytes_async())",
-            "c": "open_reader(store, key).read(1024)"}
+            "c": "open_reader(store, key).read(1024)",
+            "f": "obstore.open_reader(store, key) (1 MiB buffer)"}
 
     def setup(self) -> None:
         self.store = _s3store(self)
@@ -304,12 +381,93 @@ class Obstore(Client):
         finally:
             f.close()
 
+    def open_random(self, key: str) -> Any:
+        import obstore
+
+        return _BytesReader(obstore.open_reader(self.store, key))
+
+
+class _BytesReader:
+    """obstore's ReadableFile returns Bytes; zipfile, tarfile and h5py want ``bytes``."""
+
+    def __init__(self, f: Any):
+        self._f = f
+
+    def read(self, n: int = -1) -> bytes:
+        return bytes(self._f.read(n) if n is not None and n >= 0 else self._f.read())
+
+    def readinto(self, buf: Any) -> int:
+        data = self.read(len(buf))
+        memoryview(buf).cast("B")[:len(data)] = data
+        return len(data)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._f.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._f.tell()
+
+    def seekable(self) -> bool:
+        return True
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self._f.close()
+
+    @property
+    def closed(self) -> bool:
+        return False
+
+    def __enter__(self) -> _BytesReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class ObstoreRanges(Obstore):
+    """obstore's ranged GETs made concurrent by the caller. Its own ``get_ranges`` is not a
+    way to do this: it merges ranges less than 1 MiB apart, so contiguous ranges become one
+    request on one connection (measured: 8 x 8 MiB contiguous -> one 64 MiB GET)."""
+
+    name = "obstore get_range x8"
+    parallel = 8
+    apis = {"a": "8 get_range_async(8 MiB) in flight, in order (get_ranges merges them)",
+            "ea": "8 get_range_async(8 MiB) in flight, in order (get_ranges merges them)"}
+
+    def sequential(self, key: str, chunk: int) -> int:
+        import obstore
+
+        async def run():
+            size = (await obstore.head_async(self.store, key))["size"]
+            starts = iter(range(0, size, chunk))
+            window: list[asyncio.Task] = []
+
+            def more():
+                for start in starts:
+                    window.append(asyncio.ensure_future(obstore.get_range_async(
+                        self.store, key, start=start, end=min(start + chunk, size))))
+                    if len(window) >= self.parallel:
+                        return
+
+            n = 0
+            more()
+            while window:
+                n += len(await window.pop(0))
+                more()
+            return n
+
+        return self.loop.run_until_complete(run())
+
 
 class ObstoreFsspec(FsspecClient):
     name = "obstore.fsspec"
     apis = {"a": "FsspecStore.open(path).read(8 MiB)", "b": "FsspecStore.cat(list)",
             "c": "FsspecStore.open(path).read(1024)",
-            "d": "pd.read_parquet(path, filesystem=FsspecStore(...))"}
+            "d": "pd.read_parquet(path, filesystem=FsspecStore(...))",
+            "f": "FsspecStore.open(path)"}
 
     def setup(self) -> None:
         from obstore.fsspec import FsspecStore
@@ -376,7 +534,8 @@ class SmartOpen(Boto3):
     apis = {"a": "smart_open.open(uri).read(8 MiB)",
             "b": "ThreadPoolExecutor(threads): smart_open.open(uri).read()",
             "c": "smart_open.open(uri).read(1024)",
-            "d": "pd.read_parquet(smart_open.open(uri))"}
+            "d": "pd.read_parquet(smart_open.open(uri))",
+            "f": "smart_open.open(uri) (seekable: a GET from each seek to the end)"}
 
     def _open(self, key: str):
         import smart_open
@@ -405,6 +564,36 @@ class SmartOpen(Boto3):
         with self._open(key) as f:
             return pd.read_parquet(f, columns=columns)
 
+    def open_random(self, key: str) -> Any:
+        return self._open(key)
+
+
+class _CountingSink:
+    """A write-only, non-seekable destination: s3transfer hands it the parts in order."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def write(self, data: bytes) -> int:
+        self.n += len(data)
+        return len(data)
+
+    def seekable(self) -> bool:
+        return False
+
+
+class Boto3Transfer(Boto3):
+    """boto3's managed download (s3transfer): parallel ranged GETs in threads."""
+
+    name = "boto3 download_fileobj"
+    apis = {"a": "download_fileobj(sink), TransferConfig defaults (8 MiB parts, 10 threads)",
+            "ea": "download_fileobj(sink), TransferConfig defaults (8 MiB parts, 10 threads)"}
+
+    def sequential(self, key: str, chunk: int) -> int:
+        sink = _CountingSink()
+        self.client.download_fileobj(self.bucket, key, sink)
+        return sink.n
+
 
 # --------------------------------------------------------------------------- pyarrow
 
@@ -413,7 +602,8 @@ class PyarrowS3(Client):
     apis = {"a": "open_input_stream(path).read(8 MiB)",
             "b": "ThreadPoolExecutor(threads): open_input_stream(path).read()",
             "c": "open_input_file(path).read(1024)",
-            "d": "pd.read_parquet(path, filesystem=S3FileSystem(...))"}
+            "d": "pd.read_parquet(path, filesystem=S3FileSystem(...))",
+            "f": "S3FileSystem.open_input_file(path)"}
 
     def setup(self) -> None:
         from pyarrow import fs
@@ -449,20 +639,47 @@ class PyarrowS3(Client):
 
         return pd.read_parquet(self.path(key), columns=columns, filesystem=self.fs)
 
+    def open_random(self, key: str) -> Any:
+        return self.fs.open_input_file(self.path(key))
+
 
 CLIENTS: dict[str, type[Client]] = {c.name: c for c in (
-    RawAiohttp, SignedAiohttp, Attachfs, S3fs, Obstore, ObstoreFsspec, SmartOpen,
-    PyarrowS3, Boto3)}
+    RawAiohttp, RawRanges, SignedAiohttp, Attachfs, AttachfsBlockcache, AttachfsReadahead, S3fs,
+    Obstore, ObstoreRanges, ObstoreFsspec, SmartOpen, PyarrowS3, Boto3, Boto3Transfer)}
+
+#: Floors, not libraries: never "the best peer".
+FLOORS = frozenset({RawAiohttp.name, RawRanges.name, SignedAiohttp.name})
+
+_SEQUENTIAL = ["raw aiohttp", "raw aiohttp, 8 ranges", "attachfs", "s3fs", "obstore",
+               "obstore get_range x8", "obstore.fsspec", "smart_open", "pyarrow S3FileSystem",
+               "boto3", "boto3 download_fileobj"]
+_BATCH = ["raw aiohttp", "aiohttp + SigV4", "attachfs", "s3fs", "obstore", "obstore.fsspec",
+          "smart_open", "pyarrow S3FileSystem", "boto3"]
+_PARQUET = ["raw aiohttp", "attachfs", "s3fs", "obstore.fsspec", "smart_open",
+            "pyarrow S3FileSystem"]
 
 #: Which clients run in which case (the raw client first: every ratio is to it).
+#: e* are cases a, b and d again over the cloud-like link (profile e).
 CASES: dict[str, list[str]] = {
-    "a": ["raw aiohttp", "attachfs", "s3fs", "obstore", "obstore.fsspec", "smart_open",
-          "pyarrow S3FileSystem", "boto3"],
-    "b": ["raw aiohttp", "aiohttp + SigV4", "attachfs", "s3fs", "obstore", "obstore.fsspec",
-          "smart_open", "pyarrow S3FileSystem", "boto3"],
+    "a": _SEQUENTIAL,
+    "b": _BATCH,
     "c": ["raw aiohttp", "aiohttp + SigV4", "attachfs", "s3fs", "obstore", "obstore.fsspec",
           "smart_open", "pyarrow S3FileSystem", "boto3"],
-    "d": ["raw aiohttp", "attachfs", "s3fs", "obstore.fsspec", "smart_open",
+    "d": _PARQUET,
+    "ea": _SEQUENTIAL,
+    "eb": [n for n in _BATCH if n != "aiohttp + SigV4"],
+    "ed": _PARQUET,
+    "f": ["raw aiohttp", "attachfs", "attachfs cache_type=blockcache",
+          "attachfs cache_type=readahead", "s3fs", "obstore", "obstore.fsspec", "smart_open",
           "pyarrow S3FileSystem"],
-    "e": ["attachfs"],
+    "g": ["attachfs"],
 }
+
+#: What each case does, as which plain case (the e* cases repeat a, b, d over the link;
+#: g is b's batch for a delegated tenant).
+BASE_CASE = {"a": "a", "b": "b", "c": "c", "d": "d", "ea": "a", "eb": "b", "ed": "d",
+             "f": "f", "g": "b"}
+
+
+def api(client: type[Client], case: str) -> str:
+    return client.apis.get(case) or client.apis.get(BASE_CASE.get(case, case), "")

@@ -9,7 +9,9 @@ round by round, so a burst of load on this shared machine lands on every library
 than on whichever ran during it.
 
 Each repetition reads nginx's access log around itself (only one worker runs at a time) to
-count what was requested. Anything a library prints goes to stderr: stdout carries only the
+count what was requested, how many requests were in flight at once, and how many connections
+were opened. Case (f) reads a fresh name of each file every repetition (``copy/{n}/...``) and
+counts three passes apart: first, second on the same reader, and after reopening. Anything a library prints goes to stderr: stdout carries only the
 protocol.
 """
 
@@ -24,8 +26,10 @@ import traceback
 from pathlib import Path
 from urllib.parse import unquote
 
-from .clients import CLIENTS, RawAiohttp
-from .nginx import LogWindow, Request, requested_bytes
+from . import access
+from .clients import CLIENTS, RawAiohttp, api
+from .data import base_key, copy_key
+from .nginx import LogWindow, Request, connections, in_flight, requested_bytes
 
 
 def _status_kib(field: str) -> int:
@@ -36,9 +40,12 @@ def _status_kib(field: str) -> int:
 
 
 def traffic(requests: list[Request], sizes: dict[str, int], bucket: str) -> dict:
-    """Requests by method, bytes sent, and bytes asked for (by Range, else the whole object)."""
+    """Requests by method, bytes sent, bytes asked for (by Range, else the whole object),
+    responses cut short (fewer bytes sent than asked for: the client hung up), requests in
+    flight at once, and connections used and opened."""
     prefix = f"/{bucket}/"
-    out = {"get": 0, "head": 0, "other": 0, "sent": 0, "requested": 0, "errors": 0}
+    out = {"get": 0, "head": 0, "other": 0, "sent": 0, "requested": 0, "errors": 0,
+           "cut_short": 0}
     for r in requests:
         method = r.method.upper()
         out["get" if method == "GET" else "head" if method == "HEAD" else "other"] += 1
@@ -46,9 +53,16 @@ def traffic(requests: list[Request], sizes: dict[str, int], bucket: str) -> dict
         if r.status >= 400:
             out["errors"] += 1
         path = unquote(r.path)
-        size = sizes.get(path[len(prefix):], 0) if path.startswith(prefix) else 0
-        out["requested"] += requested_bytes(r, size)
+        size = sizes.get(base_key(path[len(prefix):]), 0) if path.startswith(prefix) else 0
+        asked = requested_bytes(r, size)
+        out["requested"] += asked
+        if method == "GET" and r.status in (200, 206) and r.sent < asked:
+            out["cut_short"] += 1
     out["requests"] = out["get"] + out["head"] + out["other"]
+    flight = in_flight(requests)
+    out["in_flight_max"], out["in_flight_mean"] = flight["max"], flight["mean"]
+    conns = connections(requests)
+    out["connections"], out["opened"] = conns["used"], conns["opened"]
     return out
 
 
@@ -66,26 +80,90 @@ class Worker:
             connections=spec["connections"], sizes=self.sizes, config=spec.get("config"),
             tenant=spec.get("tenant"))
         self.base_rss = 0
+        self.rep_no = 0
+        self.scenarios: dict[str, access.Scenario] = {}
+        self.needed: dict[str, list[tuple[int, int]]] = {}
 
     def warm_up(self) -> None:
-        c, keys = self.client, self.keys
-        if self.case == "a":
+        c, keys, case = self.client, self.keys, self.case
+        if case in ("a", "ea"):
             c.small_open(keys["medium"][0], 16)
             self.base_rss = _status_kib("VmRSS") * 1024
-        elif self.case == "b":
+        elif case in ("b", "eb"):
             # Enough objects at once to open the pools' connections.
             c.batch(keys["small"][:max(self.spec["threads"], self.spec["connections"])])
-        elif self.case == "c":
+        elif case == "c":
             c.small_open(keys["large"], self.spec["small_read"])
-        elif self.case == "d":
+        elif case in ("d", "ed"):
             self._parquet()  # pandas and pyarrow import lazily on first use
-        # (e): nothing; the first repetition is the cold one, AssumeRole included.
+        elif case == "f":
+            self.scenarios = access.scenarios(self.manifest)
+            root = Path(self.spec["data_dir"]) / self.bucket
+            for name, sc in self.scenarios.items():
+                self.needed[name] = access.needed(sc, str(root / sc.key))
+                try:  # imports, pools; on copy 0, which no repetition reads
+                    self._scenario(sc, copy_key(sc.key, 0), self.needed[name])
+                except Exception:
+                    pass  # the repetitions report it, scenario by scenario
+        # (g): nothing; the first repetition is the cold one, AssumeRole included.
 
     def rep(self) -> dict:
         """One timed repetition, with the requests it made."""
+        if self.case == "f":
+            return self._rep_f()
         self.log.open()
         out = getattr(self, f"_rep_{self.case}")()
         out["traffic"] = traffic(self.log.close(), self.sizes, self.bucket)
+        return out
+
+    def _traffic(self) -> dict:
+        return traffic(self.log.close(), self.sizes, self.bucket)
+
+    def _rep_f(self) -> dict:
+        self.rep_no += 1
+        out: dict = {"scenarios": {}}
+        for name, sc in self.scenarios.items():
+            try:
+                out["scenarios"][name] = self._scenario(sc, copy_key(sc.key, self.rep_no),
+                                                        self.needed[name])
+            except Exception as err:
+                out["scenarios"][name] = _error(err)
+        return out
+
+    def _scenario(self, sc: access.Scenario, key: str, needed: list[tuple[int, int]]) -> dict:
+        """Three passes: a new file, the same reader again, a reopened file."""
+        out: dict = {"needed": sum(e - s for s, e in needed)}
+        c = self.client
+        if isinstance(c, RawAiohttp):  # the floor: exactly the needed ranges, gathered
+            self.log.open()
+            t0 = time.perf_counter()
+            n = c.fetch_ranges(key, [[s, e] for s, e in needed])
+            out["time"] = time.perf_counter() - t0
+            out["passes"] = [self._traffic()]
+            if n != out["needed"]:
+                raise AssertionError(f"fetched {n} bytes of {out['needed']}")
+            return out
+        passes, times = [], []
+        f = state = None
+        try:
+            for step in ("first", "again", "reopened"):
+                self.log.open()
+                t0 = time.perf_counter()
+                if step != "again":
+                    if state is not None:
+                        sc.close(state)
+                        f.close()
+                    f = c.open_random(key)
+                    state = sc.open(f)
+                sc.read(state)
+                times.append(time.perf_counter() - t0)
+                passes.append(self._traffic())
+        finally:
+            if state is not None:
+                sc.close(state)
+            if f is not None:
+                f.close()
+        out.update(time=times[0], times=times, passes=passes)
         return out
 
     def _rep_a(self) -> dict:
@@ -107,7 +185,8 @@ class Worker:
             raise AssertionError(f"read {n} bytes of {expected}")
         return {"time": elapsed}
 
-    _rep_e = _rep_b
+    _rep_ea = _rep_a
+    _rep_eb = _rep_g = _rep_b
 
     def _rep_c(self) -> dict:
         n = self.spec["small_read"]
@@ -124,6 +203,8 @@ class Worker:
         t0 = time.perf_counter()
         self._parquet()
         return {"time": time.perf_counter() - t0}
+
+    _rep_ed = _rep_d
 
     def _parquet(self) -> None:
         key, meta = self.keys["parquet"], self.manifest["parquet"]
@@ -144,7 +225,7 @@ class Worker:
         peak = _status_kib("VmHWM") * 1024 or (
             resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
         return {"peak_rss": peak,
-                "base_rss": self.base_rss, "api": self.client.apis.get(self.case, "")}
+                "base_rss": self.base_rss, "api": api(type(self.client), self.case)}
 
 
 def _error(err: BaseException) -> dict:
