@@ -11,8 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-__all__ = ["CACHE_MAX_BYTES", "FIRST_BLOCK", "LIMIT_FIELDS", "Limits", "MAX_READAHEAD",
-           "MIN_FETCH", "POOL_CONNECTIONS", "POOL_CONNECTIONS_PER_HOST", "TAIL"]
+__all__ = ["CACHE_MAX_BYTES", "FAST_CONNECTION", "FIRST_BLOCK", "LIMIT_FIELDS", "Limits",
+           "MAX_READAHEAD", "MIN_FETCH", "PARTS_IN_FLIGHT", "PART_SIZE", "POOL_CONNECTIONS",
+           "POOL_CONNECTIONS_PER_HOST", "POOL_READ_BUFFER", "RANGES_IN_FLIGHT", "TAIL"]
 
 #: The disk cache's size bound when a config or ``cache=`` names only a directory.
 CACHE_MAX_BYTES = 10 * 2**30
@@ -26,9 +27,23 @@ MAX_READAHEAD = 8 * 2**20
 #: The suffix fetched when the size is asked first (parquet and zip footers live there).
 TAIL = 64 * 2**10
 
+#: Parallel ranged GETs of a large read (s3transfer's defaults: 8 MiB parts, ~10 at once):
+#: the size of one part, and how many are in flight at most for one read.
+PART_SIZE = 8 * 2**20
+PARTS_IN_FLIGHT = 8
+#: A connection that carries more than this (bytes/s) is not what caps a read, the client's
+#: CPU is: more connections would only share it, so such a host gets one GET per read.
+FAST_CONNECTION = 200 * 2**20
+#: Ranges of one object fetched at once by ``read_ranges`` (column chunks, zip members).
+RANGES_IN_FLIGHT = 16
+
 #: Connections of the shared pool, in all and per host.
 POOL_CONNECTIONS = 256
 POOL_CONNECTIONS_PER_HOST = 128
+#: Bytes one pooled connection buffers before it stops reading its socket until the reader
+#: catches up (aiohttp's ``read_bufsize``; its 64 KiB default pauses and resumes the socket
+#: about 128 times per 8 MiB and halved a large read's throughput).
+POOL_READ_BUFFER = 2 * 2**20
 
 
 @dataclass(frozen=True)
