@@ -1,0 +1,166 @@
+"""Large reads as parallel ranged GETs, and many ranges of one object at once.
+
+A cloud caps what one connection carries (about 50-100 MB/s to S3, AWS's performance guide)
+and answers each request after tens of milliseconds; a large read goes faster as parts fetched
+side by side, as s3transfer and object_store do: ``PART_SIZE`` parts, at most
+``PARTS_IN_FLIGHT`` at once, joined in order. The first part goes alone: it tells the object's
+size and version, and every later part is pinned to that version (``If-Match``, GCS
+``ifGenerationMatch``), so an object replaced mid-read fails with ``IntegrityError`` instead of
+mixing bytes of two versions.
+
+It adapts, per host: a read made alone measures what one connection carries. Where that is
+more than ``FAST_CONNECTION`` (a fast local link, where the client's own CPU is the limit), one
+GET per read is faster than several that share the same CPU, and the read is left whole. The
+measurement is trusted for ``RECHECK`` seconds, then the next large read measures again.
+
+Memory is bounded by the read: its parts are held until they are joined into the one ``bytes``
+the read returns (the caller picks the range; a streaming file asks a window at a time).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Hashable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .._limits import FAST_CONNECTION, PART_SIZE, PARTS_IN_FLIGHT, RANGES_IN_FLIGHT
+from . import transport
+from .errors import changed
+from .part import Part
+
+__all__ = ["FAST_CONNECTION", "PART_SIZE", "measured", "read", "read_ranges", "slow", "window"]
+
+#: ``one(start, end, version)``: one ranged GET of the object, with its retries.
+One = Callable[[int, "int | None", "str | None"], Awaitable[Part]]
+
+#: Reads smaller than this say little about a link's rate: their first byte's wait dominates.
+RATE_SAMPLE = 2**20
+#: Seconds a host's measured rate is trusted before a large read measures it again.
+RECHECK = 30.0
+#: Hosts remembered at most (the oldest measurement is forgotten first).
+MAX_HOSTS = 1024
+
+
+@dataclass
+class _Link:
+    rate: float  # bytes per second one connection carried, alone
+    when: float  # time.monotonic() of the measurement
+
+
+_links: dict[Hashable, _Link] = {}
+
+
+def _fast(host: Hashable, now: float) -> bool | None:
+    """Whether one connection to ``host`` is fast enough alone (None: not measured lately)."""
+    link = _links.get(host)
+    if link is None or now - link.when > RECHECK:
+        return None
+    return link.rate >= FAST_CONNECTION
+
+
+def _measured(host: Hashable, nbytes: int, seconds: float, now: float) -> None:
+    if nbytes < RATE_SAMPLE or seconds <= 0:
+        return
+    rate = nbytes / seconds
+    link = _links.pop(host, None)
+    if link is not None and now - link.when <= RECHECK:
+        rate = (link.rate + rate) / 2
+    if len(_links) >= MAX_HOSTS:
+        del _links[next(iter(_links))]
+    _links[host] = _Link(rate, now)
+
+
+def window(host: Hashable) -> int:
+    """Bytes a sequential reader of ``host`` should ask per read to keep its link busy:
+    ``PARTS_IN_FLIGHT`` parts where connections are slow, one part where one is fast (or not
+    measured yet)."""
+    return PART_SIZE * PARTS_IN_FLIGHT if slow(host) else PART_SIZE
+
+
+def slow(host: Hashable) -> bool:
+    """Whether one connection to ``host`` was measured slow lately: a whole object is then
+    read in parts too (else one GET, which measures the host if the object is large)."""
+    return _fast(host, time.monotonic()) is False
+
+
+async def measured(one: One, host: Hashable, start: int, end: int | None,
+                   version: str | None) -> Part:
+    """One GET with no other part of this read beside it: it measures the host."""
+    began = time.monotonic()
+    part = await one(start, end, version)
+    now = time.monotonic()
+    _measured(host, len(part.data), now - began, now)
+    return part
+
+
+async def read(one: One, host: Hashable, uri: str, start: int, end: int | None,
+               version: str | None) -> Part:
+    """Bytes ``[start, end)`` of the object (``end=None``: to its end), ``start >= 0``, as one
+    GET where the host's connections are fast, else as parallel parts (module docstring)."""
+    if _fast(host, time.monotonic()):
+        return await measured(one, host, start, end, version)
+    first_end = start + PART_SIZE if end is None else min(end, start + PART_SIZE)
+    first = await measured(one, host, start, first_end, version)
+    have = start + len(first.data)
+    stop = first.size if end is None else min(end, first.size)
+    if first.size < 0 or have >= stop:
+        return first
+    if have < first_end:  # the object ended before the size its answer gave: it changed
+        raise changed(uri, version or first.version)
+    pinned = version or first.version
+    if uri in transport.RANGE_IGNORED or _fast(host, time.monotonic()):
+        rest = [(await one(have, end, pinned)).data]
+    else:
+        rest = await _parts(one, uri, have, stop, pinned)
+    return Part(b"".join([first.data, *rest]), start, first.size, first.version or pinned)
+
+
+async def _parts(one: One, uri: str, start: int, stop: int, version: str | None) -> list[bytes]:
+    """Bytes ``[start, stop)`` as ``PART_SIZE`` parts, ``PARTS_IN_FLIGHT`` at a time, in order."""
+    bounds = [(s, min(s + PART_SIZE, stop)) for s in range(start, stop, PART_SIZE)]
+    out: list[bytes] = [b""] * len(bounds)
+    queue = iter(enumerate(bounds))
+
+    async def worker() -> None:
+        for i, (s, e) in queue:
+            part = await one(s, e, version)
+            if len(part.data) != e - s:  # pinned to one version: only a change cuts it short
+                raise changed(uri, version)
+            out[i] = part.data
+
+    await _all([worker() for _ in range(min(PARTS_IN_FLIGHT, len(bounds)))])
+    return out
+
+
+async def read_ranges(fetch: One, uri: str, ranges: Sequence[tuple[int, int | None]],
+                      version: str | None) -> list[Part]:
+    """Each of ``ranges`` (``[start, end)``) of one object, at most ``RANGES_IN_FLIGHT`` at
+    once, all of one version: ``version``, or (None) whichever version answered, the same for
+    every range, else ``IntegrityError``."""
+    out: list[Part | None] = [None] * len(ranges)
+    queue = iter(enumerate(ranges))
+
+    async def worker() -> None:
+        for i, (start, end) in queue:
+            out[i] = await fetch(start, end, version)
+
+    await _all([worker() for _ in range(min(RANGES_IN_FLIGHT, len(ranges)))])
+    parts = [p for p in out if p is not None]
+    seen = {p.version for p in parts if p.version is not None and p.size >= 0}
+    if version is None and len(seen) > 1:
+        raise changed(uri, next(p.version for p in parts if p.version is not None))
+    return parts
+
+
+async def _all(coros: list[Coroutine[Any, Any, None]]) -> None:
+    """Run ``coros`` together; the first failure cancels the others and is raised."""
+    tasks = [asyncio.ensure_future(c) for c in coros]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
