@@ -47,6 +47,7 @@ def store(server: CountingStore, names: Any, monkeypatch: pytest.MonkeyPatch) ->
     server.ignore_if_match = False
     server.reset_counts()
     monkeypatch.setattr(parallel, "PART_SIZE", PART)
+    monkeypatch.setattr(parallel, "MIN_PART_SIZE", PART // 4)
     server.bucket = names("p")
     return server
 
@@ -330,3 +331,31 @@ print(json.dumps({"total": total, "grew_kib": hwm() - before}))
     # The window being assembled, its parts, and what the pool buffers: a few windows, far
     # below the 192 MiB object.
     assert result["grew_kib"] < 4 * window // KiB, result
+
+
+def test_a_window_on_a_slow_link_is_cut_into_parts_pinned_at_once(store: CountingStore) -> None:
+    """A streaming file's window, version known, on a link measured slow: every part at once,
+    each pinned (no part goes alone first)."""
+    import asyncio
+
+    data = os.urandom(MiB)
+    uri = store.put(store.bucket, "window.bin", data)
+    fs = fs_for(store)
+    measure(fs, uri, fast=False)
+    etag = store.etag(store.bucket, "window.bin")
+    store.delay = 0.02
+    store.reset_counts()
+    part = asyncio.run(_read.read(None, fs.route(uri), 4096, 4096 + 8 * PART, version=etag,
+                                  config=fs.config))
+    assert part.data == data[4096:4096 + 8 * PART] and part.size == MiB
+    assert len(store.gets) == 8
+    assert {g.if_match for g in store.gets} == {etag}
+    assert store.max_in_flight >= 2
+
+
+@pytest.mark.parametrize(("length", "part"), [
+    (None, 8 * MiB), (1 * MiB, 1 * MiB), (3 * MiB, 1 * MiB), (8 * MiB, 1 * MiB),
+    (12 * MiB, 1536 * KiB), (64 * MiB, 8 * MiB), (2**30, 8 * MiB)])
+def test_parts_fill_the_connections_of_a_read_within_bounds(length: int | None,
+                                                           part: int) -> None:
+    assert parallel.part_size(length) == part

@@ -12,8 +12,9 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 __all__ = ["CACHE_MAX_BYTES", "FAST_CONNECTION", "FIRST_BLOCK", "LIMIT_FIELDS", "Limits",
-           "MAX_READAHEAD", "MIN_FETCH", "PARTS_IN_FLIGHT", "PART_SIZE", "POOL_CONNECTIONS",
-           "POOL_CONNECTIONS_PER_HOST", "POOL_READ_BUFFER", "RANGES_IN_FLIGHT", "TAIL"]
+           "MAX_READAHEAD", "MIN_FETCH", "MIN_PART_SIZE", "PARTS_IN_FLIGHT", "PART_SIZE",
+           "POOL_CONNECTIONS", "POOL_CONNECTIONS_PER_HOST", "POOL_READ_BUFFER", "RANGES_IN_FLIGHT",
+           "TAIL"]
 
 #: The disk cache's size bound when a config or ``cache=`` names only a directory.
 CACHE_MAX_BYTES = 10 * 2**30
@@ -31,6 +32,9 @@ TAIL = 64 * 2**10
 #: the size of one part, and how many are in flight at most for one read.
 PART_SIZE = 8 * 2**20
 PARTS_IN_FLIGHT = 8
+#: The smallest part a read is cut into (a smaller one would wait for its first byte about as
+#: long as it takes to arrive): an 8 MiB read on a slow link is 8 parts of 1 MiB.
+MIN_PART_SIZE = 2**20
 #: A connection that carries more than this (bytes/s) is not what caps a read, the client's
 #: CPU is: more connections would only share it, so such a host gets one GET per read.
 FAST_CONNECTION = 200 * 2**20

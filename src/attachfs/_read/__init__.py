@@ -72,7 +72,7 @@ async def read(client: Any, route: Route, start: int = 0, end: int | None = None
 
     if if_none_match is None and start >= 0:
         link = host(route, config)
-        if (end - start > parallel.PART_SIZE) if end is not None else parallel.slow(link):
+        if (end - start > parallel.MIN_PART_SIZE) if end is not None else parallel.slow(link):
             return await parallel.read(one, link, route.uri, start, end, version)
         return await parallel.measured(one, link, start, end, version)
     return await one(start, end, version)

@@ -2,11 +2,13 @@
 
 A cloud caps what one connection carries (about 50-100 MB/s to S3, AWS's performance guide)
 and answers each request after tens of milliseconds; a large read goes faster as parts fetched
-side by side, as s3transfer and object_store do: ``PART_SIZE`` parts, at most
-``PARTS_IN_FLIGHT`` at once, joined in order. The first part goes alone: it tells the object's
-size and version, and every later part is pinned to that version (``If-Match``, GCS
-``ifGenerationMatch``), so an object replaced mid-read fails with ``IntegrityError`` instead of
-mixing bytes of two versions.
+side by side, as s3transfer and object_store do: at most ``PARTS_IN_FLIGHT`` at once, joined in
+order, each a ``PARTS_IN_FLIGHT``-th of the read but no smaller than ``MIN_PART_SIZE`` and no
+larger than ``PART_SIZE`` (so a streaming file's 8 MiB window is 8 parts of 1 MiB, a whole
+1 GiB object 128 parts of 8 MiB). Unless the link is known slow and the read already has a
+version to pin, the first part goes alone: it tells the object's size and version, and every
+later part is pinned to that version (``If-Match``, GCS ``ifGenerationMatch``), so an object
+replaced mid-read fails with ``IntegrityError`` instead of mixing bytes of two versions.
 
 It adapts, per host: a read made alone measures what one connection carries. Where that is
 more than ``FAST_CONNECTION`` (a fast local link, where the client's own CPU is the limit), one
@@ -25,12 +27,19 @@ from collections.abc import Awaitable, Callable, Coroutine, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .._limits import FAST_CONNECTION, PART_SIZE, PARTS_IN_FLIGHT, RANGES_IN_FLIGHT
+from .._limits import (
+    FAST_CONNECTION,
+    MIN_PART_SIZE,
+    PART_SIZE,
+    PARTS_IN_FLIGHT,
+    RANGES_IN_FLIGHT,
+)
 from . import transport
 from .errors import changed
 from .part import Part
 
-__all__ = ["FAST_CONNECTION", "PART_SIZE", "measured", "read", "read_ranges", "slow", "window"]
+__all__ = ["FAST_CONNECTION", "MIN_PART_SIZE", "PART_SIZE", "fast", "measured", "part_size", "read",
+           "read_ranges", "slow", "window"]
 
 #: ``one(start, end, version)``: one ranged GET of the object, with its retries.
 One = Callable[[int, "int | None", "str | None"], Awaitable[Part]]
@@ -39,6 +48,8 @@ One = Callable[[int, "int | None", "str | None"], Awaitable[Part]]
 RATE_SAMPLE = 2**20
 #: Seconds a host's measured rate is trusted before a large read measures it again.
 RECHECK = 30.0
+#: Parts are whole multiples of this.
+_ALIGN = 64 * 2**10
 #: Hosts remembered at most (the oldest measurement is forgotten first).
 MAX_HOSTS = 1024
 
@@ -85,6 +96,22 @@ def slow(host: Hashable) -> bool:
     return _fast(host, time.monotonic()) is False
 
 
+def fast(host: Hashable) -> bool:
+    """Whether one connection to ``host`` was measured fast lately: a read is one GET."""
+    return _fast(host, time.monotonic()) is True
+
+
+def part_size(length: int | None) -> int:
+    """The parts a read of ``length`` bytes (None: to the object's end) is cut into: enough of
+    them to fill ``PARTS_IN_FLIGHT`` connections, none smaller than ``MIN_PART_SIZE`` (a part
+    waits for its first byte as long as a large one does) nor larger than ``PART_SIZE``."""
+    if length is None:
+        return PART_SIZE
+    size = -(-length // PARTS_IN_FLIGHT)
+    size = -(-size // _ALIGN) * _ALIGN
+    return max(MIN_PART_SIZE, min(PART_SIZE, size))
+
+
 async def measured(one: One, host: Hashable, start: int, end: int | None,
                    version: str | None) -> Part:
     """One GET with no other part of this read beside it: it measures the host."""
@@ -99,39 +126,63 @@ async def read(one: One, host: Hashable, uri: str, start: int, end: int | None,
                version: str | None) -> Part:
     """Bytes ``[start, end)`` of the object (``end=None``: to its end), ``start >= 0``, as one
     GET where the host's connections are fast, else as parallel parts (module docstring)."""
-    if _fast(host, time.monotonic()):
+    known = _fast(host, time.monotonic())
+    if known:
         return await measured(one, host, start, end, version)
-    first_end = start + PART_SIZE if end is None else min(end, start + PART_SIZE)
+    size = part_size(None if end is None else end - start)
+    if known is False and version is not None and end is not None:
+        # A slow link and a version to pin every part to: all of them at once.
+        spans = _spans(start, end, size)
+        return _joined(uri, version, start, spans, await _parts(one, spans, version))
+    # The first part alone: it tells the size and the version, and measures the link.
+    first_end = start + size if end is None else min(end, start + size)
     first = await measured(one, host, start, first_end, version)
     have = start + len(first.data)
     stop = first.size if end is None else min(end, first.size)
     if first.size < 0 or have >= stop:
         return first
-    if have < first_end:  # the object ended before the size its answer gave: it changed
-        raise changed(uri, version or first.version)
     pinned = version or first.version
-    if uri in transport.RANGE_IGNORED or _fast(host, time.monotonic()):
-        rest = [(await one(have, end, pinned)).data]
+    if have < first_end:  # the object ended before the size its answer gave: it changed
+        raise changed(uri, pinned)
+    if uri in transport.RANGE_IGNORED or fast(host):
+        spans = [(have, stop)]
+        rest = [await one(have, end, pinned)]
     else:
-        rest = await _parts(one, uri, have, stop, pinned)
-    return Part(b"".join([first.data, *rest]), start, first.size, first.version or pinned)
+        spans = _spans(have, stop, size)
+        rest = await _parts(one, spans, pinned)
+    return _joined(uri, pinned, start, [(start, first_end), *spans], [first, *rest])
 
 
-async def _parts(one: One, uri: str, start: int, stop: int, version: str | None) -> list[bytes]:
-    """Bytes ``[start, stop)`` as ``PART_SIZE`` parts, ``PARTS_IN_FLIGHT`` at a time, in order."""
-    bounds = [(s, min(s + PART_SIZE, stop)) for s in range(start, stop, PART_SIZE)]
-    out: list[bytes] = [b""] * len(bounds)
-    queue = iter(enumerate(bounds))
+def _spans(start: int, stop: int, size: int) -> list[tuple[int, int]]:
+    return [(s, min(s + size, stop)) for s in range(start, stop, size)]
+
+
+async def _parts(one: One, spans: list[tuple[int, int]], version: str | None) -> list[Part]:
+    """Each of ``spans``, ``PARTS_IN_FLIGHT`` at a time, in order."""
+    out: list[Part | None] = [None] * len(spans)
+    queue = iter(enumerate(spans))
 
     async def worker() -> None:
         for i, (s, e) in queue:
-            part = await one(s, e, version)
-            if len(part.data) != e - s:  # pinned to one version: only a change cuts it short
-                raise changed(uri, version)
-            out[i] = part.data
+            out[i] = await one(s, e, version)
 
-    await _all([worker() for _ in range(min(PARTS_IN_FLIGHT, len(bounds)))])
-    return out
+    await _all([worker() for _ in range(min(PARTS_IN_FLIGHT, len(spans)))])
+    return [p for p in out if p is not None]
+
+
+def _joined(uri: str, version: str | None, start: int, spans: list[tuple[int, int]],
+            parts: list[Part]) -> Part:
+    """One Part of ``parts``, the answers to consecutive ``spans`` from ``start``. Pinned to one
+    version, every part is as long as its span within the object: only a change of the object
+    makes one differ (or the sizes they tell)."""
+    size = max(p.size for p in parts)
+    if size < 0:  # the whole range lies past the object's end
+        return Part(b"", start, -1, version)
+    for (s, e), p in zip(spans, parts, strict=True):
+        if (p.size >= 0 and p.size != size) or len(p.data) != max(0, min(e, size) - s):
+            raise changed(uri, version)
+    return Part(b"".join(p.data for p in parts), start, size,
+                next((p.version for p in parts if p.version), version))
 
 
 async def read_ranges(fetch: One, uri: str, ranges: Sequence[tuple[int, int | None]],
