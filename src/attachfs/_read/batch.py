@@ -7,7 +7,7 @@ Past that point a larger window adds no throughput: requests only queue inside t
 the CPU, holding pooled connections (and the server's) meanwhile.
 
 So the window finds that point, per host, the way a TCP sender probes its path: it starts at
-``MIN_WINDOW`` and grows by ``GROWTH`` each epoch (twice the window in completions) while the
+``MIN_WINDOW`` and grows by ``GROWTH`` each epoch (``EPOCH`` windows of completions) while the
 completion rate grows by ``RATE_GAIN`` or more; after two epochs in a row that it does not, the
 window goes back to the one that gave the best rate and stays there. The next batch to the same
 host starts from that window (and goes on growing if the last one stopped before it settled);
@@ -43,8 +43,8 @@ MIN_WINDOW = 16
 #: Growth per epoch while the completion rate keeps growing with the window by RATE_GAIN.
 GROWTH = 1.5
 RATE_GAIN = 1.2
-#: A larger window that did not gain RATE_GAIN is kept only if its rate was this much better.
-BETTER = 1.05
+#: Completions per epoch, in windows: enough for a rate that is not one round's noise.
+EPOCH = 3
 #: Seconds a host's window is kept before a batch probes again.
 RELEARN = 120.0
 #: Objects a paced batch keeps started and not yet taken, at least.
@@ -95,16 +95,14 @@ class _Window:
         self.active -= 1
         self._count += 1
         began = self._began if self._began is not None else now
-        if not self.growing or self._count < 2 * self.size or now <= began:
+        if not self.growing or self._count < EPOCH * self.size or now <= began:
             return
         rate = self._count / (now - began)
         if self._full:  # else the batch, not the window, limited this epoch
             if rate >= RATE_GAIN * self.best_rate and self.size < self.limit:
                 self.best_size, self.best_rate, self.strikes = self.size, rate, 0
                 self.size = min(self.limit, math.ceil(self.size * GROWTH))
-            else:
-                if rate > BETTER * self.best_rate:  # a little better: worth its window
-                    self.best_size, self.best_rate = self.size, rate
+            else:  # a larger window must earn its keep: else its slots only queue for the CPU
                 self.strikes += 1
                 if self.strikes >= 2 or self.size >= self.limit:
                     self.size, self.growing = self.best_size, False
