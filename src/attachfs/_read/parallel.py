@@ -22,6 +22,7 @@ the read returns (the caller picks the range; a streaming file asks a window at 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Hashable, Sequence
 from dataclasses import dataclass
@@ -177,12 +178,14 @@ def _joined(uri: str, version: str | None, start: int, spans: list[tuple[int, in
     makes one differ (or the sizes they tell)."""
     size = max(p.size for p in parts)
     if size < 0:  # the whole range lies past the object's end
-        return Part(b"", start, -1, version)
+        return dataclasses.replace(parts[0], data=b"", start=start, size=-1)
     for (s, e), p in zip(spans, parts, strict=True):
         if (p.size >= 0 and p.size != size) or len(p.data) != max(0, min(e, size) - s):
             raise changed(uri, version)
-    return Part(b"".join(p.data for p in parts), start, size,
-                next((p.version for p in parts if p.version), version))
+    # The first answer's Part, with every part's bytes: what else it says of the object
+    # (its version, its metadata) is what every pinned part said.
+    return dataclasses.replace(parts[0], data=b"".join(p.data for p in parts), start=start,
+                               size=size, version=parts[0].version or version)
 
 
 async def read_ranges(fetch: One, uri: str, ranges: Sequence[tuple[int, int | None]],
