@@ -18,6 +18,7 @@ import sys
 import time
 from collections.abc import Iterator
 from typing import Any
+from unittest.mock import ANY
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -25,8 +26,8 @@ from hypothesis import strategies as st
 
 import attachfs
 from attachfs import _read
-from attachfs._read import batch, parallel
 from attachfs._limits import PART_SIZE
+from attachfs._read import batch, parallel
 from attachfs._read.body import Chunks
 from fakes.counting_store import CountingStore
 
@@ -280,6 +281,19 @@ def test_a_window_that_never_pays_stays_at_its_minimum() -> None:
             now += 0.001  # the same rate whatever the window
             window.finished(now)
     assert window.size == batch.MIN_WINDOW and not window.growing
+
+
+def test_a_paced_batch_uses_the_hosts_window_and_leaves_it_as_it_was() -> None:
+    """cat_iter goes as fast as its consumer: its rate tells nothing about the link."""
+    host = ("paced", object())
+    batch._windows[host] = batch._Learned(36, False, time.monotonic())
+    window = batch._Window(host, limit=128, learn=False)
+    assert window.size == 36 and not window.growing
+    for _ in range(10 * batch.EPOCH * window.size):
+        window.started(0.0)
+        window.finished(1.0)
+    window.remember()
+    assert window.size == 36 and batch._windows[host] == batch._Learned(36, False, ANY)
 
 
 @settings(max_examples=200)

@@ -18,7 +18,8 @@ round trip well under a millisecond) more than ``MIN_WINDOW`` never pays; on a c
 A batch whose results are taken one by one (``cat_iter``) is also paced by its consumer: it
 keeps at most ``max(PACE, taken)`` objects started and not yet taken (and never more than the
 window), so a consumer that stops after a few objects leaves few requests behind, and one that
-is slower than the link does not pile results up in memory. When the caller stops early, no
+is slower than the link does not pile results up in memory (its rate is its consumer's, so it
+uses the host's window and does not change it). When the caller stops early, no
 new request starts, and the ones in flight may finish for up to ``LINGER`` seconds, so their
 connections go back to the pool instead of being closed with a response half read (HTTP/1.1
 cannot abandon a response and keep the connection). What is still running then is cancelled.
@@ -68,13 +69,14 @@ _windows: dict[Hashable, _Learned] = {}
 class _Window:
     """The window of one batch (module docstring)."""
 
-    def __init__(self, host: Hashable, limit: int):
+    def __init__(self, host: Hashable, limit: int, *, learn: bool = True):
         self.host = host
         self.limit = max(1, limit)
+        self.learn = learn
         learned = _windows.get(host)
         now = time.monotonic()
-        self.growing = (learned is None or not learned.settled
-                        or now - learned.when > RELEARN)
+        self.growing = learn and (learned is None or not learned.settled
+                                  or now - learned.when > RELEARN)
         start = MIN_WINDOW if learned is None else learned.size
         self.size = max(1, min(self.limit, max(MIN_WINDOW, start)))
         self.best_size, self.best_rate = self.size, 0.0
@@ -109,6 +111,8 @@ class _Window:
         self._count, self._began, self._full = 0, now, False
 
     def remember(self) -> None:
+        if not self.learn:
+            return
         _windows.pop(self.host, None)
         if len(_windows) >= MAX_HOSTS:
             del _windows[next(iter(_windows))]
@@ -124,7 +128,9 @@ class Batch(Generic[J, R]):
                  host: Hashable, on_result: Callable[[int, R | Exception], None],
                  paced: bool = False):
         self.jobs, self.fn, self.on_result = jobs, fn, on_result
-        self.window = _Window(host, limit)
+        # A consumer-paced batch goes as fast as its consumer: its rate says nothing of the
+        # link or the CPU, so it uses the host's window and does not learn it.
+        self.window = _Window(host, limit, learn=not paced)
         self.paced = paced
         self.started = 0
         self.taken = 0

@@ -46,7 +46,8 @@ __all__ = ["FAST_CONNECTION", "MIN_PART_SIZE", "PART_SIZE", "fast", "measured", 
 One = Callable[[int, "int | None", "str | None"], Awaitable[Part]]
 
 #: Reads smaller than this say little about a link's rate: their first byte's wait dominates.
-RATE_SAMPLE = 2**20
+#: No larger than MIN_PART_SIZE, so the first part of a read, made alone, measures the link.
+RATE_SAMPLE = MIN_PART_SIZE
 #: Seconds a host's measured rate is trusted before a large read measures it again.
 RECHECK = 30.0
 #: Parts are whole multiples of this.
