@@ -13,10 +13,12 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
 import subprocess
 import sys
+from html import unescape
 from pathlib import Path
 
 import pytest
@@ -33,18 +35,104 @@ UNKNOWN = "zz_unknown_option"  # matches no key and does not look like a secret
 # --------------------------------------------------------------------------- the build
 
 
-def test_mkdocs_build_strict(tmp_path):
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Path:
+    """The site, built once with ``mkdocs build --strict`` (any warning fails the build)."""
     pytest.importorskip("mkdocs")
     pytest.importorskip("material")
-    site = tmp_path / "site"
+    site = tmp_path_factory.mktemp("docs") / "site"
     done = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "--config-file",
          str(ROOT / "mkdocs.yml"), "--site-dir", str(site)],
         cwd=ROOT, capture_output=True, text=True, timeout=180,
         env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
     assert done.returncode == 0, done.stdout + done.stderr
+    return site
+
+
+def test_mkdocs_build_strict(site):
     assert (site / "configuration" / "index.html").is_file()
     assert (site / "examples" / "quickstart.ipynb").is_file()  # linked from the recipes
+    assert (site / "setup" / "platform" / "index.html").is_file()
+
+
+# Pages and the diagrams (```mermaid blocks) each must draw, by kind.
+DIAGRAMS = {"access-rules": ["flowchart TD", "flowchart LR"],
+            "architecture": ["flowchart TB", "sequenceDiagram"]}
+MERMAID_JS = "assets/javascripts/mermaid-11.12.2.min.js"
+
+
+@pytest.mark.parametrize("page", sorted(DIAGRAMS))
+def test_the_diagrams_are_on_the_site_for_mermaid_to_draw(site, page):
+    html = (site / page / "index.html").read_text(encoding="utf-8")
+    blocks = re.findall(r'<pre class="mermaid"><code>(.*?)</code></pre>', html, re.S)
+    assert [b.split("\n", 1)[0].strip() for b in blocks] == DIAGRAMS[page]
+    # mermaid.js is served with the site (it draws offline) and loaded by every page.
+    assert f'src="../{MERMAID_JS}"' in html
+    assert (site / MERMAID_JS).stat().st_size > 1_000_000
+
+
+def _chromium() -> str | None:
+    import shutil
+
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+_RENDER_PAGE = """<!doctype html><html><head><meta charset="utf-8">
+<script src="{script}"></script></head><body><script>
+const sources = {sources};
+(async () => {{
+  mermaid.initialize({{startOnLoad: false}});
+  for (const [i, text] of sources.entries()) {{
+    const out = document.createElement("div");
+    try {{
+      out.className = "drawn";
+      out.innerHTML = (await mermaid.render("diagram" + i, text)).svg;
+    }} catch (err) {{
+      out.className = "failed";
+      out.textContent = String(err && err.message || err);
+    }}
+    document.body.appendChild(out);
+  }}
+  document.body.appendChild(Object.assign(document.createElement("p"), {{id: "done"}}));
+}})();
+</script></body></html>"""
+
+
+@pytest.mark.parametrize("page", sorted(DIAGRAMS))
+def test_the_diagrams_render_in_a_browser(site, page, tmp_path):
+    # A diagram with a mistake is drawn as an error box, not an error of the build: only
+    # mermaid.js in a browser tells. The site's own copy draws each diagram of the page here
+    # (the theme draws them inside a closed shadow root, out of a DOM dump's reach).
+    browser = _chromium()
+    if browser is None:
+        pytest.skip("no chromium on this machine (apt-get install chromium) to run mermaid.js")
+    html = (site / page / "index.html").read_text(encoding="utf-8")
+    sources = [unescape(b) for b in
+               re.findall(r'<pre class="mermaid"><code>(.*?)</code></pre>', html, re.S)]
+    test_page = tmp_path / "render.html"
+    test_page.write_text(_RENDER_PAGE.format(script=(site / MERMAID_JS).as_uri(),
+                                             sources=json.dumps(sources)), encoding="utf-8")
+    done = subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--allow-file-access-from-files",
+         "--virtual-time-budget=30000", "--dump-dom", test_page.as_uri()],
+        capture_output=True, text=True, timeout=120)
+    dom = done.stdout
+    assert 'id="done"' in dom, done.stderr[-2000:]
+    failed = re.findall(r'<div class="failed">(.*?)</div>', dom, re.S)
+    assert not failed, failed
+    drawn = re.findall(r'<div class="drawn"><svg.*?</svg></div>', dom, re.S)
+    assert len(drawn) == len(DIAGRAMS[page])
+    for svg in drawn:
+        assert "Syntax error" not in svg and svg.count("<text") + svg.count("<span") > 5
+
+
+def test_the_notebook_page_shows_the_notebook_with_its_outputs(site):
+    html = (site / "recipes" / "notebook" / "index.html").read_text(encoding="utf-8")
+    text = unescape(re.sub(r"<[^>]+>", "", html))  # what a reader sees (code is highlighted)
+    assert "peers.stop()" in text  # the last cell
+    assert "6 rows" in text and "<AttachFile s3://acme-attachments/invoices.parquet" in text
+    assert "AccessRefused: read of s3://acme-attachments/invoices.parquet refused" in text
 
 
 # --------------------------------------------------------------------------- the loader
@@ -200,3 +288,58 @@ def test_the_command_line_page_has_a_section_per_command():
     page = (DOCS / "cli.md").read_text(encoding="utf-8")
     sections = re.findall(r"^## `([a-z-]+)`$", page, re.M)
     assert sorted(sections) == sorted(sub.choices)
+
+
+def _sections(page: str) -> dict[str, str]:
+    """{"": the text before the first "## ", "cat": the "## `cat`" section, ...}"""
+    parts = re.split(r"^## (.+)$", page, flags=re.M)
+    out = {"": parts[0]}
+    for title, body in zip(parts[1::2], parts[2::2], strict=True):
+        out[title.strip().strip("`")] = body
+    return out
+
+
+def test_every_flag_the_parser_has_is_on_the_command_line_page():
+    from attachfs._cli.commands import build_parser
+
+    parser = build_parser()
+    page = (DOCS / "cli.md").read_text(encoding="utf-8")
+    sections = _sections(page)
+    for flag in ("--version", "-h", "--help"):
+        assert re.search(rf"`[^`]*{re.escape(flag)}\b", sections[""]), flag
+    (sub,) = [a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction"]
+    common = sections["Common options"]
+    missing = []
+    for name, command in sub.choices.items():
+        text = sections[name]
+        for action in command._actions:
+            for flag in action.option_strings:
+                # A flag is documented in its command's section, or (shared) under Common.
+                if not re.search(rf"(?<![\w-]){re.escape(flag)}(?![\w-])", text + common):
+                    missing.append(f"{name} {flag}")
+            for choice in action.choices or ():
+                if f"`{choice}`" not in text:
+                    missing.append(f"{name} {choice}")
+    assert not missing, f"docs/cli.md does not document: {missing}"
+
+
+def test_a_flag_missing_from_the_page_would_be_found():
+    page = (DOCS / "cli.md").read_text(encoding="utf-8")
+    sections = _sections(page.replace("--no-progress", "--no-bar"))
+    assert "--no-progress" not in sections["cp"] + sections["Common options"]
+
+
+def _table_keys(section: str) -> list[str]:
+    return re.findall(r"^\| `([a-z_]+)` \|", section, re.M)
+
+
+def test_the_json_schemas_on_the_page_are_what_the_commands_print():
+    from attachfs._cli.diagnose import Report
+    from attachfs._cli.info import KEYS
+
+    page = (DOCS / "cli.md").read_text(encoding="utf-8")
+    schemas = re.split(r"^### (.+)$", _sections(page)["JSON output"], flags=re.M)
+    tables = {title: body for title, body in zip(schemas[1::2], schemas[2::2], strict=True)}
+    assert _table_keys(tables["`stat --json` and `ls --json`"]) == list(KEYS)
+    assert _table_keys(tables["`check --json`"]) == [
+        *Report(uri="s3://b/k", tenant=None, config=None).as_dict(), "exit_code"]

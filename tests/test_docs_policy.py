@@ -47,7 +47,8 @@ BLOCKS = policy_blocks()
 
 def test_every_cloud_has_a_pasted_output():
     # Guards the parametrized test below against finding nothing (a changed marker format).
-    assert {shlex.split(args)[0] for _, args, _, _ in BLOCKS} == {"aws", "gcp", "azure", "bucket"}
+    assert {shlex.split(args)[0] for _, args, _, _ in BLOCKS} == {"aws", "gcp", "azure", "bucket",
+                                                                 "platform"}
     markers = sum(p.read_text(encoding="utf-8").count("<!-- policy:") for p in DOCS.rglob("*.md"))
     assert markers == len(BLOCKS), "a <!-- policy: --> marker not right before a fenced block"
 

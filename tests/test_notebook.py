@@ -18,6 +18,7 @@ nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 pytest.importorskip("ipykernel")
 
+import render_notebook  # noqa: E402
 from attachfs.testing import AZURE_DEV_KEY  # noqa: E402
 
 pytestmark = pytest.mark.peers
@@ -39,15 +40,17 @@ print({MARK!r} + _json.dumps([v for v in _values if v]))
 
 
 def run(path: Path):
-    nb = nbformat.read(path, as_version=4)
-    nb.cells.append(nbformat.v4.new_code_cell(REPORT_SECRETS))
-    client = nbclient.NotebookClient(nb, timeout=120, kernel_name="python3",
-                                     resources={"metadata": {"path": str(path.parent)}})
-    client.execute()
+    nb = render_notebook.execute(path, extra_cell=REPORT_SECRETS)
     *cells, report = nb.cells
     (out,) = [o for o in report.outputs if o.get("name") == "stdout"]
     secrets = json.loads(out.text.split(MARK, 1)[1])
-    return [c for c in cells if c.cell_type == "code"], secrets
+    return cells, secrets
+
+
+@pytest.fixture(scope="module")
+def quickstart():
+    """The quickstart notebook, executed once: (all its cells, the secrets the kernel leased)."""
+    return run(EXAMPLES / "quickstart.ipynb")
 
 
 def text_of(cell) -> str:
@@ -76,8 +79,9 @@ def test_notebooks_are_committed_without_outputs(path):
 
 
 @pytest.mark.timeout(300)
-def test_quickstart_runs_top_to_bottom_and_shows_no_secret():
-    cells, secrets = run(EXAMPLES / "quickstart.ipynb")
+def test_quickstart_runs_top_to_bottom_and_shows_no_secret(quickstart):
+    all_cells, secrets = quickstart
+    cells = [c for c in all_cells if c.cell_type == "code"]
     texts = [text_of(c) for c in cells]
     everything = "\n".join(texts)
 
@@ -101,3 +105,21 @@ def test_quickstart_runs_top_to_bottom_and_shows_no_secret():
         assert mode in routes
     assert "AccessRefused: read of s3://acme-attachments/invoices.parquet refused" in everything
     assert everything.count("6 rows") == 5
+
+
+@pytest.mark.timeout(300)
+def test_the_site_shows_the_notebook_run_with_its_outputs(quickstart):
+    all_cells, _ = quickstart
+    page = render_notebook.PAGE.read_text(encoding="utf-8")
+    shown = render_notebook.region(page)
+
+    assert shown == render_notebook.to_markdown(all_cells), (
+        "docs/recipes/notebook.md no longer shows what the notebook prints: run "
+        "`python tests/render_notebook.py`")
+    # Every code cell that prints is on the page with its output.
+    code = [c for c in all_cells if c.cell_type == "code"]
+    printing = [c for c in code if render_notebook.output_text(c).strip()]
+    assert len(printing) >= 8
+    assert shown.count("```python") == len(code)
+    assert shown.count("```text") == len(printing)
+    assert "<AttachFile s3://acme-attachments/invoices.parquet tenant='acme' mode=delegated>" in shown

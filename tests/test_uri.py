@@ -432,7 +432,8 @@ def test_errors_never_echo_the_signature(bad):
      "https://h/p?access_token=REDACTED&API_KEY=REDACTED&client_secret=REDACTED&versionId=REDACTED"),
     ("https://h/cb#access_token=t&state=s", "https://h/cb#access_token=REDACTED&state=REDACTED"),
     ("https://h/p?alt=media&generation=1", "https://h/p?alt=REDACTED&generation=REDACTED"),
-    ("https://h/p?code=abc&Authorization=xyz&flag", "https://h/p?code=REDACTED&Authorization=REDACTED&flag"),
+    # A bare item may be the credential itself (``?<token>``): it is a value, masked whole.
+    ("https://h/p?code=abc&Authorization=xyz&flag", "https://h/p?code=REDACTED&Authorization=REDACTED&REDACTED"),
     ("https://h/a;jsessionid=s3cr3t/b", "https://h/a;jsessionid=REDACTED/b"),
     ("az://cont@acct/k", "az://cont@acct/k"),
     ("s3://bkt/plain key", "s3://bkt/plain key"),

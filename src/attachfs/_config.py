@@ -25,13 +25,22 @@ Decisions beyond the access rules themselves:
 * The platform's AWS identity is ``profile`` or boto's default chain (``AWS_*`` environment
   variables, instance roles); there are no key fields, not even ``*_env`` ones.
 * URLs in the config never carry ``user:password@``: proxy authentication is not supported.
+* A file is bounded before it is parsed (size, nesting, dotted-key parts: ``MAX_*``), and a
+  mapping in nesting; a key file's content where its path belongs is refused unrepeated.
+* ``allow_hosts`` entries are each an address, a network, a name or a suffix (``allow_entry``);
+  one that can never match is refused, naming it.
+* Two tenants may not share an external ID, a service account or a directory; they may share
+  an AWS account with different external IDs (``_refuse_shared_identities``).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import difflib
 import functools
 import hashlib
+import ipaddress
 import json
 import os
 import re
@@ -48,12 +57,12 @@ else:  # Python 3.10
 
 from ._errors import ConfigError
 from ._limits import CACHE_MAX_BYTES, LIMIT_FIELDS, Limits
-from ._uri import Location, parse
+from ._uri import Location, host_problem, idna_host, ipv4_number, netloc_problem, parse
 
 __all__ = [
     "AwsIntegration", "AwsPlatform", "AzureIntegration", "AzurePlatform", "CacheConfig", "Claim",
     "Config", "FrozenMap", "GcpIntegration", "GcpPlatform", "HttpPlatform", "Platform", "Tenant",
-    "load_config", "resolve_config",
+    "allow_entry", "load_config", "resolve_config",
 ]
 
 ENV_VAR = "ATTACHFS_CONFIG"
@@ -234,6 +243,7 @@ def load_config(config: str | os.PathLike[str] | Mapping[str, Any] | Config) -> 
     if isinstance(config, Config):
         return config
     if isinstance(config, Mapping):
+        _check_depth(config, None)
         return _build(_thaw(config), None)
     if isinstance(config, (str, os.PathLike)):
         path = os.path.abspath(os.path.expanduser(os.fspath(config)))
@@ -259,16 +269,96 @@ def resolve_config(config: str | os.PathLike[str] | Mapping[str, Any] | Config |
     return load_config(path)
 
 
+#: Bounds checked before a config is parsed: tomllib recurses once per nesting level (100,000
+#: ``[`` is a RecursionError) and its dotted-key handling is quadratic (one key of 20,000 parts,
+#: a 40 KB file, takes seconds and 1.5 GiB), so size alone is no bound. A real config is tens of
+#: KB, nests 3 deep and has keys of 2-4 parts; 2,000 tenants are ~250 KB. Within these bounds
+#: the worst file parses in about 5 s (once: a loaded file is cached).
+MAX_CONFIG_BYTES = 4 * 2**20
+MAX_DEPTH = 32
+MAX_KEY_PARTS = 16
+
+
 @functools.lru_cache(maxsize=32)
 def _load_file(path: str, _stamp: tuple[int, int, int]) -> Config:
+    if _stamp[1] > MAX_CONFIG_BYTES:
+        raise ConfigError(f"the config file is {_stamp[1]} bytes, over the {MAX_CONFIG_BYTES}-"
+                          "byte bound: a config names tenants and identities, never data",
+                          source=path)
     try:
         with open(path, "rb") as f:
-            data = tomllib.load(f)
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"not valid TOML: {err}", source=path) from err
+            raw = f.read(MAX_CONFIG_BYTES + 1)
     except OSError as err:
         raise ConfigError(f"cannot read the config file ({err.strerror})", source=path) from err
+    if len(raw) > MAX_CONFIG_BYTES:  # it grew since it was stat'ed
+        raise ConfigError(f"the config file is over the {MAX_CONFIG_BYTES}-byte bound",
+                          source=path)
+    try:
+        text = raw.decode("utf-8")
+        _prescan(text, path)
+        data = tomllib.loads(text)
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise ConfigError(f"not valid TOML: {err}", source=path) from None
+    except (RecursionError, MemoryError):  # a backstop: _prescan bounds both
+        raise ConfigError("the config is too deeply nested or too large to parse",
+                          source=path) from None
     return _build(data, path)
+
+
+_TOML_TOKEN = re.compile(r'"""|' + r"'''" + r"""|["'#\[\]{}=.,\n]""")
+_TOML_STRING_END = {
+    '"': re.compile(r'(?:[^"\\\n]|\\.)*"'),
+    "'": re.compile(r"[^'\n]*'"),
+    '"""': re.compile(r'(?:[^\\]|\\.)*?"""(?!")', re.S),
+    "'''": re.compile(r".*?'''(?!')", re.S),
+}
+
+
+def _prescan(text: str, path: str) -> None:
+    """Refuse, before tomllib sees it, TOML nested deeper than ``MAX_DEPTH`` (arrays, inline
+    tables) or with a key of more than ``MAX_KEY_PARTS`` dotted parts. Strings and comments are
+    skipped; anything malformed is left for tomllib to report."""
+    depth, parts, pos = 0, 1, 0
+    while (m := _TOML_TOKEN.search(text, pos)) is not None:
+        token, pos = m[0], m.end()
+        if token in _TOML_STRING_END:
+            end = _TOML_STRING_END[token].match(text, pos)
+            if end is None:
+                return  # an unterminated string: tomllib says where
+            pos = end.end()
+        elif token == "#":
+            newline = text.find("\n", pos)
+            pos = len(text) if newline < 0 else newline
+        elif token in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise ConfigError(f"nested more than {MAX_DEPTH} levels deep (arrays or inline "
+                                  "tables): a config is a few tables of names", source=path)
+            parts = 1
+        elif token in "]}":
+            depth = max(depth - 1, 0)
+        elif token == ".":
+            parts += 1
+            if parts > MAX_KEY_PARTS:
+                raise ConfigError(f"a key has more than {MAX_KEY_PARTS} dotted parts",
+                                  source=path)
+        else:  # "=", "," or a newline: a new key may start after each
+            parts = 1
+
+
+def _check_depth(value: Any, path: str | None) -> None:
+    """Refuse a mapping (or its lists) nested deeper than ``MAX_DEPTH``, or containing itself,
+    without recursing."""
+    todo: list[tuple[Any, int]] = [(value, 0)]
+    while todo:
+        item, depth = todo.pop()
+        if depth > MAX_DEPTH:
+            raise ConfigError(f"nested more than {MAX_DEPTH} levels deep: a config is a few "
+                              "tables of names", source=path)
+        if isinstance(item, Mapping):
+            todo += [(v, depth + 1) for v in item.values()]
+        elif isinstance(item, (list, tuple)):
+            todo += [(v, depth + 1) for v in item]
 
 
 def _thaw(value: Any) -> Any:
@@ -355,6 +445,26 @@ def _secret_advice(section: str, key: str, allowed: Iterable[str]) -> str:
             "environment variables and files")
 
 
+_FILE_CONTENT = {"credentials": "service-account JSON",
+                 "client_certificate_path": "PEM certificate and private key"}
+
+
+def _inline_content(value: str) -> bool:
+    """Whether a value where a file path belongs is the file's content instead: JSON, a PEM
+    block, several lines, or base64 of JSON or PEM (a service-account key pasted inline)."""
+    text = value.strip()
+    if "\n" in value or text[:1] in ("{", "[") or "-----BEGIN" in value:
+        return True
+    if len(text) >= 64 and re.fullmatch(r"[A-Za-z0-9+/_-]+=*", text):
+        try:
+            decoded = base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_"
+                                       if "-" in text or "_" in text else None)
+        except (binascii.Error, ValueError):
+            return False
+        return decoded.lstrip()[:1] in (b"{", b"[") or b"-----BEGIN" in decoded
+    return False
+
+
 def _kind(value: Any) -> str:
     if isinstance(value, Mapping):
         return "a table"
@@ -410,6 +520,11 @@ class _Table:
         if check == ENV and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
             # Never echo the value: it is probably the secret itself.
             raise self.error("must be the name of an environment variable, not the secret", name)
+        if check == PATH and _inline_content(value):
+            # Never echo the value: it is the key or the certificate itself.
+            raise self.error(_INLINE + "this names a file: put the " + _FILE_CONTENT.get(
+                name, "content") + " in a file (readable by the platform only) and write its "
+                "path here", name)
         if check == PATH and not (name == "credentials" and value == "anonymous"):
             # Relative to the config file; stored absolute so a pickled mapping resolves alike.
             value = os.path.normpath(os.path.join(self.base, os.path.expanduser(value)))
@@ -436,6 +551,9 @@ class _Table:
         if parts.scheme not in ("http", "https") or not parts.hostname or "{" in probe:
             raise self.error(f"must be an http(s) URL like \"https://host:port\" (got {value!r})",
                              name)
+        problem = netloc_problem(parts.netloc)
+        if problem is not None:
+            raise self.error(f"is not a valid URL: the host {problem}", name)
         return value
 
     def flag(self, name: str, default: bool) -> bool:
@@ -483,6 +601,7 @@ def _build(data: dict[str, Any], src: str | None) -> Config:
                 raise t.error("tenant names are 1-64 characters of A-Z a-z 0-9 _ . -", name)
             tenants[name] = _tenant(src, name, value, platform)
     _refuse_double_claims(src, tenants)
+    _refuse_shared_identities(src, tenants)
     return Config(source=src, platform=platform, tenants=FrozenMap(tenants), cache=cache,
                   limits=limits, raw=_freeze(data))
 
@@ -508,10 +627,17 @@ def _azure(z: _Table) -> AzurePlatform:
 
 def _http(h: _Table) -> HttpPlatform:
     hosts = h.data.get("allow_hosts", [])
-    if not isinstance(hosts, list) or not all(
-            isinstance(x, str) and x and not re.search(r"[\s?#@]|://", x) for x in hosts):
+    if not isinstance(hosts, list) or not all(isinstance(x, str) and x for x in hosts):
         raise h.error("must be an array of host names or IP addresses/networks "
                       "(no scheme)", "allow_hosts")
+    entries = []
+    for entry in hosts:
+        try:
+            kind, value = allow_entry(entry)
+        except ValueError as err:
+            raise h.error(f"the entry {entry[:1000]!r} can never match: {err}",
+                          "allow_hosts") from None
+        entries.append(f"*{value}" if kind == "suffix" else value)
     ports = h.data.get("allow_ports", [80, 443])
     if not isinstance(ports, list) or not ports or not all(
             isinstance(p, int) and not isinstance(p, bool) and 1 <= p <= 65535 for p in ports):
@@ -519,8 +645,61 @@ def _http(h: _Table) -> HttpPlatform:
                       "allow_ports")
     return HttpPlatform(
         proxy=h.text("proxy", URL), allow_private_networks=h.flag("allow_private_networks", False),
-        allow_hosts=tuple(x.lower() for x in hosts), allow_ports=tuple(ports),
+        allow_hosts=tuple(entries), allow_ports=tuple(ports),
         trust_env=h.flag("trust_env", False), max_redirects=h.number("max_redirects", 5, 0, 30))
+
+
+def allow_entry(entry: str) -> tuple[str, str]:
+    """What a ``platform.http.allow_hosts`` entry names, normalised: ``("address", "10.0.0.1")``
+    (an IPv6 address with or without brackets; a /32 or /128 is an address too), ``("network",
+    "10.0.0.0/8")``, ``("name", "files.example.com")`` (lower case, no trailing dot, IDNA
+    A-labels) or ``("suffix", ".example.com")`` for ``*.example.com`` and ``.example.com``.
+    ``ValueError`` saying why an entry can never match anything (a port, a path, a URL, a star
+    that is not the whole leftmost label, a malformed address, network or name)."""
+    if re.search(r"\s", entry) or "://" in entry or re.search(r"[?#@]", entry):
+        return _never_matches("a host, not a URL: no scheme, user info, query or whitespace")
+    if entry.startswith("[") or entry.endswith("]"):
+        if not (entry.startswith("[") and entry.endswith("]")) or entry.count("[") > 1:
+            return _never_matches("brackets go around an IPv6 address only, with no port "
+                                  "(ports are opened with allow_ports)")
+        try:
+            return "address", str(ipaddress.IPv6Address(entry[1:-1]))
+        except ValueError:
+            return _never_matches("brackets go around an IPv6 address only")
+    if "/" in entry:
+        try:
+            net = ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            return _never_matches("not an address/prefix network (and a host has no path)")
+        if net.prefixlen == net.max_prefixlen:
+            return "address", str(net.network_address)
+        return "network", str(net)
+    if ":" in entry:
+        try:
+            return "address", str(ipaddress.IPv6Address(entry))
+        except ValueError:
+            return _never_matches("not an IPv6 address, and a host has no :port (ports are "
+                                  "opened with platform.http.allow_ports)")
+    suffix = entry.startswith(("*.", "."))
+    name = entry[2:] if entry.startswith("*.") else entry[1:] if suffix else entry
+    if "*" in name:
+        return _never_matches("* stands only for the whole leftmost label, as in *.example.com")
+    problem = host_problem(name)
+    if problem is not None:
+        return _never_matches(problem.replace(repr(name[:80]), "the name", 1))
+    name = name.lower().removesuffix(".")
+    number = ipv4_number(name)
+    if number is not None:
+        if suffix:
+            return _never_matches("an address has no subdomains")
+        return "address", str(ipaddress.IPv4Address(number))
+    if not name.isascii():
+        name = idna_host(name)
+    return ("suffix", f".{name}") if suffix else ("name", name)
+
+
+def _never_matches(why: str) -> tuple[str, str]:
+    raise ValueError(why)
 
 
 def _tenant(src: str | None, name: str, value: Any, platform: Platform) -> Tenant:
@@ -633,3 +812,29 @@ def _refuse_double_claims(src: str | None, tenants: Mapping[str, Tenant]) -> Non
                         "claimed by one tenant only; remove one claim, or claim disjoint "
                         "prefixes", source=src, key=f"tenants.{name}.direct[{i}]")
             seen.setdefault(where, []).append((name, claim))
+
+
+def _refuse_shared_identities(src: str | None, tenants: Mapping[str, Tenant]) -> None:
+    """Each integration names one tenant's identity: two tenants with the same AWS external ID
+    (in any account: the platform generates a unique one per tenant), the same GCP service
+    account or the same Azure directory could each read as the other. Two tenants may name the
+    same AWS account with *different* external IDs: a tenant can type any account id, and the
+    role's trust policy admits only the external ID its owner agreed to."""
+    seen: dict[tuple[str, str], str] = {}
+    for name, tenant in tenants.items():
+        keys = []
+        if tenant.aws is not None:
+            keys.append(("aws", tenant.aws.external_id, "the same AWS external ID (the platform "
+                         "generates a unique, random one for each tenant)"))
+        if tenant.gcp is not None:
+            keys.append(("gcp", tenant.gcp.service_account.lower(),
+                         f"the GCP service account {tenant.gcp.service_account}"))
+        if tenant.azure is not None:
+            keys.append(("azure", tenant.azure.tenant_id, f"the Azure directory "
+                                                          f"{tenant.azure.tenant_id}"))
+        for cloud, value, what in keys:
+            other = seen.setdefault((cloud, value), name)
+            if other != name:
+                raise ConfigError(
+                    f"tenants {other!r} and {name!r} both use {what}: either could read as the "
+                    "other; give each tenant its own", source=src, key=f"tenants.{name}.{cloud}")

@@ -30,6 +30,7 @@ from . import _read
 from ._limits import FIRST_BLOCK, MAX_READAHEAD, MIN_FETCH, TAIL
 from ._read.cached import read_through
 from ._read.part import Part
+from ._redact import redact
 from ._rules import Route
 
 if TYPE_CHECKING:
@@ -88,8 +89,10 @@ class AttachFile(AbstractBufferedFile):
         self._next: tuple[int, Future[Part]] | None = None
 
     def __repr__(self) -> str:
-        return (f"<AttachFile {self.route.uri} tenant={self.route.tenant!r} "
+        return (f"<AttachFile {redact(self.route.uri)} tenant={self.route.tenant!r} "
                 f"mode={self.route.mode}>")
+
+    __str__ = __repr__  # fsspec's names the path whole: a signed URL's query is its credential
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Reopen in the receiving process through the (pickled-as-recipe) filesystem.

@@ -3,16 +3,20 @@
 * ``redact(url)``: a URL fit for a message, a ``repr`` or a log. User info is removed, and every
   query and fragment parameter keeps its *name* and loses its *value*, whatever the name: a
   signed URL's credential may sit in ``X-Amz-Signature``, ``sig``, ``Authorization``, ``code``,
-  ``token`` or a name no list foresees. Path parameters (``;name=value``) of http(s) URLs are
-  treated the same way.
+  ``token`` or a name no list foresees. An item with no ``=`` (``?token``) is a value and is
+  masked whole. Path parameters (``;name=value``) of http(s) URLs are treated the same way.
 * ``redact_text(text)``: every URL inside free text (an error message of another library, a log
-  line) redacted as above.
-* ``scrub(text)``: ``redact_text`` plus credential-shaped fields (STS XML elements, OAuth JSON
-  and form fields, ``Bearer``/``SharedKey`` headers, botocore's ``'ExternalId': ...``), plus every
-  value a credential lease has fetched (``remember``), wherever it appears.
+  line) redacted as above, and every scheme-less request target (``"GET /k?sig=... HTTP/1.1"``).
+* ``scrub(text)``: ``redact_text`` plus every field whose *name* says it is a credential
+  (``*secret*``, ``*token*``, ``*password*``, ``*signature*``, ``Authorization``, ``Cookie``,
+  ``AccountKey``, ``private_key``, ``ExternalId`` ... in ``name=value``, ``'name': 'value'``,
+  ``"name": "value"``, ``name: b'value'`` and ``<Name>value</Name>`` forms, whatever library wrote
+  it), whole ``Authorization``/``Cookie`` header values, PEM blocks, JWTs and Google access
+  tokens, plus every value a credential lease has fetched (``remember``), wherever it appears.
 * ``install_log_scrubbing()``: every log record this process creates, whatever logger (child
-  loggers included) and whatever handler, is scrubbed when it is created (the message and a
-  traceback it carries), so no handler ever sees a secret.
+  loggers included) and whatever handler, is scrubbed when it is created (the message, a
+  traceback it carries and its stack), so no handler ever sees a secret. Known limit: fields a
+  caller adds with ``extra=`` are set after the record is created and are not scrubbed.
 
 Pure apart from the remembered values (process state, no I/O).
 """
@@ -26,22 +30,40 @@ import traceback
 from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import unquote
 
-__all__ = ["install_log_scrubbing", "redact", "redact_text", "remember", "scrub"]
+__all__ = ["hidden_values", "install_log_scrubbing", "redact", "redact_path", "redact_text",
+           "remember", "scrub"]
 
 MASK = "REDACTED"
 
 _SCHEME_AUTHORITY = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)([^/?#\s]*)")
 _AZURE_SCHEMES = ("az", "abfs", "abfss")
-_PAIR = re.compile(r"([^=&#;]*)(=)([^&#;]*)")
+_ITEM = re.compile(r"[^&;]+")
 # A URL inside free text: a scheme, "://", and everything up to whitespace or a quote/bracket
 # that ends it in a message ('...', "...", <...>, (...)).
-_URL_IN_TEXT = re.compile(r"""[A-Za-z][A-Za-z0-9+.-]*://[^\s'"<>()\[\]{}\\]+""")
+_URL_IN_TEXT = re.compile(
+    r"""[A-Za-z][A-Za-z0-9+.-]*://(?:[^\s'"<>()\[\]{}\\/?#]*@)?(?:\[[^\s'"<>\]/]*\])?"""
+    r"""[^\s'"<>()\[\]{}\\]*""")
+# A request target with no scheme in free text: the path and query of an HTTP request line
+# (urllib3's ``"GET /b/k?X-Amz-Signature=... HTTP/1.1" 200``), a path an SDK logs on its own.
+_TARGET_IN_TEXT = re.compile(r"""(?<![\w/:.%\]-])/[^\s'"<>?#]*[?#][^\s'"<>]+""")
 
 
 def _params(text: str) -> str:
-    """``name=value`` pairs separated by ``&`` or ``;`` with every value masked."""
-    return _PAIR.sub(lambda m: f"{m[1]}={MASK}" if m[3] else m[0], text)
+    """``name=value`` items separated by ``&`` or ``;`` with every value masked; an item with
+    no ``=`` is a value with no name (``?token`` or ``?a=1;secret``) and is masked whole."""
+    return _ITEM.sub(_masked_item, text)
+
+
+def _masked_item(m: re.Match[str]) -> str:
+    item = m[0]
+    if not item:
+        return item
+    name, equals, value = item.partition("=")
+    if not equals:
+        return MASK
+    return f"{name}={MASK}" if value else item
 
 
 def redact(url: Any) -> str:
@@ -58,19 +80,46 @@ def redact(url: Any) -> str:
     head, tail = text[:cut], text[cut:]
     m = _SCHEME_AUTHORITY.match(head)
     if m and m[1][:-3].lower() in ("http", "https") and ";" in head[m.end():]:
-        path = re.sub(r";[^/]*", lambda p: ";" + _params(p[0][1:]), head[m.end():])
-        head = head[:m.end()] + path
+        head = head[:m.end()] + redact_path(head[m.end():])
     if not tail:
         return head
     parts = re.split(r"([?#])", tail)
     return head + "".join(p if p in ("?", "#") else _params(p) for p in parts)
 
 
+def redact_path(path: str) -> str:
+    """An http(s) path with the value of every path parameter (``;name=value``) masked."""
+    if ";" not in path:
+        return path
+    return re.sub(r";[^/]*", lambda p: ";" + _params(p[0][1:]), path)
+
+
+def hidden_values(url: Any, *, shortest: int = 4) -> list[str]:
+    """What ``redact(url)`` hides: user info and every parameter value, as written and
+    percent-decoded (values under ``shortest`` characters are left out: too short to be a
+    credential, too common to search text for). For checking that a text shows none of them."""
+    text = str(url)
+    found: list[str] = []
+    m = _SCHEME_AUTHORITY.match(text)
+    if m and "@" in m[2]:
+        found += re.split(r"[:@]", m[2].rpartition("@")[0])
+    head, _, tail = text.partition("?") if "?" in text else text.partition("#")
+    items = [i.split("/", 1)[0] for i in head.split(";")[1:]]  # path parameters
+    items += [i for part in re.split(r"[?#]", tail) for i in re.split(r"[&;]", part)]
+    for item in items:
+        name, equals, value = item.partition("=")
+        found.append(value if equals else name)
+    out = {v for raw in found for v in (raw, unquote(raw)) if len(v) >= shortest}
+    return sorted(out, key=len, reverse=True)
+
+
 def redact_text(text: str) -> str:
-    """``text`` with every URL in it redacted."""
-    if "://" not in text:
-        return text
-    return _URL_IN_TEXT.sub(lambda m: redact(m[0]), text)
+    """``text`` with every URL in it redacted, and every request target (``/path?query``)."""
+    if "://" in text:
+        text = _URL_IN_TEXT.sub(lambda m: redact(m[0]), text)
+    if "?" in text or "#" in text:
+        text = _TARGET_IN_TEXT.sub(lambda m: redact(m[0]), text)
+    return text
 
 
 # --------------------------------------------------------------------------- secrets
@@ -92,25 +141,64 @@ def remember(values: Iterable[str | None]) -> None:
             _secrets.popitem(last=False)
 
 
-_FIELDS = ("access_token|accessToken|id_token|refresh_token|client_secret|private_key|"
-           "SecretAccessKey|SessionToken|SecurityToken|AccountKey|sig|ExternalId|external_id|"
-           "client_assertion|assertion|password|AccessKeyId")
-_PATTERNS = [
-    (re.compile(r"(<(SecretAccessKey|SessionToken|SecurityToken|ExternalId|AccessKeyId)>)"
-                r"[^<]*(</\2>)"), r"\1***\3"),
-    (re.compile(rf"""(["']?(?:{_FIELDS})["']?\s*[:=]\s*["']?)[^"'&;,\s}}]+"""), r"\1***"),
-    (re.compile(r"((?:Bearer|SharedKey|Basic)\s+)[A-Za-z0-9._~+/=:-]+"), r"\1***"),
-    (re.compile(r"((?:x-amz-security-token|x-goog-iam-authorization-token|authorization)"
-                r"['\"]?\s*[:=]\s*['\"]?)[^'\"\s,}]+", re.I), r"\1***"),
-]
+#: Words that make a field a credential, matched in its name with case, "_", "-" and "."
+#: ignored (``AWS_SECRET_ACCESS_KEY``, ``'X-Amz-Security-Token'``, ``"access_token"``,
+#: ``client_assertion``, ``AccountKey``, ``<SessionToken>``, ``'ExternalId'``). A name, not a
+#: list of SDKs: a field any library logs under such a name loses its value.
+_SECRET_WORDS = ("secret", "password", "passwd", "token", "privatekey", "accountkey", "apikey",
+                 "accesskey", "sharedkey", "sessionkey", "signingkey", "masterkey",
+                 "encryptionkey", "customerkey", "signature", "assertion", "externalid",
+                 "authorization", "cookie", "credentialsjson", "connectionstring")
+_SECRET_NAMES = frozenset({"sig", "sas", "pwd"})
+_MASKED = frozenset({MASK, "***"})
+_XML_FIELD = re.compile(r"<([A-Za-z][\w.-]*)>([^<]*)</\1>")
+_FIELD = re.compile(r"""(?P<name>["']?[A-Za-z_][\w.-]*["']?)(?P<sep>\s*[:=]\s*)"""
+                    r"""(?P<value>b?"[^"\n]*"|b?'[^'\n]*'|[^\s"'&;,}<>)\]]+)""")
+# A header whose whole value is the credential ("AWS4-HMAC-SHA256 Credential=..., Signature=...",
+# "SharedKey account:signature"): quoted, up to its quote; unquoted, up to the end of the line.
+_AUTH_HEADER = re.compile(
+    r"""((?:proxy-)?(?:authorization|cookie|set-cookie)["']?\s*:\s*)(?:b?(["']).*?\2|[^\r\n]+)""",
+    re.I)
+# Bearer tokens that need no field name to be recognised: a JWT (three base64url parts, the
+# first two JSON objects) and a Google OAuth access token.
+_BARE_TOKEN = re.compile(r"\beyJ[\w-]{6,}\.eyJ[\w-]{6,}\.[\w-]*|\bya29\.[\w.-]{10,}")
+_AUTH_SCHEME = re.compile(r"((?:Bearer|SharedKey|SharedKeyLite|Basic)\s+)[A-Za-z0-9._~+/=:-]+")
+_PEM = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----(?:.*?-----END [A-Z0-9 ]+-----|[^\"']*)", re.S)
+
+
+def _is_secret_name(name: str) -> bool:
+    key = re.sub(r"[\W_]", "", name).lower()
+    return key in _SECRET_NAMES or any(word in key for word in _SECRET_WORDS)
+
+
+def _field(m: re.Match[str]) -> str:
+    value = m["value"]
+    if not _is_secret_name(m["name"]) or value.strip("b'\"") in _MASKED:
+        return m[0]
+    quote = value[-1] if value[-1:] in ("'", '"') and len(value) > 1 else ""
+    return f"{m['name']}{m['sep']}{quote}***{quote}"
+
+
+def _xml_field(m: re.Match[str]) -> str:
+    return f"<{m[1]}>***</{m[1]}>" if _is_secret_name(m[1]) and m[2] else m[0]
+
+
+def _auth_header(m: re.Match[str]) -> str:
+    quote = m[2] or ""
+    return f"{m[1]}{quote}***{quote}"
 
 
 def scrub(text: str) -> str:
-    """``text`` with URLs redacted, credential-shaped fields masked, and every remembered
-    credential value masked."""
+    """``text`` with URLs redacted, credential-shaped fields masked (by the name of the field,
+    whatever library wrote it), PEM blocks masked whole, and every remembered credential value
+    masked."""
     text = redact_text(text)
-    for pattern, replacement in _PATTERNS:
-        text = pattern.sub(replacement, text)
+    text = _PEM.sub(lambda m: f"-----BEGIN {m[1]}-----***-----END {m[1]}-----", text)
+    text = _AUTH_HEADER.sub(_auth_header, text)
+    text = _AUTH_SCHEME.sub(r"\1***", text)
+    text = _BARE_TOKEN.sub("***", text)
+    text = _XML_FIELD.sub(_xml_field, text)
+    text = _FIELD.sub(_field, text)
     with _lock:
         secrets = list(_secrets)
     for secret in secrets:
@@ -154,12 +242,16 @@ def _scrub_record(record: logging.LogRecord) -> None:
     except Exception:  # a malformed record is the handler's problem, not ours
         return
     try:
-        clean = scrub(message)
-        if clean != message:
-            record.msg, record.args = clean, None
+        # Formatted once, here: a handler never formats the arguments (or the exception)
+        # again from the raw objects.
+        record.msg, record.args = scrub(message), None
         if record.exc_info and record.exc_info[1] is not None and not record.exc_text:
-            record.exc_text = scrub(
-                "".join(traceback.format_exception(*record.exc_info)).rstrip())
+            record.exc_text = "".join(traceback.format_exception(*record.exc_info)).rstrip()
+        if record.exc_text:
+            record.exc_text = scrub(record.exc_text)
+        record.exc_info = None
+        if record.stack_info:
+            record.stack_info = scrub(record.stack_info)
     except Exception:  # e.g. at interpreter shutdown: withhold what could not be checked
         record.msg, record.args = "(message withheld: it could not be checked for secrets)", None
-        record.exc_info, record.exc_text = None, None
+        record.exc_info, record.exc_text, record.stack_info = None, None, None

@@ -45,13 +45,15 @@ Decisions where the cloud's own rules leave a choice:
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, replace
 from urllib.parse import quote, unquote, urlsplit
 
-from ._redact import redact
+from ._redact import redact, redact_path
 from ._types import Backend
 
-__all__ = ["AZURE_PUBLIC_SUFFIX", "Location", "S3Endpoint", "parse", "s3_partition"]
+__all__ = ["AZURE_PUBLIC_SUFFIX", "Location", "S3Endpoint", "host_problem", "idna_host",
+           "ipv4_number", "netloc_problem", "parse", "s3_partition"]
 
 _NATIVE: dict[str, Backend] = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs",
            "az": "azure", "abfs": "azure", "abfss": "azure"}
@@ -164,7 +166,8 @@ class Location:
         url = None if self.url is None else redact(self.url)
         extra = "".join(f", {name}={getattr(self, name)!r}"
                         for name in ("endpoint", "endpoint_suffix") if getattr(self, name))
-        return (f"Location(backend={self.backend!r}, bucket={self.bucket!r}, key={self.key!r}, "
+        key = redact_path(self.key) if self.backend == "http" else self.key
+        return (f"Location(backend={self.backend!r}, bucket={self.bucket!r}, key={key!r}, "
                 f"account={self.account!r}, region={self.region!r}, url={url!r}, "
                 f"version={self.version!r}{extra})")
 
@@ -248,6 +251,7 @@ def _parse_http(uri: str, require_key: bool) -> Location:
     if "@" in parts.netloc:
         raise _error(uri, "credentials in URLs are refused",
                      "remove the user:password@ part; use a presigned URL or a tenant")
+    _check_host(uri, parts.netloc)
     host = (parts.hostname or "").removesuffix(".")
     if not host:
         raise _error(uri, "has no host", "write https://host/path")
@@ -452,3 +456,143 @@ _BUCKET_RULES = {"s3": _s3_bucket_problem, "gcs": _gcs_bucket_problem,
 
 def _error(uri: str, problem: str, fix: str) -> ValueError:
     return ValueError(f"{redact(uri)!r}: {problem}; {fix}")
+
+
+# -- host syntax: a malformed host is refused here, never handed to a resolver ---------------
+
+_HOST_FIX = "write a host name, an IPv4 address or an IPv6 address in [brackets]"
+_ZONE_ID = re.compile(r"[A-Za-z0-9_.~-]+")  # RFC 6874: unreserved characters
+_LABEL = re.compile(r"[a-z0-9_-]+")  # LDH, and "_" (seen in real names; resolvers accept it)
+_NOT_IN_A_NAME = re.compile(r"[\x00-\x20\x7f/\\%@?#:<>\"'^`{|}\[\]]")
+_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
+_NUMBER = re.compile(r"[0-9]+|0[xX][0-9A-Fa-f]*")
+
+
+def _check_host(uri: str, netloc: str) -> None:
+    """Raise ``ValueError`` naming ``uri`` if the host of ``netloc`` is malformed."""
+    problem = netloc_problem(netloc)
+    if problem is not None:
+        raise _error(uri, f"the host {problem}", _HOST_FIX)
+
+
+def netloc_problem(netloc: str) -> str | None:
+    """``host_problem`` of the host in a URL's ``netloc`` (user info removed); None if it has
+    no host at all, which the caller says in its own words."""
+    host = _raw_host(netloc.rpartition("@")[2])
+    return host_problem(host) if host else None
+
+
+def _raw_host(netloc: str) -> str:
+    """The host of ``netloc`` (no user info) as written: brackets kept, port removed. Anything
+    after a closing bracket other than ``:port`` stays with it, to be refused."""
+    if netloc.startswith("["):
+        end = netloc.find("]")
+        rest = netloc[end + 1:] if end >= 0 else ""
+        return netloc[:end + 1] if end >= 0 and re.fullmatch(r"(:[0-9]*)?", rest) else netloc
+    return netloc.rpartition(":")[0] if ":" in netloc else netloc
+
+
+def host_problem(host: str) -> str | None:
+    """What is wrong with ``host`` as written in a URL, or None if it is a valid host: an IPv6
+    address in brackets (with an optional RFC 6874 zone id), an IPv4 address in any spelling
+    the WHATWG URL standard and ``inet_aton`` read (``0x7f000001``, ``127.1``), or a name whose
+    labels are 1-63 characters and whose whole is at most 253 (after IDNA, as yarl encodes it),
+    each ``xn--`` label a valid A-label. A name whose last label is a number must be an IPv4
+    address (WHATWG's "ends in a number")."""
+    if host.startswith("["):
+        if host.count("[") != 1 or host.count("]") != 1 or not host.endswith("]"):
+            return f"{host[:80]!r} has a bracket out of place"
+        address, sep, zone = host[1:-1].partition("%25" if "%25" in host else "%")
+        if sep and not _ZONE_ID.fullmatch(zone):
+            return f"{host[:80]!r} has an invalid IPv6 zone id"
+        if not _is_ipv6(address):
+            return f"{host[:80]!r} has brackets around something that is not an IPv6 address"
+        return None
+    if _PERCENT.search(host):
+        return f"{host[:80]!r} has a malformed percent-escape"
+    try:
+        name = unicodedata.normalize("NFKC", unquote(host, errors="strict")).lower()
+    except UnicodeDecodeError:
+        return f"{host[:80]!r} percent-encodes bytes that are not UTF-8"
+    if _NOT_IN_A_NAME.search(name) or _FORBIDDEN.search(name):
+        return f"{host[:80]!r} contains a character no host name has"
+    labels = name.removesuffix(".").split(".")
+    if "" in labels:
+        return f"{host[:80]!r} has an empty label (two dots, a leading dot or two trailing dots)"
+    if _NUMBER.fullmatch(labels[-1]):
+        if ipv4_number(name.removesuffix(".")) is None:
+            return f"{host[:80]!r} ends in a number but is not an IPv4 address"
+        return None
+    if not name.isascii():
+        try:
+            name = idna_host(name)
+        except UnicodeError:
+            return f"{host[:80]!r} is not a valid internationalised domain name"
+        labels = name.removesuffix(".").split(".")
+    for label in labels:
+        if len(label) > 63:
+            return f"{host[:80]!r} has a label of {len(label)} characters (at most 63)"
+        if not _LABEL.fullmatch(label):
+            return f"{host[:80]!r} contains a character no host name has"
+        if label.startswith("xn--") and not _is_a_label(label):
+            return f"{host[:80]!r} has {label[:70]!r}, which is not a valid IDNA A-label"
+    if len(".".join(labels)) > 253:
+        return f"{host[:80]!r}... is {len('.'.join(labels))} characters long (at most 253)"
+    return None
+
+
+def ipv4_number(text: str) -> int | None:
+    """The IPv4 address ``text`` spells as ``inet_aton`` and the WHATWG URL standard read it
+    (``2130706433``, ``0x7f000001``, ``0177.0.0.1``, ``127.1``), as a number, else None."""
+    parts = text.split(".")
+    if not 1 <= len(parts) <= 4:
+        return None
+    values = []
+    for part in parts:
+        if not part.isascii() or not _NUMBER.fullmatch(part):
+            return None
+        if part[:2].lower() == "0x":
+            values.append(int(part[2:] or "0", 16))
+        elif len(part) > 1 and part.startswith("0"):
+            if not set(part) <= set("01234567"):
+                return None
+            values.append(int(part, 8))
+        else:
+            values.append(int(part, 10))
+    *head, last = values
+    if any(v > 255 for v in head) or last >= 1 << (8 * (4 - len(head))):
+        return None
+    n = 0
+    for v in head:
+        n = n << 8 | v
+    return n << (8 * (4 - len(head))) | last
+
+
+def _is_ipv6(text: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.IPv6Address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def idna_host(name: str) -> str:
+    """``name`` in A-labels, as yarl encodes a host (UTS 46, then Python's IDNA 2003)."""
+    import idna
+
+    try:
+        return idna.encode(name, uts46=True).decode("ascii")
+    except UnicodeError:
+        return name.encode("idna").decode("ascii")
+
+
+def _is_a_label(label: str) -> bool:
+    import idna
+
+    try:
+        idna.decode(label)
+    except (UnicodeError, ValueError):
+        return False
+    return True

@@ -67,7 +67,7 @@ class GuardedHTTPFileSystem(HTTPFileSystem):
             resp = reply.resp
             status = resp.status
             if status == 404:
-                raise not_found(redact(url))
+                raise not_found(redact(url), "HTTP 404")
             if method == "HEAD" and status in (400, 401, 403, 405, 501):
                 # A signed URL is signed for GET: its HEAD is refused (S3, GCS answer 403).
                 # The one-byte GET that follows decides.
@@ -146,6 +146,8 @@ class GuardedHTTPFileSystem(HTTPFileSystem):
             refusal = refusal_in(err)
             if refusal is not None:
                 raise refusal from None
+            if isinstance(err, FileNotFoundError):  # fsspec's names the URL whole
+                raise not_found(redact(url), "HTTP 404") from None
             raise
 
 

@@ -32,6 +32,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .._errors import AccessRefused
+from .messages import credential_file_problem, for_cli, not_an_object
+
 if TYPE_CHECKING:
     from .._config import Config
     from .._filesystem import AttachFileSystem
@@ -100,12 +103,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true",
                    help="no progress bar even on a terminal")
 
-    p = command("ls", "list a bucket, container or prefix")
+    p = command("ls", "list a bucket, container or prefix",
+                "List a bucket, container or prefix. --json: a list of entries, each "
+                "{name, size, type, version, etag, last_modified, content_type}, the same "
+                "keys for every backend.")
     p.add_argument("uri", metavar="URI")
     p.add_argument("-l", "--long", action="store_true", help="show type and size")
     p.add_argument("-r", "--recursive", action="store_true", help="every object below URI")
 
-    p = command("stat", "show an object's metadata")
+    p = command("stat", "show an object's metadata",
+                "Show an object's metadata: name, size, type, version, etag, last_modified "
+                "(ISO 8601, UTC) and content_type, the same keys for every backend (--json: "
+                "one object with those keys).")
     p.add_argument("uri", metavar="URI")
 
     p = command("explain", "show how a read would be made (no request)",
@@ -115,20 +124,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("check", "diagnose a read step by step and name the fix",
                 "Route, credentials, then a 1-byte read of URI; on failure, say which step "
-                "failed and what to change.")
+                "failed and what to change. --json: one document {uri, tenant, config, ok, "
+                "failed_step, fix, steps, exit_code}.")
     p.add_argument("uri", metavar="URI")
 
-    p = command("policy", "print what a customer must create for a tenant",
+    p = command("policy", "print what a customer (or the platform) must create",
                 "Print the exact policies and commands a customer runs so the platform can "
                 "read their data, filled in from the config for one tenant. aws: the role, "
                 "its trust and permission policy. bucket: direct-access grants (S3 bucket "
                 "policy, GCS bucket role) for the tenant's claimed or the given buckets. gcp: "
                 "the service account, Token Creator grant and bucket reader role. azure: the "
-                "consent step and the role assignment.")
-    p.add_argument("cloud", choices=("aws", "gcp", "azure", "bucket"))
+                "consent step and the role assignment. platform: what the platform itself "
+                "needs (no --tenant): its AWS identity policy, the IAM Credentials API on GCP, "
+                "its multi-tenant Azure app.")
+    p.add_argument("cloud", choices=("aws", "gcp", "azure", "bucket", "platform"))
     p.add_argument("--bucket", action="append", metavar="B",
                    help="a bucket to grant (name or URI; s3://b/prefix/ for a prefix; Azure: "
                         "https://ACCOUNT.blob.core.windows.net/CONTAINER); repeatable")
+    p.add_argument("--container", action="append", metavar="C",
+                   help="azure: a container to grant, as ACCOUNT/CONTAINER or "
+                        "https://ACCOUNT.blob.core.windows.net/CONTAINER (ACCOUNT alone: the "
+                        "whole storage account); repeatable")
     p.add_argument("--list", action="store_true", dest="allow_list",
                    help="S3: also allow s3:ListBucket (needed by `attachfs ls`; without it a "
                         "missing key is a 403, not a 404)")
@@ -138,9 +154,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--platform-service-account", metavar="EMAIL",
                    help="the platform's Google service account (default: client_email of the "
                         "platform.gcp.credentials key file)")
+    p.add_argument("--platform-role", metavar="NAME",
+                   help="platform: the IAM role the platform runs as (prints the "
+                        "put-role-policy command)")
+    p.add_argument("--redirect-uri", metavar="URL",
+                   help="platform: the page an Azure administrator returns to after admin "
+                        "consent (registered on the platform's app)")
 
-    sub.add_parser("demo", help="start local emulators, read sample attachments from each "
-                                "backend, print what was read; stops everything it started")
+    p = sub.add_parser(
+        "demo", help="run local emulators with sample attachments (see --serve)",
+        description="Start local emulators (moto for S3 and STS, fake-gcs-server, Azurite, a "
+                    "local http server), put sample attachments in each, read them back for "
+                    "ambient mode and for two tenants, print what was read, and stop "
+                    "everything it started. With --serve: keep them running for your own "
+                    "reads, print the config path and the environment to export, and stop "
+                    "everything on Ctrl-C.")
+    p.add_argument("--serve", action="store_true",
+                   help="keep the emulators running until Ctrl-C; print a config path and "
+                        "`export` lines for another shell")
     return parser
 
 
@@ -154,6 +185,10 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exit_:  # --help, --version, or argparse's usage error (2)
         return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
     if args.command == "demo":
+        if args.serve:
+            from ..testing.serve import serve
+
+            return serve()
         from ..testing.demo import run
 
         return run()
@@ -179,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         code = exit_code(err)
         if code is None:
             raise
-        ctx.error(err, code)
+        ctx.error(for_cli(err, ctx.loaded_config), code)
         return code
 
 
@@ -233,6 +268,11 @@ class Context:
             self._loaded = True
         return self._config
 
+    @property
+    def loaded_config(self) -> Config | None:
+        """The config if it was loaded (an error message may use it; never loads it)."""
+        return self._config
+
     def filesystem(self) -> AttachFileSystem:
         from .._filesystem import AttachFileSystem
 
@@ -240,10 +280,23 @@ class Context:
                                 skip_instance_cache=True)
 
     def route(self, uri: str, *, require_key: bool = True) -> Route:
+        """The Route of ``uri`` (no request), with errors in a command-line user's words; a
+        credentials file the read needs that is missing is reported here, by its path."""
         from .._rules import route
         from .._uri import parse
 
-        return route(self.config, self.tenant, parse(uri, require_key=require_key))
+        location = parse(uri, require_key=False)
+        if require_key and location.backend != "http" and not location.key:
+            raise not_an_object(uri, self.args.command)
+        config = self.config
+        try:
+            r = route(config, self.tenant, location)
+        except AccessRefused as err:
+            raise for_cli(err, config) from None
+        problem = credential_file_problem(config, r)
+        if problem is not None:
+            raise problem
+        return r
 
     def out(self, text: str) -> None:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
@@ -300,14 +353,6 @@ def _redact(uri: str) -> str:
     return redact(uri)
 
 
-def _text(value: Any) -> str:
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return str(value)
-    if isinstance(value, (list, dict)):
-        return json.dumps(value, default=_jsonable)
-    return str(_jsonable(value))
-
-
 def _jsonable(value: Any) -> Any:
     if isinstance(value, (dt.datetime, dt.date)):
         return value.isoformat()
@@ -352,9 +397,13 @@ def cmd_explain(ctx: Context) -> int:
 
 
 def cmd_check(ctx: Context) -> int:
+    from .._uri import parse
     from .diagnose import check
 
     config = ctx.config
+    location = parse(ctx.args.uri, require_key=False)
+    if location.backend != "http" and not location.key:
+        raise not_an_object(ctx.args.uri, "check")
     report = check(ctx.args.uri, tenant=ctx.tenant, config=config)
     failed = report.failed
     code = EXIT_OK
@@ -362,23 +411,28 @@ def cmd_check(ctx: Context) -> int:
         assert failed.error is not None  # a failed step always keeps its error (diagnose._fail)
         code = exit_code(failed.error) or EXIT_ACCESS
     if ctx.json:
+        # One document, on stdout, whatever the outcome: the failure is in it (failed_step,
+        # fix, exit_code); nothing is written to stderr.
         doc = report.as_dict()
         doc["exit_code"] = code
         ctx.out_json(doc)
-    else:
-        head = f"check {_redact(report.uri)}  tenant: {report.tenant or '-'}  config: " \
-               f"{report.config or 'none (ambient mode)'}"
-        lines = [head]
-        for i, step in enumerate(report.steps, 1):
-            mark = {"ok": "ok", "failed": "FAILED", "skipped": "skipped"}[step.status]
-            first, *rest = (step.detail or "").split("\n") or [""]
-            lines.append(f"{i}. {step.name:<12} {mark:<8} {first}".rstrip())
-            lines += [f"{'':<24}{line}" for line in rest]
-        ctx.out("\n".join(lines))
+        return code
+    head = f"check {_redact(report.uri)}  tenant: {report.tenant or '-'}  config: " \
+           f"{report.config or 'none (ambient mode)'}"
+    lines = [head]
+    for i, step in enumerate(report.steps, 1):
+        mark = {"ok": "ok", "failed": "FAILED", "skipped": "skipped"}[step.status]
+        first, *rest = (step.detail or "").split("\n") or [""]
+        lines.append(f"{i}. {step.name:<12} {mark:<8} {first}".rstrip())
+        lines += [f"{'':<24}{line}" for line in rest]
+    ctx.out("\n".join(lines))
     if failed is not None:
+        # The step's detail is in the report above; stderr says where it stopped and the fix,
+        # each once.
         index = report.steps.index(failed) + 1
-        ctx.error(f"check failed at step {index} ({failed.name}): "
-                  f"{failed.detail}\nfix: {failed.fix}", code)
+        rule = getattr(failed.error, "rule", None)
+        by = f", refused by attachfs rule {rule!r}" if rule else ""
+        ctx.error(f"check failed at step {index} ({failed.name}){by}\nfix: {failed.fix}", code)
     return code
 
 
@@ -387,6 +441,23 @@ def cmd_policy(ctx: Context) -> int:
 
     a = ctx.args
     config = ctx.config
+    if a.container and a.cloud != "azure":
+        raise UsageError(f"--container is for `attachfs policy azure`; for {a.cloud} use "
+                         "--bucket")
+    if (a.platform_role or a.redirect_uri) and a.cloud != "platform":
+        raise UsageError("--platform-role and --redirect-uri are for `attachfs policy "
+                         "platform`")
+    if a.cloud == "platform":
+        from . import platform
+
+        doc = platform.platform(config, platform_sa=a.platform_service_account,
+                                platform_role=a.platform_role, redirect_uri=a.redirect_uri,
+                                allow_list=a.allow_list)
+        if ctx.json:
+            ctx.out_json(doc)
+        else:
+            ctx.out(platform.render(doc))
+        return EXIT_OK
     if a.cloud == "aws":
         doc = policy.aws(config, ctx.tenant, a.bucket, allow_list=a.allow_list,
                          kms_keys=a.kms_key)
@@ -396,7 +467,7 @@ def cmd_policy(ctx: Context) -> int:
     elif a.cloud == "gcp":
         doc = policy.gcp(config, ctx.tenant, a.bucket, platform_sa=a.platform_service_account)
     else:
-        doc = policy.azure(config, ctx.tenant, a.bucket)
+        doc = policy.azure(config, ctx.tenant, (a.bucket or []) + (a.container or []))
     if ctx.json:
         ctx.out_json(doc)
     else:
@@ -405,14 +476,14 @@ def cmd_policy(ctx: Context) -> int:
 
 
 def cmd_stat(ctx: Context) -> int:
+    from .info import KEYS, normalise
+
     ctx.route(ctx.args.uri, require_key=False)
-    info = ctx.filesystem().info(ctx.args.uri)
+    info = normalise(ctx.filesystem().info(ctx.args.uri))
     if ctx.json:
         ctx.out_json(info)
     else:
-        first = ["name", "type", "size"]
-        keys = [k for k in first if k in info] + sorted(k for k in info if k not in first)
-        ctx.out("\n".join(f"{k}: {_text(info[k])}" for k in keys))
+        ctx.out("\n".join(f"{k}: {'-' if info[k] is None else info[k]}" for k in KEYS))
     return EXIT_OK
 
 
@@ -420,11 +491,13 @@ def cmd_ls(ctx: Context) -> int:
     a = ctx.args
     ctx.route(a.uri, require_key=False)
     fs = ctx.filesystem()
+    from .info import normalise
+
     if a.recursive:
-        entries = list(fs.find(a.uri, detail=True).values())
+        raw = list(fs.find(a.uri, detail=True).values())
     else:
-        entries = fs.ls(a.uri, detail=True)
-    entries.sort(key=lambda e: e["name"])
+        raw = fs.ls(a.uri, detail=True)
+    entries = sorted((normalise(e) for e in raw), key=lambda e: str(e["name"]))
     if ctx.json:
         ctx.out_json(entries)
         return EXIT_OK
@@ -435,7 +508,7 @@ def cmd_ls(ctx: Context) -> int:
         if is_dir and not name.endswith("/"):
             name += "/"
         if a.long:
-            size = "-" if is_dir else str(e.get("size", "?"))
+            size = "-" if is_dir or e["size"] is None else str(e["size"])
             lines.append(f"{'dir' if is_dir else 'file':<4} {size:>12}  {name}")
         else:
             lines.append(name)
@@ -502,13 +575,16 @@ def cmd_cp(ctx: Context) -> int:
     fs = ctx.filesystem()
     jobs = transfer.plan(fs, a.uris, a.dest, a.recursive)
     sizes = [j.size for j in jobs if j.size is not None]
-    progress = transfer.Progress(
+    progress = transfer.ProgressBar(
         sys.stderr, enabled=not a.no_progress and transfer.isatty(sys.stderr),
-        files=len(jobs), total=None if len(sizes) < len(jobs) else sum(sizes))
+        total_bytes=None if len(sizes) < len(jobs) else sum(sizes))
+    progress.set_size(len(jobs))  # as fsspec's get: the outer callback counts files
     done: list[dict[str, Any]] = []
     try:
         for job in jobs:
-            done.append(transfer.copy_one(fs, job, progress))
+            with progress.branched(job.uri, job.target) as child:
+                done.append(transfer.copy_one(fs, job, child))
+            progress.relative_update(1)
     except KeyboardInterrupt:
         progress.interrupted()
         raise

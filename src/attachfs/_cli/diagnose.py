@@ -1,7 +1,8 @@
 """`attachfs check`: make one read step by step and, when a step fails, say which and what fixes it.
 
-The steps are the ones every read takes: **route** (the access rules decide as whom; no
-request), **credentials** (``credentials.ready()``: AssumeRole, impersonation or an Entra token,
+The steps are the ones every read takes: **route** (the access rules decide as whom, and for a
+plain http(s) URL the network guard judges its address, resolving a host name; nothing is sent
+to the storage), **credentials** (``credentials.ready()``: AssumeRole, impersonation or an Entra token,
 fetched now so a refusal shows here and not after a backend's retries) and **read** (a 1-byte
 ranged read as that identity). A step runs only if the one before it passed.
 
@@ -20,9 +21,11 @@ from typing import Any
 from .. import _credentials
 from .._config import Config
 from .._errors import AccessDenied, AccessRefused
+from .._net.addresses import OPENED_BY_PRIVATE
 from .._redact import redact
 from .._rules import Route, route
 from .._uri import Location, parse
+from .messages import credential_file_problem, for_cli, suggest_tenants
 
 __all__ = ["Report", "Step", "check"]
 
@@ -85,7 +88,10 @@ def check(uri: str, *, tenant: str | None, config: Config | None) -> Report:
 
     try:
         r = route(config, tenant, location)
+        if r.backend == "http":
+            _guard(config, r)
     except AccessRefused as err:
+        err = for_cli(err, config)
         _fail(step_route, err, _refused_fix(err, config, tenant, location))
         return report
     except Exception as err:
@@ -98,9 +104,12 @@ def check(uri: str, *, tenant: str | None, config: Config | None) -> Report:
     step_route.detail = f"{r.backend}, {r.mode}, as {who}; rule: {r.rule}"
 
     try:
+        problem = credential_file_problem(config, r)
+        if problem is not None:
+            raise problem
         asyncio.run(_credentials.ready(config, r))
     except Exception as err:
-        _fail(step_creds, err, _denied_fix(err, r, tenant))
+        _fail(step_creds, err, _denied_fix(err, r, tenant, step_creds.name, config))
         return report
     step_creds.status = "ok"
     step_creds.detail = _credentials_detail(r)
@@ -112,7 +121,7 @@ def check(uri: str, *, tenant: str | None, config: Config | None) -> Report:
     try:
         data = fs.cat_file(uri, start=0, end=1)
     except Exception as err:
-        _fail(step_read, err, _denied_fix(err, r, tenant))
+        _fail(step_read, err, _denied_fix(err, r, tenant, step_read.name, config))
         return report
     step_read.status = "ok"
     step_read.detail = (f"read {len(data)} byte as {who}" if data
@@ -120,10 +129,57 @@ def check(uri: str, *, tenant: str | None, config: Config | None) -> Report:
     return report
 
 
+def _guard(config: Config | None, r: Route) -> None:
+    """The network guard's verdict on a plain http(s) URL before anything is sent: an address
+    literal as written, a host name on every address it resolves to (as the read's resolver
+    would judge them). A name that does not resolve is left to the read step to report."""
+    from yarl import URL
+
+    from .._net.guard import Guard, literal_refusal
+    from .._net.resolver import system_resolver
+
+    url = r.location.url or ""
+    refusal = literal_refusal(config, url)
+    if refusal is not None:
+        raise refusal
+    parsed = URL(url, encoded=True)
+    host = parsed.raw_host or ""
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    guard = Guard.from_config(config, proxy=r.proxy)
+    if not host or (host, port) in guard.exempt:
+        return
+
+    async def resolve() -> list[str]:
+        resolver = system_resolver()
+        try:
+            return [a["host"] for a in await resolver.resolve(host, port)]
+        finally:
+            await resolver.close()
+
+    try:
+        addresses = asyncio.run(resolve())
+    except OSError:
+        return
+    if addresses:
+        try:
+            guard.check_answers(host, port, addresses)
+        except AccessRefused as err:
+            raise AccessRefused(str(err).replace("connection refused", f"read of "
+                                                 f"{redact(url)} refused", 1),
+                                uri=redact(url), rule=err.rule) from None
+
+
+#: The guard's refusals end with how to open the address; ``check`` reports that as the fix.
+_GUARD_TAIL = "; plain http(s) reads only reach public addresses on allowed ports."
+
+
 def _fail(step: Step, err: BaseException, fix: str) -> None:
     step.status, step.error, step.fix = "failed", err, fix
     # The fix is reported on its own; a message that embeds it says it once.
-    step.detail = _message(err).split("; to fix: ", 1)[0]
+    detail = _message(err).split("; to fix: ", 1)[0]
+    if isinstance(err, AccessRefused) and (err.rule or "").startswith("ssrf:"):
+        detail = detail.split(_GUARD_TAIL, 1)[0]
+    step.detail = detail
 
 
 def _message(err: BaseException) -> str:
@@ -166,9 +222,10 @@ def _policy_command(r: Route, tenant: str | None) -> str | None:
     return None
 
 
-def _denied_fix(err: BaseException, r: Route, tenant: str | None) -> str:
+def _denied_fix(err: BaseException, r: Route, tenant: str | None, step: str,
+                config: Config | None) -> str:
     if isinstance(err, AccessRefused):
-        return _rule_fix(err)
+        return _rule_fix(err, config)
     if isinstance(err, AccessDenied):
         fix = err.hint or "grant the identity read access"
         if r.backend == "s3" and r.grant.kind in ("aws-assume-role", "aws-platform") \
@@ -179,9 +236,13 @@ def _denied_fix(err: BaseException, r: Route, tenant: str | None) -> str:
         if command:
             fix += f". The exact policy: `{command}`"
         return fix
-    if isinstance(err, FileNotFoundError):
+    if isinstance(err, FileNotFoundError) and step == "read":
         return (f"no object at {redact(r.uri)}: check the bucket and key (the credentials "
                 "were accepted)")
+    if isinstance(err, FileNotFoundError):
+        missing = f" ({err.filename})" if err.filename else ""
+        return (f"a file the platform's credentials come from is missing{missing}: check "
+                "the paths in the config's [platform] section")
     return _generic_fix(err)
 
 
@@ -207,15 +268,37 @@ def _refused_fix(err: AccessRefused, config: Config | None, tenant: str | None,
     if err.rule == "no-tenant":
         return "name the tenant the read is made for: --tenant NAME (or $ATTACHFS_TENANT)"
     if err.rule == "unknown-tenant":
+        close = suggest_tenants(config, tenant)
+        if close:
+            return (f"pass --tenant {close[0]} if that is the tenant meant, or add "
+                    f"[tenants.{tenant}] to the config")
         return "use a tenant defined under [tenants] in the config, or add it there"
     if err.rule == "tenant-without-config":
         return ("pass --config with a config that defines [tenants] (or set "
                 "$ATTACHFS_CONFIG), or drop --tenant and unset $ATTACHFS_TENANT for ambient "
                 "mode")
-    return _rule_fix(err)
+    return _rule_fix(err, config)
 
 
-def _rule_fix(err: AccessRefused) -> str:
-    """A rule this module has no special words for (the SSRF guard's, say): name it."""
-    return (f"attachfs's rule {err.rule or 'unnamed'!r} refused the read: "
-            f"{err}")
+def _rule_fix(err: AccessRefused, config: Config | None) -> str:
+    """The fix for a refusal by one of attachfs's own rules, said once (never the message
+    again). The guard's: never a way to open the cloud metadata service."""
+    rule = err.rule or "unnamed"
+    where = (config.source if config is not None and config.source else
+             "the platform's config")
+    if rule == "ssrf:cloud-metadata":
+        return ("do not read this URL: it points at the cloud metadata service, which serves "
+                "this machine's own credentials; ask whoever sent it for the attachment's real "
+                "URL")
+    if rule.startswith("ssrf:"):
+        kind = rule[len("ssrf:"):]
+        if kind in OPENED_BY_PRIVATE:
+            return (f"ask for a URL on a public host; only if the platform means to read "
+                    f"{kind} addresses, open them in {where}: platform.http."
+                    "allow_private_networks = true, or the host in platform.http.allow_hosts")
+        if kind == "port":
+            return f"ask for a URL on port 80 or 443, or add the port to platform.http.allow_ports in {where}"
+        if kind in ("scheme", "redirect-limit", "redirect-downgrade"):
+            return "read the final URL directly, over https"
+        return f"ask for a URL on a public host: {kind} addresses are not attachment servers"
+    return f"attachfs's rule {rule!r} refused the read; see `attachfs explain` for the route"

@@ -43,6 +43,7 @@ What the real clouds need, with the source of each:
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 from typing import Any
@@ -355,7 +356,9 @@ def platform_service_account(config: Config | None, given: str | None = None) ->
             with open(path, encoding="utf-8") as f:
                 email: str | None = json.load(f).get("client_email")
         except (OSError, ValueError, AttributeError) as err:
-            raise ConfigError(f"cannot read the key file's client_email ({type(err).__name__})",
+            what = "does not exist" if isinstance(err, FileNotFoundError) else \
+                f"cannot be read for its client_email ({type(err).__name__})"
+            raise ConfigError(f"the key file {os.path.abspath(path)} {what}",
                               source=config.source, key="platform.gcp.credentials") from None
         if email:
             return email

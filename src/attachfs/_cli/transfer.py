@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 from urllib.parse import unquote, urlsplit
 
+from fsspec.callbacks import DEFAULT_CALLBACK, Callback
+
 from .._errors import IntegrityError, not_found
 from .._redact import redact
 from .._uri import parse
@@ -113,9 +115,14 @@ def _local_path(uri: str, rel: str) -> str:
     return os.path.join(*parts)
 
 
-def copy_one(fs: AttachFileSystem, job: Job, progress: Progress) -> dict[str, Any]:
+def copy_one(fs: AttachFileSystem, job: Job, callback: Callback = DEFAULT_CALLBACK
+             ) -> dict[str, Any]:
     """Copy one object to ``job.target`` through ``target.part``, resuming a partial copy of
-    the same version; the size is verified before the rename."""
+    the same version; the size is verified before the rename.
+
+    ``callback`` is an fsspec ``Callback`` for this file, used as fsspec's ``get_file`` uses
+    one: ``set_size(object size)``, ``absolute_update(resumed offset)`` when resuming, then
+    ``relative_update(n)`` per chunk written."""
     part, meta_path = job.target + ".part", job.target + ".part.json"
     parent = os.path.dirname(job.target)
     if parent:
@@ -133,12 +140,14 @@ def copy_one(fs: AttachFileSystem, job: Job, progress: Progress) -> dict[str, An
         size, version = f.size, f.version
         if not offset:
             _write_meta(meta_path, {"source_sha256": source, "version": version, "size": size})
-        progress.start(_basename_or(job), size, offset)
+        callback.set_size(size)
+        if offset:
+            callback.absolute_update(offset)
         with open(part, "ab" if offset else "wb") as out:
             try:
                 out.write(first)
-                progress.advance(len(first))
-                copy_stream(f, out.write, advance=progress.advance)
+                callback.relative_update(len(first))
+                copy_stream(f, out.write, advance=callback.relative_update)
             except IntegrityError:
                 out.close()
                 _remove(part, meta_path)  # bytes of an older version: never resume them
@@ -153,13 +162,8 @@ def copy_one(fs: AttachFileSystem, job: Job, progress: Progress) -> dict[str, An
                              uri=redact(job.uri))
     os.replace(part, job.target)
     _remove(meta_path)
-    progress.finish_file()
     return {"uri": redact(job.uri), "dest": job.target, "size": size, "version": version,
             "resumed_from": offset}
-
-
-def _basename_or(job: Job) -> str:
-    return os.path.basename(job.target) or job.target
 
 
 def _resumable(part: str, meta_path: str, meta: dict[str, Any]) -> int:
@@ -199,42 +203,42 @@ def isatty(stream: TextIO) -> bool:
         return False
 
 
-class Progress:
-    """One self-rewriting status line on a terminal (``\\r``), nothing otherwise.
+class ProgressBar(Callback):
+    """A transfer's progress as one self-rewriting line on a terminal (``\\r``), built on
+    fsspec's ``Callback`` interface, so anything that reports through it (``fs.get(...,
+    callback=)``, ``cp``) draws the same bar.
+
+    As fsspec's ``get`` uses a callback: this one counts files (``set_size(n_files)``,
+    ``relative_update(1)`` per file done) and ``branched(source, dest)`` hands each file a
+    child ``FileProgress`` that counts its bytes.
 
     ``[2/5] name  [#####-----]  48%  12.0 MiB/25.0 MiB  6.1 MiB/s``: the bar follows all bytes
-    when every size is known up front (``cp -r``), else the current file. Throughput counts
-    only bytes moved in this run (not the resumed part). Redraws at most every 0.1 s.
+    when ``total_bytes`` is known up front (``cp -r``), else the current file. Throughput counts
+    only bytes moved in this run (not a resumed part). Redraws at most every 0.1 s; draws
+    nothing when ``enabled`` is false.
     """
 
-    def __init__(self, stream: TextIO, *, enabled: bool, files: int, total: int | None,
+    def __init__(self, stream: TextIO, *, enabled: bool, total_bytes: int | None = None,
                  clock: Callable[[], float] = time.monotonic):
-        self.stream, self.enabled, self.files, self.total = stream, enabled, files, total
+        super().__init__(size=None, value=0)
+        self.stream, self.enabled, self.total_bytes = stream, enabled, total_bytes
         self.clock = clock
         self.started = clock()
-        self.index = 0
-        self.name, self.size, self.file_done = "", 0, 0
-        self.done = 0          # bytes of finished files + current file (incl. resumed)
-        self.moved = 0         # bytes read in this run
+        self.index = 0          # files started
+        self.name, self.file_size, self.file_done = "", 0, 0
+        self.done = 0           # bytes of finished files + the current one (incl. resumed)
+        self.moved = 0          # bytes read in this run
         self._drawn = 0.0
         self._width = 0
 
-    def start(self, name: str, size: int, resumed: int) -> None:
-        self.index += 1
-        self.name, self.size, self.file_done = name, max(size, 0), resumed
-        self.done += resumed
-        if resumed and self.enabled:
-            self._line(f"resuming {name} at {human(resumed)} of {human(size)}", end="\n")
-        self._draw(force=True)
+    # -- fsspec's Callback: the files
 
-    def advance(self, n: int) -> None:
-        self.file_done += n
-        self.done += n
-        self.moved += n
+    def call(self, hook_name: str | None = None, **kwargs: Any) -> None:
+        super().call(hook_name, **kwargs)
         self._draw()
 
-    def finish_file(self) -> None:
-        self._draw(force=True)
+    def branched(self, path_1: str, path_2: str, **kwargs: Any) -> FileProgress:
+        return FileProgress(self, os.path.basename(str(path_2).rstrip("/\\")) or str(path_2))
 
     def close(self) -> None:
         if not self.enabled:
@@ -253,21 +257,48 @@ class Progress:
             self.stream.write("\n")
             self.stream.flush()
 
+    # -- what a FileProgress reports
+
+    def _file_started(self, name: str) -> None:
+        self.index += 1
+        self.name, self.file_size, self.file_done = name, 0, 0
+
+    def _file_sized(self, size: int) -> None:
+        self.file_size = max(size, 0)
+        self._draw(force=True)
+
+    def _file_resumed(self, offset: int) -> None:
+        self.file_done += offset
+        self.done += offset
+        if self.enabled:
+            self._line(f"resuming {self.name} at {human(offset)} of {human(self.file_size)}",
+                       end="\n")
+        self._draw(force=True)
+
+    def _file_advanced(self, n: int) -> None:
+        self.file_done += n
+        self.done += n
+        self.moved += n
+        self._draw()
+
+    # -- drawing
+
     def _draw(self, force: bool = False) -> None:
-        if not self.enabled:
+        if not self.enabled or not self.index:
             return
         now = self.clock()
         if not force and now - self._drawn < 0.1:
             return
         self._drawn = now
-        if self.total:
-            done, whole = self.done, self.total
+        if self.total_bytes:
+            done, whole = self.done, self.total_bytes
         else:
-            done, whole = self.file_done, self.size
+            done, whole = self.file_done, self.file_size
         fraction = 1.0 if whole == 0 else min(done / whole, 1.0)
         rate = self.moved / max(now - self.started, 1e-6)
         bar = "#" * int(fraction * 20) + "-" * (20 - int(fraction * 20))
-        count = f"[{self.index}/{self.files}] " if self.files > 1 else ""
+        files = self.size or 0
+        count = f"[{self.index}/{files}] " if files > 1 else ""
         self._line(f"{count}{self.name}  [{bar}] {fraction * 100:3.0f}%  "
                    f"{human(done)}/{human(whole)}  {human(rate)}/s")
 
@@ -279,6 +310,39 @@ class Progress:
         self.stream.write("\r" + text + pad + end)
         self.stream.flush()
         self._width = 0 if end else len(text)
+
+
+class FileProgress(Callback):
+    """One file's bytes, as fsspec's child callbacks count them: ``set_size(bytes)``, then
+    ``relative_update(n)`` per chunk. An ``absolute_update(offset)`` before any chunk is a
+    resumed copy's starting point (counted as done, not as moved in this run)."""
+
+    size: int | None
+    value: int
+
+    def __init__(self, bar: ProgressBar, name: str):
+        super().__init__(size=None, value=0)
+        self.bar = bar
+        bar._file_started(name)
+
+    def set_size(self, size: int | None) -> None:
+        self.size = size
+        self.bar._file_sized(size or 0)
+
+    def relative_update(self, inc: int = 1) -> None:
+        self.value += inc
+        self.bar._file_advanced(inc)
+
+    def absolute_update(self, value: int) -> None:
+        step = value - self.value
+        self.value = value
+        if step > 0 and self.value == step:  # nothing moved yet: where a resume starts
+            self.bar._file_resumed(step)
+        elif step:
+            self.bar._file_advanced(step)
+
+    def close(self) -> None:
+        self.bar._draw(force=True)
 
 
 def _columns(stream: TextIO) -> int:

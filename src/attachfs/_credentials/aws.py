@@ -16,6 +16,7 @@ from typing import Any, cast
 
 from botocore.credentials import ReadOnlyCredentials
 
+from .. import _redact
 from .._config import Config
 from .._errors import AccessDenied
 from .._rules import Grant, Route
@@ -48,24 +49,61 @@ def assumed_role(config: Config | None, grant: Grant) -> refresh.Refreshable[Rea
         clock=refresh.now, secrets=lambda c: (c.secret_key, c.token)))
 
 
+#: How long a frozen copy of the platform's credentials is used before botocore is asked again.
+#: The lease is given ``advisory + RECHECK_SECONDS`` of life, so it is re-asked (in the
+#: background) after ``RECHECK_SECONDS`` and must be by ``RECHECK_SECONDS + advisory -
+#: mandatory`` (9 min): inside the 10 minutes botocore's own mandatory refresh guarantees.
+RECHECK_SECONDS = 4 * 60
+#: How long "the default chain found nothing" is believed before the chain is walked again
+#: (someone may set AWS_* variables or attach an instance role meanwhile).
+NOTHING_FOUND_SECONDS = 5 * 60
+
+
 def platform_lease(config: Config | None) -> refresh.Refreshable[ReadOnlyCredentials | None]:
     """The platform's own AWS credentials (default chain or profile), frozen for the hot read
-    path and re-resolved before they expire (instance roles, SSO) or hourly (static keys).
-    The value is None when the chain finds nothing: requests then go unsigned."""
+    path. The chain is walked once per process and config; botocore refreshes what it found
+    (instance roles, SSO, ``AWS_CREDENTIAL_EXPIRATION``) through its public
+    ``get_frozen_credentials``, asked again every few minutes. The value is None when the chain
+    finds nothing: requests then go unsigned, and the chain is walked again only after
+    ``NOTHING_FOUND_SECONDS``, never on every read."""
     digest = config.digest if config else None
-    return shared(("aws-platform", digest), lambda: refresh.Refreshable(
-        lambda: _platform_frozen(config), what="the platform's AWS identity",
-        clock=refresh.now, secrets=lambda c: (c.secret_key, c.token) if c else ()))
+
+    def build() -> refresh.Refreshable[ReadOnlyCredentials | None]:
+        chain = _PlatformChain(config)
+        return refresh.Refreshable(
+            chain.lease, what="the platform's AWS identity", on_invalidate=chain.forget,
+            clock=refresh.now, secrets=lambda c: (c.secret_key, c.token) if c else ())
+
+    return shared(("aws-platform", digest), build)
 
 
-def _platform_frozen(config: Config | None) -> refresh.Lease[ReadOnlyCredentials | None]:
-    creds = platform_session(config).get_credentials()
-    if creds is None:
-        return refresh.Lease(None, refresh.now() + 300)
-    frozen = creds.get_frozen_credentials()
-    expiry = getattr(creds, "_expiry_time", None)
-    expires_at = expiry.timestamp() if expiry is not None else refresh.now() + 3600
-    return refresh.Lease(frozen, expires_at)
+class _PlatformChain:
+    """What boto's default chain found for one config (None: nothing), walked as rarely as
+    it may be: once, or again after ``NOTHING_FOUND_SECONDS`` when it found nothing."""
+
+    def __init__(self, config: Config | None):
+        self.config = config
+        self.found: Any = None
+        self.walked_at: float | None = None
+
+    def forget(self) -> None:
+        """The service refused what the chain found (an expired session token): walk the
+        chain again on the next fetch, which picks up renewed environment variables or files."""
+        self.found, self.walked_at = None, None
+
+    def lease(self) -> refresh.Lease[Any]:
+        now = refresh.now()
+        if self.found is None and (self.walked_at is None
+                                   or now - self.walked_at >= NOTHING_FOUND_SECONDS):
+            self.found = platform_session(self.config).get_credentials()
+            self.walked_at = now
+        if self.found is None:
+            # Outlives the advisory window, so no read refreshes it before it is due.
+            return refresh.Lease(None, now + refresh.ADVISORY_SECONDS + NOTHING_FOUND_SECONDS)
+        # botocore refreshes expiring credentials here (public API); static keys come back as
+        # they are.
+        frozen = self.found.get_frozen_credentials()
+        return refresh.Lease(frozen, now + refresh.ADVISORY_SECONDS + RECHECK_SECONDS)
 
 
 async def frozen(config: Config | None, grant: Grant) -> ReadOnlyCredentials | None:
@@ -98,6 +136,9 @@ def _sts_client(config: Config | None) -> Any:  # a botocore STS client
 def _assume(config: Config | None, grant: Grant) -> refresh.Lease[ReadOnlyCredentials]:
     from botocore.exceptions import BotoCoreError, ClientError
 
+    # The ExternalId is no secret to STS, but docs/configuration.md keeps it out of logs:
+    # botocore logs its request parameters at DEBUG.
+    _redact.remember([grant.external_id])
     try:
         resp = _sts_client(config).assume_role(
             RoleArn=grant.role_arn,

@@ -69,11 +69,13 @@ class Refreshable(Generic[T]):
     def __init__(self, fetch: Callable[[], Lease[T]], *, what: str,
                  clock: Callable[[], float] = time.time,
                  advisory: float = ADVISORY_SECONDS, mandatory: float = MANDATORY_SECONDS,
-                 secrets: Callable[[T], Iterable[str | None]] = lambda value: ()):
+                 secrets: Callable[[T], Iterable[str | None]] = lambda value: (),
+                 on_invalidate: Callable[[], None] | None = None):
         if mandatory > advisory:
             raise ValueError("the mandatory window must be inside the advisory window")
         self._fetch = fetch
         self._secrets = secrets
+        self._on_invalidate = on_invalidate
         self.what = what
         self.clock = clock
         self.advisory = advisory
@@ -152,6 +154,8 @@ class Refreshable(Generic[T]):
         lease = self._lease
         if lease is not None and (value is None or lease.value is value):
             self._lease = None
+            if self._on_invalidate is not None:  # whatever the fetch keeps is stale too
+                self._on_invalidate()
 
     def _call_fetch(self) -> Lease[T]:
         self.fetches += 1

@@ -1,7 +1,10 @@
 """Address classification for the network guard (pure: no I/O).
 
-``classify`` judges one destination address on its own; ``parse_ip`` reads a URL host the way
-resolvers and ``inet_aton`` would; ``normalise_host`` is how a host is compared. The decision is
+``classify`` judges one destination address on its own; ``never`` says whether it is (or, in an
+IPv6 form, stands for) a cloud metadata or credential endpoint, which ``Policy`` opens only by an
+exact entry; ``never_name`` does the same for the names that only mean one; ``parse_ip`` reads a
+URL host the way resolvers and ``inet_aton`` would (``_uri.ipv4_number``, the one reading of a
+numeric host); ``normalise_host`` is how a host is compared. The decision is
 an explicit table built from the IANA IPv4 and IPv6 special-purpose registries, not
 ``ipaddress.is_private``/``is_global`` alone, whose answers changed across Python releases
 (``64:ff9b:1::/48`` is "global" in some). "Must be global" is the last line, after the table. An
@@ -16,7 +19,10 @@ import unicodedata
 from dataclasses import dataclass
 from urllib.parse import unquote
 
-__all__ = ["IP", "OPENED_BY_PRIVATE", "Refusal", "classify", "normalise_host", "parse_ip"]
+from .._uri import ipv4_number
+
+__all__ = ["IP", "NEVER", "NEVER_NAMES", "OPENED_BY_PRIVATE", "Refusal", "classify", "never",
+           "never_name", "normalise_host", "parse_ip"]
 
 IP = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -35,16 +41,40 @@ def _nets(*specs: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, .
     return tuple(ipaddress.ip_network(s) for s in specs)
 
 
+#: The *never* addresses: the cloud metadata and credential endpoints. Each hands out the
+#: machine's or the workload's own credentials to whoever can reach it, so no network entry,
+#: wildcard name or ``allow_private_networks`` opens one: only an ``allow_hosts`` entry that is
+#: that exact address (``Policy``). Judged before anything else, in every spelling and in every
+#: IPv6 form that embeds an IPv4 address.
+NEVER: dict[IP, str] = {ipaddress.ip_address(a): what for a, what in (
+    ("169.254.169.254", "the instance metadata service (AWS, GCP, Azure, Oracle, OpenStack...)"),
+    ("169.254.170.2", "the AWS ECS task metadata and credentials endpoint"),
+    ("169.254.170.23", "the AWS EKS Pod Identity agent"),
+    ("169.254.169.123", "the AWS time sync service"),
+    ("169.254.0.23", "the Tencent Cloud metadata service"),
+    ("168.63.129.16", "Azure's WireServer (host agent, extensions and their secrets)"),
+    ("100.100.100.200", "the Alibaba Cloud metadata service"),
+    ("192.0.0.192", "the Oracle Cloud legacy metadata service"),
+    ("fd00:ec2::254", "the AWS instance metadata service over IPv6"),
+    ("fd00:ec2::23", "the AWS EKS Pod Identity agent over IPv6"),
+    ("fd00:ec2::123", "the AWS time sync service over IPv6"),
+    ("fd20:ce::254", "the GCP metadata service over IPv6"),
+)}
+#: Names that only ever mean a metadata service (a VM's resolver answers them with a *never*
+#: address). Refused before they are resolved; an exact ``allow_hosts`` entry naming one lifts
+#: that, and its answers are still judged.
+NEVER_NAMES: dict[str, str] = {
+    "metadata.google.internal": "the GCP metadata service",
+    "metadata.goog": "the GCP metadata service",
+    "metadata": "the GCP metadata service (short name)",
+    "instance-data": "the AWS instance metadata service (short name)",
+    "instance-data.ec2.internal": "the AWS instance metadata service",
+    "metadata.tencentyun.com": "the Tencent Cloud metadata service",
+}
+
 # (rule, what it is, networks). Order matters: the first match names the refusal. Built from the
 # IANA IPv4/IPv6 special-purpose registries, refusing every entry that is not globally reachable
 # (and a few that are, but are never an attachment server: 6to4 relays, AS112-free anycast).
-_CLOUD_METADATA = frozenset(ipaddress.ip_address(a) for a in (
-    "169.254.169.254",   # AWS, GCP, Azure, OpenStack ... instance metadata
-    "169.254.170.2",     # AWS ECS task metadata
-    "169.254.169.123",   # AWS time sync
-    "fd00:ec2::254",     # AWS instance metadata over IPv6
-    "fd00:ec2::123",
-))
 _TABLE_V4 = (
     ("unspecified", "an unspecified / 'this network' address", _nets("0.0.0.0/8")),
     ("loopback", "a loopback address", _nets("127.0.0.0/8")),
@@ -101,17 +131,44 @@ def _embedded(ip: ipaddress.IPv6Address) -> list[tuple[str, ipaddress.IPv4Addres
     return out
 
 
+def never(ip: IP) -> tuple[IP, Refusal] | None:
+    """The *never* address ``ip`` is or stands for (IPv4-mapped, NAT64, 6to4... forms), with
+    the refusal naming it; None if it is none."""
+    if isinstance(ip, ipaddress.IPv6Address) and ip.scope_id:
+        ip = ipaddress.IPv6Address(ip.compressed.split("%", 1)[0])
+    shown = str(ip)
+    if ip in NEVER:
+        return ip, Refusal("cloud-metadata", f"{shown} is {NEVER[ip]}, a cloud credential "
+                                             "endpoint", shown)
+    if isinstance(ip, ipaddress.IPv6Address):
+        for form, inner in _embedded(ip):
+            if inner in NEVER:
+                return inner, Refusal("cloud-metadata", f"{shown} is an {form} address standing "
+                                                        f"for {inner}, {NEVER[inner]}", shown)
+    return None
+
+
+def never_name(host: str) -> Refusal | None:
+    """The refusal of a host name that only ever means a metadata service (``host`` as
+    ``normalise_host`` gives it)."""
+    what = NEVER_NAMES.get(host)
+    return None if what is None else Refusal("cloud-metadata", f"{host} is {what}, a cloud "
+                                                               "credential endpoint")
+
+
 def classify(ip: IP) -> Refusal | None:
     """Refusal for a destination address on its own, or None if it is public.
 
-    The explicit table first, then the embedded IPv4 address of IPv6 forms that carry one, then
-    "must be global" (IPv6: inside 2000::/3; both: Python's ``is_global``) as the last line.
+    The *never* addresses first (``never``), then the explicit table, then the embedded IPv4
+    address of IPv6 forms that carry one, then "must be global" (IPv6: inside 2000::/3; both:
+    Python's ``is_global``) as the last line.
     """
     if isinstance(ip, ipaddress.IPv6Address) and ip.scope_id:
         ip = ipaddress.IPv6Address(ip.compressed.split("%", 1)[0])
     shown = str(ip)
-    if ip in _CLOUD_METADATA:
-        return Refusal("cloud-metadata", f"{shown} is a cloud metadata service address", shown)
+    found = never(ip)
+    if found is not None:
+        return found[1]
     if isinstance(ip, ipaddress.IPv6Address):
         for form, inner in _embedded(ip):
             refusal = classify(inner)
@@ -131,35 +188,6 @@ def classify(ip: IP) -> Refusal | None:
     if not ip.is_global:
         return Refusal("not-global", f"{shown} is not a globally reachable address", shown)
     return None
-
-
-def _inet_aton(text: str) -> ipaddress.IPv4Address | None:
-    """IPv4 address of ``text`` spelled as ``inet_aton`` reads it (``2130706433``,
-    ``0x7f000001``, ``0177.0.0.1``, ``127.1``), else None."""
-    parts = text.split(".")
-    if not 1 <= len(parts) <= 4:
-        return None
-    values = []
-    for part in parts:
-        try:
-            if part[:2].lower() == "0x":
-                value = int(part[2:] or "0", 16)
-            elif len(part) > 1 and part.startswith("0"):
-                value = int(part, 8)
-            else:
-                value = int(part, 10)
-        except ValueError:
-            return None
-        if not part.isascii() or value < 0:
-            return None
-        values.append(value)
-    *head, last = values
-    if any(v > 255 for v in head) or last >= 1 << (8 * (4 - len(head))):
-        return None
-    n = 0
-    for v in head:
-        n = n << 8 | v
-    return ipaddress.IPv4Address(n << (8 * (4 - len(head))) | last)
 
 
 def normalise_host(host: str) -> str:
@@ -182,4 +210,5 @@ def parse_ip(host: str) -> IP | None:
             return ipaddress.IPv6Address(host)
         except ValueError:
             return None
-    return _inet_aton(host)
+    number = ipv4_number(host)
+    return None if number is None else ipaddress.IPv4Address(number)

@@ -34,6 +34,7 @@ from .._config import Config
 from .._errors import AccessRefused, ReadTimeout
 from .._limits import Limits
 from .._redact import redact
+from .._uri import host_problem
 from .addresses import IP, Refusal, normalise_host, parse_ip
 from .policy import SCHEMES, Policy
 from .resolver import GuardedConnector, GuardedResolver
@@ -127,6 +128,15 @@ class Guard:
                 raise self.refuse(_spelled(refusal, host, ip), host, url)
         elif not host:
             raise self.refuse(Refusal("scheme", "the URL has no host"), "", url)
+        else:
+            # Parsing validated the URL a read starts from; a redirect's Location was not, and
+            # a malformed name is never handed to a resolver.
+            problem = host_problem(host)
+            if problem is not None:
+                raise self.refuse(Refusal("malformed-host", f"the host {problem}"), host, url)
+            named = self.policy.refuse_name(host)
+            if named is not None:
+                raise self.refuse(named, host, url)
 
     def check_answers(self, host: str, port: int, addresses: Sequence[str]) -> None:
         refusal = self.policy.decide(host, port, addresses)
@@ -170,7 +180,7 @@ class Guard:
         if location is None:
             return
         ctx.hops = getattr(ctx, "hops", 0) + 1
-        nxt = params.response.url.join(yarl.URL(location, encoded=True))
+        nxt = _next_hop(params.response.url, location, params.url)
         self.check_hop(nxt, ctx.hops, getattr(ctx, "secure", False), params.url)
         ctx.secure = getattr(ctx, "secure", False) or nxt.scheme == "https"
 
@@ -222,7 +232,7 @@ class Guard:
                     return Reply(resp, current, hops, state)
                 resp.release()
                 hops += 1
-                nxt = current.join(yarl.URL(location, encoded=True))
+                nxt = _next_hop(current, location, url)
                 self.check_hop(nxt, hops, secure, url)
                 if _origin(nxt) != origin:
                     # Credentials were for the origin they were given to, never the next one.
@@ -294,6 +304,18 @@ def _spelled(refusal: Refusal, host: str, ip: IP) -> Refusal:
     if written == str(ip) or refusal.rule == "port" or ip.version == 6:
         return refusal
     return replace(refusal, reason=f"host {host!r} is the address {ip}: {refusal.reason}")
+
+
+def _next_hop(current: yarl.URL, location: str, first: yarl.URL) -> yarl.URL:
+    """Where a redirect's ``Location`` leads; a Location that is no URL (``http://[::1``) is the
+    server's fault, an ``OSError`` naming the read (redacted), not a ``ValueError`` of yarl."""
+    try:
+        nxt = current.join(yarl.URL(location, encoded=True))
+        nxt.port  # noqa: B018 -- a bad port raises here, not at connect time
+    except (ValueError, UnicodeError, TypeError):
+        raise OSError(f"read of {redact(first)}: the server redirected to a Location that is "
+                      f"not a valid URL ({redact(location)})") from None
+    return nxt
 
 
 def _origin(url: yarl.URL) -> tuple[str, str, int | None]:

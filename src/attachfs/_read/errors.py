@@ -19,6 +19,12 @@ In the manner of httpx's ``map_exceptions``, every reader hands its failures her
   that code and for the operation that failed (``refusal_hint``; the grant an operation needs
   is ``_rules.denied_hint``). docs/troubleshooting.md shows this table.
 
+* ``foreign`` and ``reraise``: the boundary with the libraries underneath. aiohttp's errors
+  that are no ``OSError`` (``ClientResponseError`` shows ``url='...'`` whole) and the
+  ``ValueError``s of the HTTP stack (a redirect's bad Location) become ``OSError``s naming the
+  redacted URI; and a chain that would show what redaction hides (fsspec's
+  ``FileNotFoundError(url)``, aiohttp's ``request_info``) is cut: no cause, no context.
+
 What each error code means, with its source:
 
 * S3 (https://docs.aws.amazon.com/AmazonS3/latest/API/ErrorResponses.html):
@@ -59,12 +65,13 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 from .._errors import (
     AccessDenied,
     AccessRefused,
+    AttachError,
     IntegrityError,
     ReadOnlyError,
     ReadTimeout,
     not_found,
 )
-from .._redact import redact, redact_text
+from .._redact import hidden_values, redact, redact_text
 from .._rules import Operation, denied_hint
 from .retry import Retry, retry_after
 
@@ -72,8 +79,8 @@ if TYPE_CHECKING:
     from .._rules import Route
 
 __all__ = ["RETRYABLE_CODES", "Missing", "Refused", "Said", "Unsatisfiable", "changed",
-           "check_body", "guarded", "raise_for_status", "refusal_hint", "reraise", "said",
-           "status_retryable", "transient", "translate"]
+           "check_body", "foreign", "guarded", "raise_for_status", "refusal_hint", "reraise",
+           "said", "shows_hidden", "status_retryable", "transient", "translate"]
 
 T = TypeVar("T")
 
@@ -317,11 +324,90 @@ async def guarded(route: Route, awaitable: Awaitable[T], operation: Operation = 
 
 
 def reraise(route: Route, err: Exception, operation: Operation = "read") -> NoReturn:
-    """Raise ``err`` translated, chained to the original."""
-    new = translate(route, err, operation)
-    if new is err:
-        raise err
-    raise new from err
+    """Raise ``err`` translated (``foreign``, then ``translate``), chained to the original
+    unless that chain would show what redaction hides of the URI (``shows_hidden``): then the
+    chain is cut (no cause, no context) and the message alone says what failed, redacted."""
+    new = translate(route, foreign(route, err), operation)
+    hidden = hidden_values(route.uri)
+    cut = shows_hidden(err, hidden, chain=True) if new is err else (
+        shows_hidden(err, hidden, chain=True) or shows_hidden(new, hidden, chain=True))
+    if cut:
+        new.__cause__, new.__context__, new.__suppress_context__ = None, None, True
+    try:
+        if new is err:
+            raise err
+        raise new from (None if cut else err)
+    finally:
+        if cut:  # raised inside the caller's ``except``: Python chained it as the context
+            new.__context__ = None
+
+
+# -- the boundary: what aiohttp, yarl or fsspec raised, in attachfs's terms -----------------
+
+#: Modules whose ValueError/UnicodeError while a read runs means the server's answer (a
+#: redirect's Location, a header) could not be parsed: an I/O failure, not a bad argument.
+_HTTP_STACK = ("aiohttp", "yarl", "multidict", "urllib", "idna", "encodings", "http")
+
+
+def foreign(route: Route, err: BaseException) -> BaseException:
+    """``err`` as an ``OSError`` naming the redacted URI if it is an aiohttp error that is no
+    ``OSError`` (``ClientResponseError`` shows ``url='...'`` whole, and a caller catching
+    ``OSError`` would miss it), a ``ValueError``/``UnicodeError`` raised inside the HTTP stack,
+    or any foreign error whose own text shows what redaction hides; else ``err`` unchanged.
+    A 404/401/403 keeps its meaning (``translate`` then names the identity)."""
+    import aiohttp
+
+    if isinstance(err, AttachError):
+        return err
+    shown = redact(route.uri)
+    if isinstance(err, aiohttp.ClientResponseError):
+        detail = f"HTTP {err.status}" + (f" {redact_text(err.message)}" if err.message else "")
+        if err.status == 404:
+            return not_found(shown, detail)
+        if err.status in (401, 403):
+            return PermissionError(f"{route.backend} refused to read {shown} ({detail})")
+        return OSError(f"{route.backend} failed to read {shown} ({detail})")
+    if (isinstance(err, aiohttp.ClientError) and not isinstance(err, OSError)) or (
+            isinstance(err, (ValueError, UnicodeError)) and _raised_in(err, _HTTP_STACK)):
+        return OSError(f"{route.backend} failed to read {shown} (the answer could not be read: "
+                       f"{describe(err)})")
+    if not isinstance(err, (FileNotFoundError, PermissionError)) and shows_hidden(
+            err, hidden_values(route.uri)):  # those two, translate() names without the URL
+        return OSError(f"{route.backend} failed to read {shown} ({describe(err)})")
+    return err
+
+
+def shows_hidden(err: BaseException, hidden: list[str], *, chain: bool = False) -> bool:
+    """Whether ``err`` (and with ``chain``, any exception behind it) shows one of ``hidden``
+    in its text, its arguments or its attributes (what a traceback, a ``repr`` or a pickle
+    shows)."""
+    if not hidden:
+        return False
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [err]
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        try:
+            text = f"{e}\n{e.args!r}\n{vars(e)!r}"
+        except Exception:  # a repr that fails shows nothing we can check: count it as shown
+            return True
+        if any(value in text for value in hidden):
+            return True
+        if chain:
+            todo += [e.__cause__, e.__context__]
+    return False
+
+
+def _raised_in(err: BaseException, modules: tuple[str, ...]) -> bool:
+    """Whether the innermost frame of ``err``'s traceback is in one of ``modules``."""
+    tb = err.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    name = "" if tb is None else str(tb.tb_frame.f_globals.get("__name__", ""))
+    return name.split(".", 1)[0] in modules
 
 
 def translate(route: Route, err: BaseException, operation: Operation = "read") -> BaseException:
@@ -339,6 +425,8 @@ def translate(route: Route, err: BaseException, operation: Operation = "read") -
         return err
     answer = said_in(err)
     if isinstance(err, FileNotFoundError):
+        if isinstance(err, AttachError) and err.uri and answer is None:
+            return err  # ours already names the URI and the status
         detail = answer.detail if answer is not None else None
         hint = _missing_hint(route, answer)
         return not_found(shown, f"{detail}; {hint}" if detail and hint else detail or hint)

@@ -1,7 +1,12 @@
 """`attachfs demo`: start the bundled local emulators, put sample attachments in each backend,
 read them back through attachfs, and print what was read, from where, and how fast.
 
-Everything runs on loopback and everything started is stopped on the way out, also on Ctrl-C.
+`attachfs demo --serve` (``serve``) keeps the emulators running with the two tenants' world
+seeded, writes a config file, prints it and the environment another shell needs, and waits;
+the recipes in the docs run against it as written.
+
+Everything runs on loopback and everything started is stopped on the way out, also on Ctrl-C
+(and, for ``--serve``, on SIGTERM).
 """
 
 from __future__ import annotations
@@ -151,14 +156,16 @@ ROLE = "AttachmentReader"
 EXTERNAL_ID = "acme-5f0c"
 
 
-def set_up_tenants(peers: Emulators, files: dict[str, bytes]
+def set_up_tenants(peers: Emulators, files: dict[str, bytes],
+                   acme_extra: dict[str, bytes] | None = None,
                    ) -> tuple[dict[str, Any], list[tuple[str, str, bytes | None]]]:
     """Two tenants on the emulators, with moto enforcing IAM.
 
     acme set up delegated access (a role the platform assumes with acme's ExternalId, allowed
     to read acme's bucket only); globex did not, and claims its buckets for direct reads by
-    the platform's own identity. Returns the config and the reads to make:
-    (tenant, uri, expected bytes or None when the read must be refused).
+    the platform's own identity. ``acme_extra`` ({key: bytes}) is put in acme's bucket too.
+    Returns the config and the reads to make: (tenant, uri, expected bytes or None when the
+    read must be refused).
     """
     import boto3
 
@@ -171,10 +178,13 @@ def set_up_tenants(peers: Emulators, files: dict[str, bytes]
         s3.create_bucket(Bucket=bucket)
         for name, data in files.items():
             s3.put_object(Bucket=bucket, Key=f"samples/{name}", Body=data)
+    for key, data in (acme_extra or {}).items():
+        s3.put_object(Bucket="acme-attachments", Key=key, Body=data)
     peers.make_gcs_bucket("globex-attachments")
-    peers.put_gcs("globex-attachments", "samples/photo.png", files["photo.png"])
     peers.make_azure_container("globex-public", public=True)
-    peers.put_azure("globex-public", "samples/photo.png", files["photo.png"])
+    for name, data in files.items():
+        peers.put_gcs("globex-attachments", f"samples/{name}", data)
+        peers.put_azure("globex-public", f"samples/{name}", data)
 
     seeded = peers.seed_delegation(platform_buckets=["globex-attachments"], role_name=ROLE,
                                    role_buckets=["acme-attachments"], external_id=EXTERNAL_ID)
