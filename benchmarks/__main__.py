@@ -22,7 +22,7 @@ from importlib import metadata
 from pathlib import Path
 
 from . import data, report
-from .clients import CASES
+from .clients import CASES, ON_REQUEST
 from .nginx import Link, Nginx, measure_link
 from .profile import pyspy_command
 from .profile import summarize as summarize_profile
@@ -103,7 +103,7 @@ def git_commit() -> str:
 
 
 def worker_env(keys: dict[str, str]) -> dict[str, str]:
-    from attachfs.testing import apply_environment, peer_environment
+    from .testing import apply_environment, peer_environment
 
     env = dict(os.environ)
     apply_environment(peer_environment(), env)  # no real credentials, proxies or metadata
@@ -153,7 +153,8 @@ def main(argv=None) -> int:
                                                 "region": "us-east-1"}}}}
         env = worker_env(BENCH_KEYS)
         for case in case_ids:
-            libs = [n for n in CASES[case] if wanted is None or n in wanted]
+            libs = [n for n in CASES[case]
+                    if (n in wanted if wanted is not None else n not in ON_REQUEST)]
             spec, case_env = dict(base), env
             case_reps = reps
             if case.startswith("e"):

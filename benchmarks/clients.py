@@ -283,6 +283,21 @@ class Attachfs(FsspecClient):
                                storage_options=options)
 
 
+class AttachfsObstore(Attachfs):
+    """attachfs with obstore as the data plane of its S3 requests (benchmarks/obstore_plane.py):
+    the transport that was measured against attachfs's own and not kept. Runs only when named
+    in ``--libs``."""
+
+    name = "attachfs via obstore"
+    apis = {case: f"{api} (S3 GETs by obstore get_async)" for case, api in Attachfs.apis.items()}
+
+    def setup(self) -> None:
+        from .obstore_plane import install
+
+        install()
+        super().setup()
+
+
 class AttachfsBlockcache(Attachfs):
     name = "attachfs cache_type=blockcache"
     open_kwargs = {"cache_type": "blockcache"}
@@ -644,16 +659,22 @@ class PyarrowS3(Client):
 
 
 CLIENTS: dict[str, type[Client]] = {c.name: c for c in (
-    RawAiohttp, RawRanges, SignedAiohttp, Attachfs, AttachfsBlockcache, AttachfsReadahead, S3fs,
-    Obstore, ObstoreRanges, ObstoreFsspec, SmartOpen, PyarrowS3, Boto3, Boto3Transfer)}
+    RawAiohttp, RawRanges, SignedAiohttp, Attachfs, AttachfsObstore, AttachfsBlockcache,
+    AttachfsReadahead, S3fs, Obstore, ObstoreRanges, ObstoreFsspec, SmartOpen, PyarrowS3, Boto3,
+    Boto3Transfer)}
+
+#: Clients that run only when ``--libs`` names them (the transport comparison).
+ON_REQUEST = frozenset({AttachfsObstore.name})
 
 #: Floors, not libraries: never "the best peer".
 FLOORS = frozenset({RawAiohttp.name, RawRanges.name, SignedAiohttp.name})
 
-_SEQUENTIAL = ["raw aiohttp", "raw aiohttp, 8 ranges", "attachfs", "s3fs", "obstore",
+_SEQUENTIAL = ["raw aiohttp", "raw aiohttp, 8 ranges", "attachfs", "attachfs via obstore",
+               "s3fs", "obstore",
                "obstore get_range x8", "obstore.fsspec", "smart_open", "pyarrow S3FileSystem",
                "boto3", "boto3 download_fileobj"]
-_BATCH = ["raw aiohttp", "aiohttp + SigV4", "attachfs", "s3fs", "obstore", "obstore.fsspec",
+_BATCH = ["raw aiohttp", "aiohttp + SigV4", "attachfs", "attachfs via obstore", "s3fs",
+          "obstore", "obstore.fsspec",
           "smart_open", "pyarrow S3FileSystem", "boto3"]
 _PARQUET = ["raw aiohttp", "attachfs", "s3fs", "obstore.fsspec", "smart_open",
             "pyarrow S3FileSystem"]
@@ -663,7 +684,8 @@ _PARQUET = ["raw aiohttp", "attachfs", "s3fs", "obstore.fsspec", "smart_open",
 CASES: dict[str, list[str]] = {
     "a": _SEQUENTIAL,
     "b": _BATCH,
-    "c": ["raw aiohttp", "aiohttp + SigV4", "attachfs", "s3fs", "obstore", "obstore.fsspec",
+    "c": ["raw aiohttp", "aiohttp + SigV4", "attachfs", "attachfs via obstore", "s3fs",
+          "obstore", "obstore.fsspec",
           "smart_open", "pyarrow S3FileSystem", "boto3"],
     "d": _PARQUET,
     "ea": _SEQUENTIAL,

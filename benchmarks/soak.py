@@ -353,8 +353,10 @@ class Soak:
         by_window: dict[str, list[dict]] = defaultdict(list)
         outside, not_allowed = [], defaultdict(list)
         for e in state.errors:
-            owner = next((f for f, lo, hi in windows if e["start"] <= hi and e["end"] >= lo),
-                         None)
+            # The fault the read was in when it failed; else the latest one it lived through.
+            owner = next((f for f, lo, hi in windows if lo <= e["end"] <= hi), None) or next(
+                (f for f, lo, hi in reversed(windows) if e["start"] <= hi and e["end"] >= lo),
+                None)
             if owner is None:
                 outside.append(e)
                 continue

@@ -12,10 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-__all__ = ["BLOCK_CACHE_BYTES", "CACHE_BLOCK", "CACHE_MAX_BYTES", "FINISH_ON_CLOSE", "FIRST_BLOCK",
-           "HEAD_FETCH", "INFO_TTL", "LIMIT_FIELDS", "Limits", "MAX_READAHEAD", "MIN_FETCH",
-           "POOL_CONNECTIONS", "POOL_CONNECTIONS_PER_HOST", "PREFETCH_CONCURRENCY",
-           "SPECULATION_ALLOWANCE", "TAIL"]
+__all__ = ["BLOCK_CACHE_BYTES", "CACHE_BLOCK", "CACHE_MAX_BYTES", "FAST_CONNECTION",
+           "FINISH_ON_CLOSE", "FIRST_BLOCK", "HEAD_FETCH", "INFO_TTL", "LIMIT_FIELDS", "Limits",
+           "MAX_READAHEAD", "MIN_FETCH", "MIN_PART_SIZE", "PARTS_IN_FLIGHT", "PART_SIZE",
+           "POOL_CONNECTIONS", "POOL_CONNECTIONS_PER_HOST", "POOL_READ_BUFFER",
+           "PREFETCH_CONCURRENCY", "RANGES_IN_FLIGHT", "SPECULATION_ALLOWANCE", "TAIL"]
 
 #: The disk cache's size bound when a config or ``cache=`` names only a directory.
 CACHE_MAX_BYTES = 10 * 2**30
@@ -46,9 +47,26 @@ PREFETCH_CONCURRENCY = 16
 #: The disk cache keeps an object larger than this as aligned blocks of this size.
 CACHE_BLOCK = 1 * 2**20
 
+#: Parallel ranged GETs of a large read (s3transfer's defaults: 8 MiB parts, ~10 at once):
+#: the size of one part, and how many are in flight at most for one read.
+PART_SIZE = 8 * 2**20
+PARTS_IN_FLIGHT = 8
+#: The smallest part a read is cut into (a smaller one would wait for its first byte about as
+#: long as it takes to arrive): an 8 MiB read on a slow link is 8 parts of 1 MiB.
+MIN_PART_SIZE = 2**20
+#: A connection that carries more than this (bytes/s) is not what caps a read, the client's
+#: CPU is: more connections would only share it, so such a host gets one GET per read.
+FAST_CONNECTION = 200 * 2**20
+#: Ranges of one object fetched at once by ``read_ranges`` (column chunks, zip members).
+RANGES_IN_FLIGHT = 16
+
 #: Connections of the shared pool, in all and per host.
 POOL_CONNECTIONS = 256
 POOL_CONNECTIONS_PER_HOST = 128
+#: Bytes one pooled connection buffers before it stops reading its socket until the reader
+#: catches up (aiohttp's ``read_bufsize``; its 64 KiB default pauses and resumes the socket
+#: about 128 times per 8 MiB and halved a large read's throughput).
+POOL_READ_BUFFER = 2 * 2**20
 
 
 @dataclass(frozen=True)

@@ -15,12 +15,12 @@ paths to re-parse: a key may contain ``?``, ``#``, ``%``, ``//`` or end in ``/``
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .._limits import Limits
 from .._redact import redact
-from . import azure, gcs, http, retry, s3, throttle
+from . import azure, gcs, http, parallel, retry, s3, throttle
 from .errors import Unsatisfiable, guarded, reraise, transient, translate
 from .part import Part
 
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from .._config import Config
     from .._rules import Route
 
-__all__ = ["Part", "guarded", "read", "reraise", "translate"]
+__all__ = ["Part", "guarded", "host", "read", "read_ranges", "reraise", "translate", "window"]
 
 Reader = Callable[[Any, "Route", int, "int | None", "str | None", "Config | None", Limits,
                    "str | None"], Awaitable[Part]]
@@ -46,7 +46,9 @@ async def read(client: Any, route: Route, start: int = 0, end: int | None = None
     (a suffix range; not on Azure). With ``version``, the object must still be that version,
     else ``IntegrityError``. With ``if_none_match`` (a cached version), an unchanged object
     answers ``not_modified`` and no bytes (plain http reads ignore it and fetch again).
-    Transient failures are retried within the config's ``Limits``.
+    Transient failures are retried within the config's ``Limits``. A large range of a cloud
+    object is fetched as parallel ranged GETs where the link gains from it (``parallel``),
+    every part pinned to the version of the first.
     """
     if end is not None and end <= start:
         return Part(b"", start, -1, version)
@@ -56,15 +58,55 @@ async def read(client: Any, route: Route, start: int = 0, end: int | None = None
                                if_none_match)
     reader = _READERS[route.backend]
 
-    async def attempt(n: int) -> Part:
-        return await reader(client, route, start, end, version, config, limits, if_none_match)
+    async def one(start: int, end: int | None, version: str | None) -> Part:
+        async def attempt(n: int) -> Part:
+            return await reader(client, route, start, end, version, config, limits,
+                                if_none_match)
 
+        loc = route.location
+        now = retry._now()
+        limiter = throttle.limiter(throttle.key(route.backend, loc.bucket, loc.account), now)
+        try:
+            return await retry.run(attempt, what=f"reading {redact(route.uri)}", limits=limits,
+                                   deadline=now + limits.total_timeout, classify=transient,
+                                   throttle=limiter)
+        except Unsatisfiable:
+            return http.unsatisfiable(start, version)
+
+    if if_none_match is None and start >= 0:
+        link = host(route, config)
+        if (end - start > parallel.MIN_PART_SIZE) if end is not None else parallel.slow(link):
+            return await parallel.read(one, link, route.uri, start, end, version)
+        return await parallel.measured(one, link, start, end, version)
+    return await one(start, end, version)
+
+
+async def read_ranges(client: Any, route: Route, ranges: Sequence[tuple[int, int | None]], *,
+                      version: str | None = None, config: Config | None = None) -> list[Part]:
+    """Bytes of each ``(start, end)`` of ``ranges`` of the object ``route`` names, fetched
+    concurrently (``RANGES_IN_FLIGHT`` at a time), each as ``read`` reads it, all of one
+    version of the object: ``version``, or (None) the one that answered, the same for every
+    range, else ``IntegrityError``. Parts come back in the order of ``ranges``."""
+    async def fetch(start: int, end: int | None, version: str | None) -> Part:
+        return await read(client, route, start, end, version=version, config=config)
+
+    return await parallel.read_ranges(fetch, route.uri, ranges, version)
+
+
+def window(route: Route, config: Config | None = None) -> int:
+    """Bytes a sequential reader of ``route`` should ask per ``read`` to keep its link busy
+    (``parallel.window``): larger where the host's connections were measured slow."""
+    if route.backend == "http":
+        return parallel.PART_SIZE
+    return parallel.window(host(route, config))
+
+
+def host(route: Route, config: Config | None) -> tuple[str | None, ...]:
+    """What a link's speed is measured for: the service endpoint, bucket and proxy."""
     loc = route.location
-    now = retry._now()
-    limiter = throttle.limiter(throttle.key(route.backend, loc.bucket, loc.account), now)
-    try:
-        return await retry.run(attempt, what=f"reading {redact(route.uri)}", limits=limits,
-                               deadline=now + limits.total_timeout, classify=transient,
-                               throttle=limiter)
-    except Unsatisfiable:
-        return http.unsatisfiable(start, version)
+    endpoint = None
+    if config is not None:
+        platform = config.platform
+        endpoint = {"s3": platform.aws.endpoint_url, "gcs": platform.gcp.endpoint_url,
+                    "azure": platform.azure.endpoint_url}.get(route.backend)
+    return (route.backend, endpoint, loc.bucket, loc.account, loc.region, route.proxy)

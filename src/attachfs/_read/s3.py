@@ -25,6 +25,7 @@ is dropped and fetched again once, and the request made again once.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -82,13 +83,9 @@ def request_target(config: Config | None, loc: Location, region: str | None = No
     region = region or _region(config, loc)
     encoded = sigv4.encode_key(loc.key if key is None else key)
     if aws_cfg is not None and aws_cfg.endpoint_url:
-        parts = urlsplit(aws_cfg.endpoint_url)
-        prefix = parts.path.rstrip("/")
-        host = parts.netloc.lower()
-        if parts.port is not None and parts.port == _DEFAULT_PORTS.get(parts.scheme):
-            host = host.rsplit(":", 1)[0]  # "[::1]:443" keeps its brackets
+        base, host, prefix = _configured(aws_cfg.endpoint_url)
         path = f"{prefix}/{loc.bucket}" + (f"/{encoded}" if key != "" else "")
-        return f"{parts.scheme}://{parts.netloc}", host, path, region
+        return base, host, path, region
     endpoint = _endpoint(loc, region)
     service = endpoint.service_host(region)
     if "." in (loc.bucket or "") and not endpoint.accelerate:
@@ -97,6 +94,16 @@ def request_target(config: Config | None, loc: Location, region: str | None = No
         return f"https://{service}", service, path, region
     host = f"{loc.bucket}.{service}"
     return f"https://{host}", host, f"/{encoded}", region
+
+
+@functools.lru_cache(maxsize=64)
+def _configured(endpoint_url: str) -> tuple[str, str, str]:
+    """(url base, Host header, path prefix) of a configured endpoint (parsed once)."""
+    parts = urlsplit(endpoint_url)
+    host = parts.netloc.lower()
+    if parts.port is not None and parts.port == _DEFAULT_PORTS.get(parts.scheme):
+        host = host.rsplit(":", 1)[0]  # "[::1]:443" keeps its brackets
+    return f"{parts.scheme}://{parts.netloc}", host, parts.path.rstrip("/")
 
 
 def _lease(config: Config | None, route: Route) -> Refreshable[Any] | None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import time
 from collections.abc import Mapping
 from functools import lru_cache
 from urllib.parse import quote
@@ -29,6 +30,18 @@ def _signing_key(secret_key: str, day: str, region: str, service: str) -> bytes:
     return hmac.new(k, b"aws4_request", hashlib.sha256).digest()
 
 
+#: (second, its x-amz-date): a batch signs thousands of requests within the same second.
+_stamp: tuple[int, str] = (-1, "")
+
+
+def _amz_date() -> str:
+    global _stamp
+    second = int(time.time())
+    if _stamp[0] != second:
+        _stamp = (second, time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(second)))
+    return _stamp[1]
+
+
 def encode_key(key: str) -> str:
     """An S3 object key as it goes in the request path: every byte but unreserved ones and
     ``/`` percent-encoded, once (S3 does not normalise paths: ``//`` and ``%`` stay)."""
@@ -41,6 +54,8 @@ def canonical_query(params: Mapping[str, str]) -> str:
     AWS's SigV4 test suite, ``get-vanilla-query-order-encoded``). Sorting the raw names first
     orders ``a-b`` and ``a=b`` differently once encoded, and S3 then refuses the signature.
     ``params`` may be a multidict: repeated names are all kept."""
+    if not params:
+        return ""
     pairs = sorted((quote(k, safe="-_.~"), quote(v, safe="-_.~")) for k, v in params.items())
     return "&".join(f"{k}={v}" for k, v in pairs)
 
@@ -55,8 +70,7 @@ def sign(method: str, host: str, path: str, query: Mapping[str, str], headers: d
     (with the port when it is not the scheme's default). Every ``x-amz-*`` header present is
     signed, with ``host``.
     """
-    now = now or dt.datetime.now(dt.timezone.utc)
-    amz_date = now.strftime("%Y%m%dT%H%M%SZ")
+    amz_date = now.strftime("%Y%m%dT%H%M%SZ") if now is not None else _amz_date()
     day = amz_date[:8]
     headers["x-amz-date"] = amz_date
     headers["x-amz-content-sha256"] = payload_hash
@@ -75,8 +89,8 @@ def sign(method: str, host: str, path: str, query: Mapping[str, str], headers: d
     scope = f"{day}/{region}/{service}/aws4_request"
     string_to_sign = "\n".join((ALGORITHM, amz_date, scope,
                                 hashlib.sha256(canonical_request.encode()).hexdigest()))
-    signature = hmac.new(_signing_key(secret_key, day, region, service),
-                         string_to_sign.encode(), hashlib.sha256).hexdigest()
+    signature = hmac.digest(_signing_key(secret_key, day, region, service),
+                            string_to_sign.encode(), "sha256").hex()
     headers["Authorization"] = (f"{ALGORITHM} Credential={access_key}/{scope}, "
                                 f"SignedHeaders={signed_headers}, Signature={signature}")
     return headers

@@ -26,6 +26,8 @@ stored, and ``Content-Length`` counts them.
 from __future__ import annotations
 
 import asyncio
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -36,7 +38,7 @@ from .._errors import ReadTimeout
 from .._limits import Limits
 from .._net import pool
 from .._redact import redact
-from .body import read_body
+from .body import Chunks, read_body
 from .errors import changed, check_body
 from .part import META_HEADERS, ContentRange, Part, ranged
 
@@ -45,10 +47,14 @@ if TYPE_CHECKING:
 
     from .._rules import Route
 
-__all__ = ["Answer", "answered", "exchange"]
+__all__ = ["RANGE_IGNORED", "Answer", "answered", "exchange"]
 
 #: How much of an error answer's body is kept: its error document, never a whole object.
 ERROR_BODY_BYTES = 64 * 1024
+#: Objects (URIs) whose server answered a ranged GET with the whole object: a large read of
+#: one is not split into parts, each of which would be sent the object again from byte 0.
+RANGE_IGNORED: dict[str, None] = {}
+_MAX_IGNORED = 1024
 
 
 @dataclass(frozen=True)
@@ -69,15 +75,17 @@ async def exchange(route: Route, limits: Limits, url: yarl.URL, headers: dict[st
     """One GET over the shared pool, asking for bytes ``[start, end)`` (``start < 0``: the last
     ``-start`` bytes); the caller put the matching ``Range`` header in ``headers``. (``method``
     "HEAD": the answer's headers only.)"""
-    timeout = aiohttp.ClientTimeout(total=None, sock_connect=limits.connect_timeout,
-                                    sock_read=limits.read_timeout)
-    shown = redact(route.uri)
+    def shown() -> str:  # only a failure names the URI: redacting it costs per request
+        return redact(route.uri)
+
     try:
         async with pool.session().request(method, url, headers=headers, proxy=route.proxy,
-                                          allow_redirects=redirects, timeout=timeout) as resp:
-            body = bytearray()
+                                          allow_redirects=redirects,
+                                          timeout=_timeout(limits)) as resp:
+            body = Chunks()
             size = None
             if resp.status == 200 and ranged(start, end):
+                _ignored_range(route.uri)
                 size = await _whole_object(resp, body, start, end, limits, shown)
             elif 200 <= resp.status < 300:
                 received = await read_body(resp, body, limits=limits, url=shown)
@@ -88,15 +96,28 @@ async def exchange(route: Route, limits: Limits, url: yarl.URL, headers: dict[st
                     size = announced.size if announced is not None else None
             else:  # an error document (or nothing): its first bytes say enough
                 await read_body(resp, body, limits=limits, url=shown, limit=ERROR_BODY_BYTES)
-            return Answer(resp.status, resp.headers, bytes(body), size)
+            return Answer(resp.status, resp.headers, body.take(), size)
     except aiohttp.ConnectionTimeoutError as err:
-        raise ReadTimeout.connecting(shown, limits.connect_timeout) from err
+        raise ReadTimeout.connecting(shown(), limits.connect_timeout) from err
     except (asyncio.TimeoutError, TimeoutError) as err:  # waiting for the response headers
-        raise ReadTimeout.stalled(shown, limits.read_timeout, "response") from err
+        raise ReadTimeout.stalled(shown(), limits.read_timeout, "response") from err
 
 
-async def _whole_object(resp: aiohttp.ClientResponse, sink: bytearray, start: int,
-                        end: int | None, limits: Limits, shown: str) -> int:
+def _ignored_range(uri: str) -> None:
+    RANGE_IGNORED.pop(uri, None)
+    if len(RANGE_IGNORED) >= _MAX_IGNORED:
+        del RANGE_IGNORED[next(iter(RANGE_IGNORED))]
+    RANGE_IGNORED[uri] = None
+
+
+@functools.lru_cache(maxsize=64)
+def _timeout(limits: Limits) -> aiohttp.ClientTimeout:
+    return aiohttp.ClientTimeout(total=None, sock_connect=limits.connect_timeout,
+                                 sock_read=limits.read_timeout)
+
+
+async def _whole_object(resp: aiohttp.ClientResponse, sink: Chunks, start: int,
+                        end: int | None, limits: Limits, shown: Callable[[], str]) -> int:
     """Keep bytes ``[start, end)`` of a 200 that carries the whole object from byte 0; return
     the object's size (see the module docstring)."""
     length = resp.headers.get("Content-Length")

@@ -1,0 +1,377 @@
+"""The data plane's promises, counted at the server (never timed): parallel ranged GETs that
+return the range's exact bytes, all of one version; a fast link left to one GET; batches kept in
+flight; a ``cat_iter`` closed early that throws no pooled connection away; bounded memory.
+
+The server is tests/fakes/counting_store.py (S3 path-style, Range, ETag, If-Match), which
+counts requests, requests in flight and connections. Parts are made small (``PART_SIZE``) so
+objects of a few MiB show many of them. Every test reads its own bucket: the read path
+remembers what it measured of a link per endpoint and bucket.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+from unittest.mock import ANY
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import attachfs
+from attachfs import _read
+from attachfs._limits import PART_SIZE
+from attachfs._read import batch, parallel
+from attachfs._read.body import Chunks
+from fakes.counting_store import CountingStore
+
+KiB, MiB = 2**10, 2**20
+PART = 64 * KiB
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[CountingStore]:
+    with CountingStore() as fake:
+        yield fake
+
+
+@pytest.fixture
+def store(server: CountingStore, names: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The fake, reset, with small parts; ``store.bucket`` is a fresh bucket."""
+    server.delay = 0.0
+    server.ignore_if_match = False
+    server.reset_counts()
+    monkeypatch.setattr(parallel, "PART_SIZE", PART)
+    monkeypatch.setattr(parallel, "MIN_PART_SIZE", PART // 4)
+    server.bucket = names("p")
+    return server
+
+
+def fs_for(server: CountingStore) -> Any:
+    config = {"platform": {"aws": {"endpoint_url": server.url, "region": "us-east-1"}}}
+    return attachfs.filesystem(config=config, skip_instance_cache=True)
+
+
+def measure(fs: Any, uri: str, *, fast: bool) -> None:
+    """Tell the read path what one connection to ``uri``'s host carried (as a read made alone
+    would have measured): far above or far below ``FAST_CONNECTION``."""
+    host = _read.host(fs.route(uri), fs.config)
+    seconds = 1e-6 if fast else 10.0
+    parallel._measured(host, 4 * MiB, seconds, time.monotonic())
+
+
+def ranged(server: CountingStore) -> list[Any]:
+    return [g for g in server.gets if g.range is not None]
+
+
+# -- parallel parts -------------------------------------------------------------------------
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(start=st.integers(0, 1_100_000), length=st.integers(1, 1_200_000))
+def test_a_large_range_comes_back_exact_from_parallel_parts(store: CountingStore, start: int,
+                                                            length: int) -> None:
+    data = bytes(range(256)) * 4096  # 1 MiB
+    uri = store.put(store.bucket, "one-mib.bin", data)
+    fs = fs_for(store)
+    store.reset_counts()
+    assert fs.cat_file(uri, start, start + length) == data[start:start + length]
+    gets = store.gets
+    asked = max(0, min(len(data), start + length) - start)
+    if start >= len(data):
+        assert len(gets) == 1
+    elif length > PART and asked > PART:
+        # The first part alone (it tells the size and the version), then the rest in parts,
+        # every one of them pinned to that version.
+        assert len(gets) == math.ceil(asked / PART)
+        assert gets[0].if_match is None
+        assert {g.if_match for g in gets[1:]} == {store.etag(store.bucket, "one-mib.bin")}
+    else:
+        assert len(gets) == 1
+
+
+def test_a_whole_object_on_a_slow_link_is_read_as_parallel_parts(store: CountingStore) -> None:
+    data = os.urandom(2 * MiB)
+    uri = store.put(store.bucket, "two-mib.bin", data)
+    fs = fs_for(store)
+    measure(fs, uri, fast=False)
+    store.delay = 0.02  # so that parts are in flight together, to be counted
+    store.reset_counts()
+    assert fs.cat_file(uri) == data
+    gets = store.gets
+    assert len(gets) == 2 * MiB // PART
+    assert gets[0].range == f"bytes=0-{PART - 1}"
+    assert {g.if_match for g in gets[1:]} == {store.etag(store.bucket, "two-mib.bin")}
+    assert 2 <= store.max_in_flight <= parallel.PARTS_IN_FLIGHT
+
+
+def test_a_fast_link_reads_a_large_range_with_one_get(store: CountingStore) -> None:
+    data = os.urandom(2 * MiB)
+    uri = store.put(store.bucket, "fast.bin", data)
+    fs = fs_for(store)
+    measure(fs, uri, fast=True)
+    store.reset_counts()
+    assert fs.cat_file(uri, 100, 2 * MiB - 100) == data[100:-100]
+    assert fs.cat_file(uri) == data
+    assert [g.range for g in store.gets] == [f"bytes=100-{2 * MiB - 101}", None]
+
+
+def test_a_read_measures_the_link_it_was_made_over(store: CountingStore) -> None:
+    """A large read made alone decides how the next ones are made: whether the link was
+    measured fast or slow is the read path's choice; here only that it chose at all."""
+    uri = store.put(store.bucket, "m.bin", os.urandom(2 * MiB))
+    fs = fs_for(store)
+    host = _read.host(fs.route(uri), fs.config)
+    assert parallel._fast(host, time.monotonic()) is None
+    fs.cat_file(uri)
+    assert parallel._fast(host, time.monotonic()) is not None
+
+
+@pytest.mark.parametrize("ignores_if_match", [False, True], ids=["412", "ignores-if-match"])
+def test_an_object_replaced_between_parts_raises_integrity_error(
+        store: CountingStore, ignores_if_match: bool) -> None:
+    old, new = os.urandom(MiB), os.urandom(MiB)
+    uri = store.put(store.bucket, "swapped.bin", old)
+    store.replace_after(store.bucket, "swapped.bin", 1, new)  # after the first part
+    store.ignore_if_match = ignores_if_match
+    fs = fs_for(store)
+    measure(fs, uri, fast=False)
+    with pytest.raises(attachfs.IntegrityError, match="changed while it was being read"):
+        fs.cat_file(uri)
+    assert 2 <= len(store.gets) <= 1 + MiB // PART
+
+
+def test_read_ranges_fetch_the_ranges_of_one_object_together(store: CountingStore) -> None:
+    data = os.urandom(MiB)
+    uri = store.put(store.bucket, "columns.bin", data)
+    fs = fs_for(store)
+    spans = [(i * 50_000, i * 50_000 + 7_000) for i in range(12)]
+    store.delay = 0.02
+    store.reset_counts()
+    got = fs.cat_ranges([uri] * len(spans), [s for s, _ in spans], [e for _, e in spans])
+    assert got == [data[s:e] for s, e in spans]
+    assert len(store.gets) == len(spans)
+    assert store.max_in_flight >= 2
+
+
+def test_ranges_of_an_object_replaced_meanwhile_raise_integrity_error(
+        store: CountingStore) -> None:
+    uri = store.put(store.bucket, "r.bin", os.urandom(MiB))
+    store.replace_after(store.bucket, "r.bin", 3, os.urandom(MiB))
+    fs = fs_for(store)
+    spans = [(i * 10_000, i * 10_000 + 100) for i in range(10)]
+    got = fs.cat_ranges([uri] * 10, [s for s, _ in spans], [e for _, e in spans])
+    assert all(isinstance(g, attachfs.IntegrityError) for g in got), got
+
+
+def test_read_ranges_with_a_version_pin_every_range(store: CountingStore) -> None:
+    import asyncio
+
+    data = os.urandom(MiB)
+    uri = store.put(store.bucket, "pinned.bin", data)
+    fs = fs_for(store)
+    route = fs.route(uri)
+    etag = store.etag(store.bucket, "pinned.bin")
+    parts = asyncio.run(_read.read_ranges(None, route, [(0, 10), (500, 900), (MiB - 5, None)],
+                                          version=etag, config=fs.config))
+    assert [p.data for p in parts] == [data[:10], data[500:900], data[-5:]]
+    assert {g.if_match for g in store.gets} == {etag}
+
+
+# -- batches ----------------------------------------------------------------------------------
+
+def test_cat_keeps_a_batch_in_flight(store: CountingStore) -> None:
+    uris = [store.put(store.bucket, f"small/{i}.bin", os.urandom(1000 + i)) for i in range(120)]
+    fs = fs_for(store)
+    store.delay = 0.05
+    store.reset_counts()
+    out = fs.cat(uris)
+    assert [len(out[u]) for u in uris] == [1000 + i for i in range(120)]
+    assert len(store.gets) == 120
+    assert store.max_in_flight >= batch.MIN_WINDOW
+    # No more connections than requests in flight at once.
+    assert store.opened <= store.max_in_flight
+
+
+def test_closing_cat_iter_early_keeps_every_pooled_connection(store: CountingStore) -> None:
+    uris = [store.put(store.bucket, f"it/{i}.bin", os.urandom(4000)) for i in range(300)]
+    fs = fs_for(store)
+    store.delay = 0.05  # responses still coming when the consumer stops
+    fs.cat(uris[:64])  # fills the pool
+    pooled = store.open_connections()
+    store.reset_counts()
+    taken, closes = 3, 10
+    for n in range(closes):
+        it = fs.cat_iter(uris[n * 20:n * 20 + 100])
+        for _ in range(taken):
+            next(it)
+        it.close()
+    _wait_idle(store)
+    assert store.opened == 0, f"{store.opened} connections opened by {closes} early closes"
+    assert store.closed_connections() == 0
+    assert store.open_connections() == pooled
+    # Paced by the consumer: a few objects ahead of what it took, not a whole batch.
+    assert len(store.gets) <= closes * (taken + batch.PACE)
+
+
+def _wait_idle(store: CountingStore, timeout: float = 30.0) -> None:
+    """Wait until the server has answered everything it was sent (lingering requests)."""
+    deadline = time.monotonic() + timeout
+    while store.in_flight and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.1)  # the client has read the last answers and put their connections back
+
+
+def test_a_cookie_set_in_one_answer_is_never_sent_again(store: CountingStore) -> None:
+    """The pool is shared by every tenant's reads: a cookie one answer sets must never ride
+    along on another request."""
+    uri = store.put(store.bucket, "c.bin", b"x" * 100)
+    store.set_cookie = "session=tenant-a-secret; Path=/"
+    try:
+        fs = fs_for(store)
+        store.clear_requests()
+        for _ in range(3):
+            assert fs.cat_file(uri) == b"x" * 100
+    finally:
+        store.set_cookie = None
+    assert len(store.requests) == 3
+    assert [r.headers.get("Cookie") for r in store.requests] == [None] * 3
+
+
+# -- the window and the pieces ----------------------------------------------------------------
+
+def test_the_window_grows_while_it_pays_and_settles_where_it_stopped() -> None:
+    """Completions arrive at ``size / 30 ms`` up to a CPU limit of 2,000 a second."""
+    host = ("test", object())
+    window = batch._Window(host, limit=128)
+    now = 0.0
+    sizes = [window.size]
+    for _ in range(40):
+        rate = min(window.size / 0.03, 2000.0)
+        for _ in range(batch.EPOCH * window.size):
+            window.started(now)
+        for _ in range(batch.EPOCH * window.size):
+            now += 1 / rate
+            window.finished(now)
+        sizes.append(window.size)
+        if not window.growing:
+            break
+    assert not window.growing
+    assert sizes[0] == batch.MIN_WINDOW
+    # Within one growth step of the 60 requests in flight the CPU can feed, far below the cap.
+    knee = 2000.0 * 0.03
+    assert knee / batch.GROWTH <= window.size <= knee * batch.GROWTH
+    window.remember()
+    assert batch._Window(host, limit=128).size == window.size  # the next batch starts there
+
+
+def test_a_window_that_never_pays_stays_at_its_minimum() -> None:
+    window = batch._Window(("flat", object()), limit=128)
+    now = 0.0
+    for _ in range(10):
+        for _ in range(batch.EPOCH * window.size):
+            window.started(now)
+        for _ in range(batch.EPOCH * window.size):
+            now += 0.001  # the same rate whatever the window
+            window.finished(now)
+    assert window.size == batch.MIN_WINDOW and not window.growing
+
+
+def test_a_paced_batch_uses_the_hosts_window_and_leaves_it_as_it_was() -> None:
+    """cat_iter goes as fast as its consumer: its rate tells nothing about the link."""
+    host = ("paced", object())
+    batch._windows[host] = batch._Learned(36, False, time.monotonic())
+    window = batch._Window(host, limit=128, learn=False)
+    assert window.size == 36 and not window.growing
+    for _ in range(10 * batch.EPOCH * window.size):
+        window.started(0.0)
+        window.finished(1.0)
+    window.remember()
+    assert window.size == 36 and batch._windows[host] == batch._Learned(36, False, ANY)
+
+
+@settings(max_examples=200)
+@given(chunks=st.lists(st.binary(max_size=50), max_size=20), drop=st.integers(0, 1000))
+def test_chunks_hold_what_a_buffer_would(chunks: list[bytes], drop: int) -> None:
+    sink, buf = Chunks(), bytearray()
+    for c in chunks:
+        sink.extend(c)
+        buf.extend(c)
+    n = min(drop, len(buf))
+    sink.drop_front(n)
+    del buf[:n]
+    assert len(sink) == len(buf) and sink.take() == bytes(buf)
+
+
+def test_a_body_of_one_chunk_is_handed_on_without_a_copy() -> None:
+    chunk = os.urandom(1000)
+    sink = Chunks()
+    sink.extend(chunk)
+    assert sink.take() is chunk
+
+
+# -- memory -----------------------------------------------------------------------------------
+
+def test_memory_stays_bounded_reading_windows_in_parallel_parts(store: CountingStore) -> None:
+    size, window = 192 * MiB, 24 * MiB
+    uri = store.put(store.bucket, "big.bin", b"\x5a" * size)
+    config = {"platform": {"aws": {"endpoint_url": store.url, "region": "us-east-1"}}}
+    script = """
+import json, sys
+import attachfs
+from attachfs._read import parallel
+fs = attachfs.filesystem(config=json.loads(sys.argv[1]))
+uri, size, window = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+parallel.FAST_CONNECTION = float("inf")  # every link slow: parallel parts
+def hwm():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+fs.cat_file(uri, 0, 2**20)
+before, total, parts = hwm(), 0, 0
+for start in range(0, size, window):
+    total += len(fs.cat_file(uri, start, start + window))
+print(json.dumps({"total": total, "grew_kib": hwm() - before}))
+"""
+    out = subprocess.run([sys.executable, "-c", script, json.dumps(config), uri, str(size),
+                          str(window)], capture_output=True, text=True, timeout=300, check=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["total"] == size
+    assert len(ranged(store)) >= size // PART_SIZE  # it was read in parts
+    # The window being assembled, its parts, and what the pool buffers: a few windows, far
+    # below the 192 MiB object.
+    assert result["grew_kib"] < 4 * window // KiB, result
+
+
+def test_a_window_on_a_slow_link_is_cut_into_parts_pinned_at_once(store: CountingStore) -> None:
+    """A streaming file's window, version known, on a link measured slow: every part at once,
+    each pinned (no part goes alone first)."""
+    import asyncio
+
+    data = os.urandom(MiB)
+    uri = store.put(store.bucket, "window.bin", data)
+    fs = fs_for(store)
+    measure(fs, uri, fast=False)
+    etag = store.etag(store.bucket, "window.bin")
+    store.delay = 0.02
+    store.reset_counts()
+    part = asyncio.run(_read.read(None, fs.route(uri), 4096, 4096 + 8 * PART, version=etag,
+                                  config=fs.config))
+    assert part.data == data[4096:4096 + 8 * PART] and part.size == MiB
+    assert len(store.gets) == 8
+    assert {g.if_match for g in store.gets} == {etag}
+    assert store.max_in_flight >= 2
+
+
+@pytest.mark.parametrize(("length", "part"), [
+    (None, 8 * MiB), (1 * MiB, 1 * MiB), (3 * MiB, 1 * MiB), (8 * MiB, 1 * MiB),
+    (12 * MiB, 1536 * KiB), (64 * MiB, 8 * MiB), (2**30, 8 * MiB)])
+def test_parts_fill_the_connections_of_a_read_within_bounds(length: int | None,
+                                                           part: int) -> None:
+    assert parallel.part_size(length) == part
