@@ -6,12 +6,12 @@ PYTHON ?= python3
 VENV   := .venv
 PIP    := $(VENV)/bin/python -m pip
 
-.PHONY: demo test install-demo install-test azurite lint clean
+.PHONY: demo test install-demo install-test azurite lint clean system-test-deps
 
 demo: install-demo azurite
 	$(VENV)/bin/attachfs demo
 
-test: install-test azurite lint
+test: install-test azurite system-test-deps lint
 	$(VENV)/bin/python -m pytest
 
 $(VENV)/bin/python:
@@ -27,6 +27,22 @@ install-test: $(VENV)/bin/python
 # Azurite (Azure Blob emulator) from the npm registry, pinned by tools/azurite/package-lock.json.
 azurite:
 	cd tools/azurite && npm ci --no-audit --no-fund --silent
+
+# Debian packages some tests drive for real: nginx with its echo module (the soak and the
+# connection-churn tests) and chromium (the docs' diagrams drawn by mermaid.js). Installed only
+# when missing, and only as root with apt-get; otherwise those tests say why they cannot run.
+SYSTEM_TEST_PACKAGES := nginx libnginx-mod-http-echo chromium
+
+system-test-deps:
+	@missing=""; \
+	command -v nginx >/dev/null 2>&1 || missing="$$missing nginx"; \
+	[ -e /usr/lib/nginx/modules/ngx_http_echo_module.so ] || missing="$$missing libnginx-mod-http-echo"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing$$missing (apt-get)"; \
+		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
 
 # Static checks: style, the one-way layering of the package, and types (strict on src/).
 lint: install-test

@@ -103,7 +103,7 @@ def git_commit() -> str:
 
 
 def worker_env(keys: dict[str, str]) -> dict[str, str]:
-    from .testing import apply_environment, peer_environment
+    from attachfs.testing import apply_environment, peer_environment
 
     env = dict(os.environ)
     apply_environment(peer_environment(), env)  # no real credentials, proxies or metadata

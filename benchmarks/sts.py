@@ -104,7 +104,7 @@ class DelegatedTenant:
     def start(self) -> DelegatedTenant:
         import boto3
 
-        from .testing import Emulators
+        from attachfs.testing import Emulators
 
         self.emulators = Emulators(self.workdir, s3=True, gcs=False, azure=False, http=False,
                                    https=False).start()

@@ -472,7 +472,7 @@ def test_each_fsspec_cache_type_fetches_what_fsspec_defines(http, cache_type):
         return
     # The first request also learns the size: it covers what the cache fetches first (and is
     # exactly it for "none"); every later one is the cache's own.
-    assert got[1:] == expected[1:]
+    assert got[1:] == expected[1:], (got, expected)
     assert got[0][0] <= expected[0][0] and got[0][1] >= expected[0][1]
     if cache_type == "none":
         assert got == expected

@@ -191,7 +191,7 @@ def test_check_of_the_metadata_address_stops_at_route_once_and_never_says_how_to
     assert "1. route        FAILED" in lines[1]
     assert lines[2].startswith("2. credentials  skipped") and lines[3].startswith("3. read")
     text = out + err
-    assert text.count("cloud metadata service address") == 1  # the refusal, said once
+    assert text.count("(cloud-metadata)") == 1  # the refusal, said once
     assert text.count("fix:") == 1
     assert "do not read this URL" in err
     for opener in ("allow_hosts", "allow_private_networks", "allow_ports"):

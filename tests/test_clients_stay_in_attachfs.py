@@ -146,7 +146,7 @@ def entered(monkeypatch) -> dict[str, list[str]]:
             owner = next((c for c in cls.__mro__ if name in c.__dict__), None)
             if owner is not None and owner.__module__.startswith(INNER_PACKAGES):
                 record("inner", owner, name)
-    for name in ("_cat_file", "_open"):
+    for name in ("_cat_file", "_cat", "_cat_ranges", "_open"):
         cls = attachfs.AttachFileSystem
         record("attach", next(c for c in cls.__mro__ if name in c.__dict__), name)
     return seen

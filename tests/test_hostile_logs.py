@@ -133,14 +133,17 @@ def root_capture() -> Iterator[Capture]:
 
 @contextlib.contextmanager
 def _logger(name: str) -> Iterator[logging.Logger]:
-    """The logger ``name`` at DEBUG for the duration (its own level restored after)."""
+    """The logger ``name`` at DEBUG, enabled and propagating, for the duration (restored after:
+    another test's library may have configured logging, e.g. ``disable_existing_loggers``)."""
     logger = logging.getLogger() if name == "root" else logging.getLogger(name)
-    level = logger.level
+    level, disabled, propagate = logger.level, logger.disabled, logger.propagate
     logger.setLevel(logging.DEBUG)
+    logger.disabled, logger.propagate = False, True
     try:
         yield logger
     finally:
         logger.setLevel(level)
+        logger.disabled, logger.propagate = disabled, propagate
 
 
 @pytest.mark.parametrize("shape", [t for _, t in SHAPES], ids=[n for n, _ in SHAPES])

@@ -54,7 +54,8 @@ def test_aws_identity_policy_assumes_the_role_in_any_account_and_reads_claimed_b
     assume, read = doc["identity_policy"]["Statement"]
     assert (assume["Action"], assume["Resource"]) == (
         "sts:AssumeRole", "arn:aws:iam::*:role/AttachmentReader")
-    assert read["Action"] == ["s3:GetObject"]
+    # GetObjectVersion: reads of a versioned URL (?versionId=) are authorised as that action.
+    assert read["Action"] == ["s3:GetObject", "s3:GetObjectVersion"]
     assert read["Resource"] == ["arn:aws:s3:::globex-bucket/*", "arn:aws:s3:::globex-two/in/*"]
     assert doc["tenants_delegated"] == ["acme"]
     assert doc["commands"] == []  # the role the platform runs as is not in the config ...

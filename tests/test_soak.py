@@ -128,11 +128,7 @@ def test_reading_to_the_end_keeps_every_pooled_connection(churn, control):
 
 #: Closing early still throws pooled connections away; strict, so the fix turns these red until
 #: the mark is removed.
-_POOL_NOT_KEPT_YET = pytest.mark.xfail(strict=True, reason="closing a reader early still drops "
-                                       "its pooled connections")
 
-
-@_POOL_NOT_KEPT_YET
 def test_closing_a_file_with_readahead_in_flight_keeps_its_connection(churn):
     c = churn["close_with_readahead"]
     assert (c["dropped"], c["accepted"]) == (0, 0), (
@@ -141,7 +137,6 @@ def test_closing_a_file_with_readahead_in_flight_keeps_its_connection(churn):
         f"new ones: {c}")
 
 
-@_POOL_NOT_KEPT_YET
 def test_closing_cat_iter_early_keeps_the_pool(churn):
     c = churn["cat_iter_closed_early"]
     assert (c["dropped"], c["accepted"]) == (0, 0), (

@@ -30,12 +30,13 @@ from __future__ import annotations
 import difflib
 import os
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from ._config import Config, load_config
-from ._errors import AccessRefused, ConfigError
+from ._errors import AccessDenied, AccessRefused, ConfigError
 
 __all__ = [
     "AMBIENT", "OPTIONS", "Options", "backend_of", "resolve", "split_tenant", "stamp",
@@ -333,6 +334,19 @@ def _ambient(config: Config | None, options: dict[str, Any], chained: str | None
             have = getattr(getattr(config.platform, cloud), key)
             if have != value and not (key == "anonymous" and value is False and not have):
                 option = _option_of(cloud, key)
+                if key == "anonymous" and value is True:
+                    # pandas answers a PermissionError by opening again with anon=True, inside
+                    # its except block: the caller gets the refusal that made it retry, and
+                    # otherwise this one, a PermissionError too; never an anonymous read.
+                    handled = sys.exc_info()[1]
+                    if isinstance(handled, (AccessRefused, AccessDenied)):
+                        raise handled
+                    raise AccessRefused(
+                        f"{option} refused: with a config ({config.source or 'a mapping'}) the "
+                        f"config alone decides identities; an anonymous read is "
+                        f"platform.{cloud}.anonymous there (pandas retries a refused read with "
+                        "anon=True: the refusal before it is the one to look at)",
+                        rule="anonymous-with-config")
                 raise ConfigError(
                     f"{option} conflicts with the config ({config.source or 'a mapping'}): "
                     f"with a config, the config alone decides identities and endpoints; set "
