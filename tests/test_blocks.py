@@ -309,7 +309,9 @@ def test_sequential_reads_start_their_read_ahead_at_the_size_of_the_reads(http):
     config, put, server = http
     data = os.urandom(24 * MiB)
     uri = put("seq.bin", data)
-    fs = attachfs.filesystem(config=config, skip_instance_cache=True)
+    # Each fetch one GET (parts_in_flight = 1): the file's fetches are what is counted here.
+    fs = attachfs.filesystem(config={**config, "limits": {"parts_in_flight": 1}},
+                             skip_instance_cache=True)
     server.clear_requests()
     chunks = []
     with fs.open(uri) as f:

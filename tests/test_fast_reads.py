@@ -77,7 +77,10 @@ def test_sequential_reads_grow_the_read_ahead(s3_at_http):
     config, put, server = s3_at_http
     data = os.urandom(64 * MiB)
     uri = put("big.bin", data)
-    fs = attachfs.filesystem(config=config, skip_instance_cache=True)
+    # Each window one GET (parts_in_flight = 1): the windows are what is counted here; their
+    # parallel parts are tests/test_transport.py's.
+    fs = attachfs.filesystem(config={**config, "limits": {"parts_in_flight": 1}},
+                             skip_instance_cache=True)
     server.clear_requests()
     chunks = []
     with fs.open(uri) as f:

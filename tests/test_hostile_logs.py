@@ -133,17 +133,24 @@ def root_capture() -> Iterator[Capture]:
 
 @contextlib.contextmanager
 def _logger(name: str) -> Iterator[logging.Logger]:
-    """The logger ``name`` at DEBUG, enabled and propagating, for the duration (restored after:
-    another test's library may have configured logging, e.g. ``disable_existing_loggers``)."""
+    """The logger ``name`` at DEBUG, it and its ancestors enabled and propagating, for the
+    duration (restored after: a library another test used may have configured logging, e.g.
+    ``disable_existing_loggers`` or a non-propagating ``google`` logger)."""
     logger = logging.getLogger() if name == "root" else logging.getLogger(name)
-    level, disabled, propagate = logger.level, logger.disabled, logger.propagate
+    chain = [logger]
+    parts = name.split(".") if name != "root" else []
+    chain += [logging.getLogger(".".join(parts[:i])) for i in range(len(parts) - 1, 0, -1)]
+    saved = [(each, each.disabled, each.propagate) for each in chain]
+    level = logger.level
     logger.setLevel(logging.DEBUG)
-    logger.disabled, logger.propagate = False, True
+    for each in chain:
+        each.disabled, each.propagate = False, True
     try:
         yield logger
     finally:
         logger.setLevel(level)
-        logger.disabled, logger.propagate = disabled, propagate
+        for each, disabled, propagate in saved:
+            each.disabled, each.propagate = disabled, propagate
 
 
 @pytest.mark.parametrize("shape", [t for _, t in SHAPES], ids=[n for n, _ in SHAPES])

@@ -103,6 +103,10 @@ class Limits:
     backoff_base: float = 0.25
     backoff_cap: float = 5.0
 
+    #: Ranged GETs one large read may have in flight where a connection is slow (1: every read
+    #: is one GET, whatever the link).
+    parts_in_flight: int = PARTS_IN_FLIGHT
+
     @classmethod
     def from_config(cls, config: Any) -> Limits:
         """The limits of ``config`` (a ``Config``, or None for ambient mode)."""
@@ -125,6 +129,7 @@ LIMIT_FIELDS: dict[str, tuple[type, float, float]] = {
     "max_object_bytes": (int, 1, 2**62),
     "retry_window": (float, 0.0, 7 * 86400.0),
     "max_attempts": (int, 1, 1000),
+    "parts_in_flight": (int, 1, 64),
     "backoff_base": (float, 0.0, 3600.0),
     "backoff_cap": (float, 0.0, 3600.0),
 }

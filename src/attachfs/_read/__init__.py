@@ -73,12 +73,13 @@ async def read(client: Any, route: Route, start: int = 0, end: int | None = None
         except Unsatisfiable:
             return http.unsatisfiable(start, version)
 
-    if if_none_match is None and start >= 0:
+    if if_none_match is None and start >= 0 and limits.parts_in_flight > 1:
         link = host(route, config)
         # Worth parts only when there are at least two whole ones: a read just over a part
         # would otherwise cost a second request for its last few bytes.
         if (end - start >= 2 * parallel.MIN_PART_SIZE) if end is not None else parallel.slow(link):
-            return await parallel.read(one, link, route.uri, start, end, version)
+            return await parallel.read(one, link, route.uri, start, end, version,
+                                       limits.parts_in_flight)
         return await parallel.measured(one, link, start, end, version)
     return await one(start, end, version)
 

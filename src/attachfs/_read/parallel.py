@@ -103,13 +103,13 @@ def fast(host: Hashable) -> bool:
     return _fast(host, time.monotonic()) is True
 
 
-def part_size(length: int | None) -> int:
+def part_size(length: int | None, parts: int = PARTS_IN_FLIGHT) -> int:
     """The parts a read of ``length`` bytes (None: to the object's end) is cut into: enough of
     them to fill ``PARTS_IN_FLIGHT`` connections, none smaller than ``MIN_PART_SIZE`` (a part
     waits for its first byte as long as a large one does) nor larger than ``PART_SIZE``."""
     if length is None:
         return PART_SIZE
-    size = -(-length // PARTS_IN_FLIGHT)
+    size = -(-length // parts)
     size = -(-size // _ALIGN) * _ALIGN
     return max(MIN_PART_SIZE, min(PART_SIZE, size))
 
@@ -125,17 +125,17 @@ async def measured(one: One, host: Hashable, start: int, end: int | None,
 
 
 async def read(one: One, host: Hashable, uri: str, start: int, end: int | None,
-               version: str | None) -> Part:
+               version: str | None, parts: int = PARTS_IN_FLIGHT) -> Part:
     """Bytes ``[start, end)`` of the object (``end=None``: to its end), ``start >= 0``, as one
     GET where the host's connections are fast, else as parallel parts (module docstring)."""
     known = _fast(host, time.monotonic())
     if known:
         return await measured(one, host, start, end, version)
-    size = part_size(None if end is None else end - start)
+    size = part_size(None if end is None else end - start, parts)
     if known is False and version is not None and end is not None:
         # A slow link and a version to pin every part to: all of them at once.
         spans = _spans(start, end, size)
-        return _joined(uri, version, start, spans, await _parts(one, spans, version))
+        return _joined(uri, version, start, spans, await _parts(one, spans, version, parts))
     # The first part alone: it tells the size and the version, and measures the link.
     first_end = start + size if end is None else min(end, start + size)
     first = await measured(one, host, start, first_end, version)
@@ -151,7 +151,7 @@ async def read(one: One, host: Hashable, uri: str, start: int, end: int | None,
         rest = [await one(have, end, pinned)]
     else:
         spans = _spans(have, stop, size)
-        rest = await _parts(one, spans, pinned)
+        rest = await _parts(one, spans, pinned, parts)
     return _joined(uri, pinned, start, [(start, first_end), *spans], [first, *rest])
 
 
@@ -159,8 +159,9 @@ def _spans(start: int, stop: int, size: int) -> list[tuple[int, int]]:
     return [(s, min(s + size, stop)) for s in range(start, stop, size)]
 
 
-async def _parts(one: One, spans: list[tuple[int, int]], version: str | None) -> list[Part]:
-    """Each of ``spans``, ``PARTS_IN_FLIGHT`` at a time, in order."""
+async def _parts(one: One, spans: list[tuple[int, int]], version: str | None,
+                 parts: int = PARTS_IN_FLIGHT) -> list[Part]:
+    """Each of ``spans``, ``parts`` at a time, in order."""
     out: list[Part | None] = [None] * len(spans)
     queue = iter(enumerate(spans))
 
@@ -168,7 +169,7 @@ async def _parts(one: One, spans: list[tuple[int, int]], version: str | None) ->
         for i, (s, e) in queue:
             out[i] = await one(s, e, version)
 
-    await _all([worker() for _ in range(min(PARTS_IN_FLIGHT, len(spans)))])
+    await _all([worker() for _ in range(min(parts, len(spans)))])
     return [p for p in out if p is not None]
 
 
