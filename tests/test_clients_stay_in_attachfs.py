@@ -93,7 +93,9 @@ def platform_identity(aws, monkeypatch) -> None:
 
 
 @pytest.fixture
-def fs(config) -> Any:
+def fs(config, entered) -> Any:
+    # Built after `entered` has wrapped the read methods: an async filesystem binds its sync
+    # forms (cat_ranges, cat_file, ...) to the coroutine methods when it is constructed.
     return attachfs.filesystem(tenant=TENANT, config=config, skip_instance_cache=True)
 
 
