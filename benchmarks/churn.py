@@ -66,6 +66,7 @@ def run(repeat: int = 20, *, data_dir: Path | None = None, install: bool = True,
 
 def _client(spec: dict) -> dict:
     import attachfs
+    from attachfs import _blocks
 
     fs = attachfs.filesystem(config={"platform": {"aws": {"endpoint_url": spec["endpoint"],
                                                           "region": "us-east-1"}}})
@@ -106,6 +107,9 @@ def _client(spec: dict) -> dict:
         pooled = _pooled(port)
         log.open()
         for i in range(spec["repeat"]):
+            # Every operation reads over the link: from the block cache it would make no
+            # request, and a close could cancel nothing.
+            _blocks.shared().clear()
             fn(i)
         time.sleep(0.3)  # let the server log what the client hung up on
         requests = log.close()

@@ -54,6 +54,10 @@ class Client:
     def close(self) -> None:
         pass
 
+    def reset(self) -> None:
+        """Forget what earlier repetitions read (untimed, before each repetition): every
+        repetition of a case starts cold, whatever the library keeps in memory."""
+
     def sequential(self, key: str, chunk: int) -> int:
         raise NotImplementedError
 
@@ -269,6 +273,13 @@ class Attachfs(FsspecClient):
         import attachfs
 
         self.fs = attachfs.filesystem(tenant=self.tenant, config=self.config)
+
+    def reset(self) -> None:
+        # The shared block cache (and the sizes and versions it learnt) would otherwise serve
+        # a repeated case from memory.
+        from attachfs import _blocks
+
+        _blocks.shared().clear()
 
     def path(self, key: str) -> str:
         return self.s3_uri(key)

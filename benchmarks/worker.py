@@ -109,6 +109,7 @@ class Worker:
 
     def rep(self) -> dict:
         """One timed repetition, with the requests it made."""
+        self.client.reset()
         if self.case == "f":
             return self._rep_f()
         self.log.open()
