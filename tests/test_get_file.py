@@ -129,3 +129,28 @@ def test_get_file_refuses_an_argument_it_does_not_take(store: Any, fs: Any,
     uri = store.put("obj.bin", b"x")
     with pytest.raises(ValueError, match="chunksize.*did you mean 'chunk_size'"):
         fs.get_file(uri, str(tmp_path / "x"), chunksize=10)
+
+
+@pytest.mark.parametrize("validator", ["none", "weak"])
+def test_an_http_object_with_no_version_is_not_pieced_together_from_parts(
+        peers: Any, fs: Any, tmp_path: Path, validator: str) -> None:
+    # With no strong ETag nothing pins the later parts to the first one's object: a
+    # replacement between parts would leave a file of two objects. After the first part the
+    # rest is read in one answer, so the file is one object, whichever it is.
+    path = f"/nover-{validator}/obj.bin"
+    headers = {"ETag": None} if validator == "none" else {"ETag": 'W/"v1"'}
+    peers.http.put(path, DATA, headers=headers)
+    uri = f"{peers.http.url}{path}"
+
+    class Replace(Callback):
+        def call(self, *args: Any, **kwargs: Any) -> None:
+            if self.value and self.value < len(DATA):
+                peers.http.put(path, b"N" * len(DATA), headers=headers)
+
+    peers.http.clear_requests()
+    target = tmp_path / "obj.bin"
+    fs.get_file(uri, str(target), chunk_size=48 * 1024, callback=Replace())
+    got = target.read_bytes()
+    assert got in (DATA, b"N" * len(DATA)), "the file mixes two versions of the object"
+    gets = [r for r in peers.http.requests if r.method == "GET" and r.path == path]
+    assert len(gets) == 2, [r.headers.get("Range") for r in gets]

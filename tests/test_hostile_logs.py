@@ -351,3 +351,25 @@ def test_a_handler_never_gets_the_raw_exception(root_capture: Capture) -> None:
             logger.removeHandler(handler)
     (record,) = records
     assert record.exc_info is None and record.exc_text and secret not in record.exc_text
+
+
+def test_a_record_logged_while_the_interpreter_exits_is_scrubbed_not_withheld() -> None:
+    # A connection closed by a finaliser logs while the interpreter shuts down, when nothing
+    # can be imported any more: the scrubbing must still run (and mask), not give up.
+    secret = value()
+    program = f"""
+import logging, sys
+import attachfs._redact as redact
+redact.install_log_scrubbing()
+logging.basicConfig(level=logging.DEBUG, stream=sys.stderr, format="%(message)s")
+class Closer:
+    def __del__(self):
+        logging.getLogger("urllib3.connectionpool").debug(
+            "GET https://h/k?sig={secret} Authorization: Bearer {secret} token={secret}")
+sys.modules["closer"] = Closer()
+"""
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, timeout=60,
+                          stdin=subprocess.DEVNULL)
+    err = done.stderr.decode("utf-8", "replace")
+    assert "GET https://h/k?sig=" in err, err
+    assert "withheld" not in err and secret not in err, err

@@ -46,7 +46,7 @@ from ._instances import Protocol, Resolving
 from ._limits import CACHE_MAX_BYTES
 from ._read.batch import Batch, run_all
 from ._read.cached import object_key, read_through, tail_info
-from ._read.part import Part
+from ._read.part import Part, write_parts
 from ._uri import Location, parse
 
 __all__ = ["AttachFileSystem"]
@@ -558,23 +558,10 @@ class AttachFileSystem(AsyncFileSystem, ChainedFileSystem, metaclass=Resolving):
 
     async def _parts(self, fs: AsyncFileSystem, route: _rules.Route, out: Any,
                      chunk_size: int, callback: Callback) -> None:
-        pos, size, version = 0, -1, None
-        while size < 0 or pos < size:
-            part = await _read.read(fs, route, pos, pos + chunk_size, version=version,
-                                    config=self.config)
-            if size < 0:
-                size, version = part.size, part.version
-                callback.set_size(max(size, 0))
-                if version is None and size > len(part.data):
-                    # Nothing to pin the next parts to: the rest in one answer, one version.
-                    part = await _read.read(fs, route, 0, None, config=self.config)
-                    size = len(part.data)
-                    callback.set_size(size)
-            if not part.data:
-                break
-            out.write(part.data)
-            pos += len(part.data)
-            callback.relative_update(len(part.data))
+        async def read(start: int, end: int | None, version: str | None) -> Part:
+            return await _read.read(fs, route, start, end, version=version, config=self.config)
+
+        await write_parts(read, out, chunk_size, callback)
 
     def _open(self, path: str, mode: str = "rb",
               block_size: int | Literal["default"] | None = None, autocommit: bool = True,

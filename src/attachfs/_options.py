@@ -170,7 +170,10 @@ def resolve(given: Mapping[str, Any], *, defaults: Mapping[str, Any],
     target_protocol = merged.get("target_protocol")
     if target_protocol is not None and backend_of(target_protocol) is None:
         raise ConfigError(f"attach reads s3, gs, az/abfs and http(s) URIs; it cannot be chained "
-                          f"over {target_protocol!r} (attach::{target_protocol}://...)")
+                          f"over {target_protocol!r} (attach::{target_protocol}://...). fsspec "
+                          "splits any URL at '::', so an object whose key holds '::' is read "
+                          "with the filesystem's own methods (fs.open, fs.cat_file), not by "
+                          "name through fsspec.open")
     target_options = dict(merged.get("target_options") or {})
     _check_names(target_options, " in target_options (attach::PROTOCOL://... options)",
                  allowed=_TARGET)

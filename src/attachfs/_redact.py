@@ -195,7 +195,7 @@ def scrub(text: str) -> str:
     text = redact_text(text)
     text = _PEM.sub(lambda m: f"-----BEGIN {m[1]}-----***-----END {m[1]}-----", text)
     text = _AUTH_HEADER.sub(_auth_header, text)
-    text = _AUTH_SCHEME.sub(r"\1***", text)
+    text = _AUTH_SCHEME.sub(lambda m: f"{m[1]}***", text)  # a template imports: not at exit
     text = _BARE_TOKEN.sub("***", text)
     text = _XML_FIELD.sub(_xml_field, text)
     text = _FIELD.sub(_field, text)

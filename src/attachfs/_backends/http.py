@@ -21,6 +21,7 @@ from .._net.guard import Guard, refusal_in
 from .._read import retry, throttle
 from .._read.errors import answer_retry, transient
 from .._read.http import http_part
+from .._read.part import Part, write_parts
 from .._redact import redact
 
 if TYPE_CHECKING:
@@ -122,19 +123,11 @@ class GuardedHTTPFileSystem(HTTPFileSystem):
         # pinned to the version of the first (a replaced object fails, never mixes).
         session = await self.set_session()
         out = lpath if _filelike(lpath) else open(lpath, "wb")  # noqa: ASYNC230
+        async def read(start: int, end: int | None, version: str | None) -> Part:
+            return await http_part(self.guard, session, rpath, start, end, version)
+
         try:
-            pos, version, size = 0, None, None
-            while size is None or pos < size:
-                part = await http_part(self.guard, session, rpath, pos, pos + chunk_size,
-                                       version)
-                if size is None:
-                    size, version = part.size, part.version
-                    callback.set_size(size)
-                if not part.data:
-                    break
-                out.write(part.data)
-                pos += len(part.data)
-                callback.relative_update(len(part.data))
+            await write_parts(read, out, chunk_size, callback)
         finally:
             if out is not lpath:
                 out.close()

@@ -108,15 +108,6 @@ class _PlatformChain:
         return refresh.Lease(frozen, now + refresh.ADVISORY_SECONDS + RECHECK_SECONDS)
 
 
-async def frozen(config: Config | None, grant: Grant) -> ReadOnlyCredentials | None:
-    """The credentials a request for ``grant`` is signed with, valid now (None: unsigned)."""
-    if grant.kind == "aws-assume-role":
-        return await assumed_role(config, grant).get()
-    if config is not None and config.platform.aws.anonymous:
-        return None
-    return await platform_lease(config).get()
-
-
 def platform_session(config: Config | None) -> Any:  # a boto3.Session
     """A boto3 session as the platform's own AWS identity (default chain or profile)."""
     import boto3

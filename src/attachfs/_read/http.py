@@ -93,7 +93,10 @@ class _HttpRange:
         if self.empty:
             return unsatisfiable(self.start, self.version)
         size = self.size if self.size is not None else (self.origin or 0) + len(self.buf)
-        return Part(bytes(self.buf), self.start, size, self.etag)
+        # A weak ETag names a version no If-Match can pin (RFC 9110 compares strongly there):
+        # the part names no version, so nothing later is pinned to it.
+        version = self.etag if self.etag and not self.etag.startswith("W/") else None
+        return Part(bytes(self.buf), self.start, size, version)
 
     def _missing(self) -> int | None:
         """Bytes still to read (None: up to the end of the object, size not known yet)."""

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
-__all__ = ["META_HEADERS", "ContentRange", "Part", "range_header", "size_from"]
+__all__ = ["META_HEADERS", "ContentRange", "Part", "range_header", "size_from", "write_parts"]
 
 #: The answer headers a Part keeps in ``meta``.
 META_HEADERS = ("ETag", "Last-Modified", "Content-Type", "Content-Encoding",
@@ -72,3 +73,26 @@ def size_from(content_range: str | None, start: int, length: int) -> int:
     if parsed is not None and parsed.size is not None:
         return parsed.size
     return start + length
+
+
+async def write_parts(read: Callable[[int, int | None, str | None], Awaitable[Part]], out: Any,
+                      chunk_size: int, callback: Any) -> None:
+    """Write a whole object to ``out`` part by part (``read(start, end, version)``), every part
+    pinned to the version of the first, reporting to an fsspec ``Callback`` (``set_size`` once
+    the size is known, ``relative_update`` per part). An object that names no version cannot
+    pin its parts, so after the first part the rest is read whole, in one answer."""
+    pos, size, version = 0, -1, None
+    while size < 0 or pos < size:
+        part = await read(pos, pos + chunk_size, version)
+        if size < 0:
+            size, version = part.size, part.version
+            callback.set_size(max(size, 0))
+            if version is None and size > len(part.data):
+                part = await read(0, None, None)
+                size = len(part.data)
+                callback.set_size(size)
+        if not part.data:
+            break
+        out.write(part.data)
+        pos += len(part.data)
+        callback.relative_update(len(part.data))

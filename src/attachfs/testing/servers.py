@@ -291,6 +291,8 @@ class LocalHTTPServer(AppServer):
     GET and HEAD only, with ``Range`` (``bytes=a-b``, ``a-``, ``-n``; 206 + ``Content-Range``;
     416 out of range; other forms are ignored and answered 200), ``If-Match`` (412),
     ``ETag``, ``Last-Modified``, ``Content-Length`` and ``Accept-Ranges``; 404 when missing.
+    ``If-Match`` compares the ETag served strongly, as RFC 9110 requires: a weak or missing
+    ETag matches nothing but ``*``.
 
     Path matching: ``put`` takes the path as it appears in a URL (percent-encoded; characters
     that need no encoding may also be given as they are). Paths are compared segment by segment
@@ -338,8 +340,11 @@ class LocalHTTPServer(AppServer):
                                          "Content-Type": "application/octet-stream"}
         merged.update(obj.headers)
         headers = {k: v for k, v in merged.items() if v is not None}
+        # RFC 9110 13.1.1: If-Match compares strongly, so a weak ETag (W/"...") never matches.
         if_match = [tag.strip() for tag in request.headers.get("If-Match", "").split(",")]
-        if if_match != [""] and "*" not in if_match and obj.etag not in if_match:
+        served = headers.get("ETag")
+        strong = served is not None and not served.startswith("W/")
+        if if_match != [""] and "*" not in if_match and not (strong and served in if_match):
             return web.Response(status=412, headers=headers)
         size, body, status = len(obj.data), obj.data, 200
         if "Range" in request.headers:

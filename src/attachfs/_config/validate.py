@@ -1,36 +1,6 @@
-"""Load and validate the attachfs config (TOML file or mapping) into immutable dataclasses.
+"""Validate a config mapping, key by key, into the dataclasses of ``model``.
 
-Pure: reads one file, makes no request. Every mistake is a ``ConfigError`` naming the file, the
-dotted key and what to change, because a config that is silently half-read would make reads
-with another identity than the one its author meant (the gcsfs-falls-back-to-anonymous failure).
-
-A config names identities, never secrets: secrets are referenced by environment-variable name
-(``*_env``) or file path and read later by the credential layer, so a ``Config`` can be logged,
-hashed, compared and pickled. A ``Config`` pickles as its file path (or, for a mapping, as the
-validated mapping) and is re-validated on unpickling.
-
-Decisions beyond the access rules themselves:
-
-* ``[tenants]`` present but empty is an error (it would silently mean ambient mode).
-* A claim is a bucket or a prefix ending in ``/`` (``s3://b/acme`` would also cover
-  ``s3://b/acme-other/``). Claims on Azure are refused: without an integration Azure reads are
-  anonymous, the platform lends no identity, so there is no confused deputy to guard against.
-  ``owner`` pinning is S3-only (``ExpectedBucketOwner``); GCS has no equivalent.
-* Requester-pays buckets are read only where the config opts in, because the reader's account
-  is billed: ``requester_pays = true`` (S3, ``x-amz-request-payer``) or ``user_project = "p"``
-  (GCS, the project billed), on a claim or on the tenant's integration.
-* ``service_account`` must be a Google service-account email,
-  ``name@<domain>.gserviceaccount.com`` (``iam.``, ``developer.``, ``appspot.`` ... domains).
-* GCP has no ``scopes`` key: impersonation is always read-only (``devstorage.read_only``).
-* The platform's AWS identity is ``profile`` or boto's default chain (``AWS_*`` environment
-  variables, instance roles); there are no key fields, not even ``*_env`` ones.
-* URLs in the config never carry ``user:password@``: proxy authentication is not supported.
-* A file is bounded before it is parsed (size, nesting, dotted-key parts: ``MAX_*``), and a
-  mapping in nesting; a key file's content where its path belongs is refused unrepeated.
-* ``allow_hosts`` entries are each an address, a network, a name or a suffix (``allow_entry``);
-  one that can never match is refused, naming it.
-* Two tenants may not share an external ID, a service account or a directory; they may share
-  an AWS account with different external IDs (``_refuse_shared_identities``).
+Every mistake is a ``ConfigError`` naming the file, the dotted key and what to change.
 """
 
 from __future__ import annotations
@@ -38,348 +8,41 @@ from __future__ import annotations
 import base64
 import binascii
 import difflib
-import functools
-import hashlib
-import ipaddress
-import json
 import os
 import re
-import sys
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
-from typing import Any, TypeVar, cast
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, NamedTuple, TypeVar, cast
 from urllib.parse import urlsplit
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # Python 3.10
-    import tomli as tomllib
+from .._errors import ConfigError
+from .._limits import CACHE_MAX_BYTES, LIMIT_FIELDS, Limits
+from .._uri import netloc_problem, parse
+from .hosts import allow_entry
+from .model import (
+    AwsIntegration,
+    AwsPlatform,
+    AzureIntegration,
+    AzurePlatform,
+    CacheConfig,
+    Claim,
+    FrozenMap,
+    GcpIntegration,
+    GcpPlatform,
+    HttpPlatform,
+    Platform,
+    Tenant,
+)
 
-from ._errors import ConfigError
-from ._limits import CACHE_MAX_BYTES, LIMIT_FIELDS, Limits
-from ._uri import Location, host_problem, idna_host, ipv4_number, netloc_problem, parse
-
-__all__ = [
-    "AwsIntegration", "AwsPlatform", "AzureIntegration", "AzurePlatform", "CacheConfig", "Claim",
-    "Config", "FrozenMap", "GcpIntegration", "GcpPlatform", "HttpPlatform", "Platform", "Tenant",
-    "allow_entry", "load_config", "resolve_config",
-]
-
-ENV_VAR = "ATTACHFS_CONFIG"
 Integration = TypeVar("Integration")
 
 
-class FrozenMap(Mapping[Any, Any]):
-    """A read-only, hashable mapping (``Config.tenants``)."""
+class Parts(NamedTuple):
+    """What a valid mapping configures (``Config`` holds these with its source)."""
 
-    def __init__(self, items: Any = ()):
-        self._d: dict[Any, Any] = dict(items)
-
-    def __getitem__(self, key: Any) -> Any:
-        return self._d[key]
-
-    def __iter__(self) -> Iterator[Any]:
-        return iter(self._d)
-
-    def __len__(self) -> int:
-        return len(self._d)
-
-    def __hash__(self) -> int:
-        return hash(frozenset(self._d.items()))
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Mapping) and self._d == dict(other.items())
-
-    def __repr__(self) -> str:
-        return f"FrozenMap({self._d!r})"
-
-
-@dataclass(frozen=True)
-class AwsPlatform:
-    role_name: str | None = None          # the role every tenant creates (one fixed name for every tenant)
-    account_id: str | None = None         # the platform's own account (for `attachfs policy`)
-    endpoint_url: str | None = None
-    sts_endpoint_url: str | None = None
-    region: str | None = None
-    profile: str | None = None
-    anonymous: bool = False               # unsigned requests for the platform's own reads
-
-
-@dataclass(frozen=True)
-class GcpPlatform:
-    credentials: str | None = None        # service-account JSON path, "anonymous", or None (ADC)
-    endpoint_url: str | None = None
-    iam_endpoint_url: str | None = None
-    token_uri: str | None = None          # OAuth token endpoint override (local fakes)
-
-
-@dataclass(frozen=True)
-class AzurePlatform:
-    client_id: str | None = None
-    client_secret_env: str | None = None
-    client_certificate_path: str | None = None
-    authority: str | None = None          # default: the Entra ID of the blob URL's cloud
-    endpoint_url: str | None = None       # template containing "{account}"
-    account_key_env: str | None = None    # shared key, for emulators / ambient reads only
-    account: str | None = None            # default storage account for az://container/key
-    redirect_uri: str | None = None       # the app's registered redirect URI (admin consent)
-    anonymous: bool = False               # ambient reads without credentials (adlfs anon)
-
-
-@dataclass(frozen=True)
-class HttpPlatform:
-    proxy: str | None = None
-    allow_private_networks: bool = False
-    allow_hosts: tuple[str, ...] = ()
-    allow_ports: tuple[int, ...] = (80, 443)
-    trust_env: bool = False
-    max_redirects: int = 5
-
-
-@dataclass(frozen=True)
-class Platform:
-    aws: AwsPlatform = AwsPlatform()
-    gcp: GcpPlatform = GcpPlatform()
-    azure: AzurePlatform = AzurePlatform()
-    http: HttpPlatform = HttpPlatform()
-
-
-@dataclass(frozen=True)
-class CacheConfig:
-    directory: str
-    max_bytes: int = CACHE_MAX_BYTES
-    ttl_seconds: float | None = None
-
-
-@dataclass(frozen=True)
-class AwsIntegration:
-    account_id: str
-    external_id: str = field(repr=False)
-    requester_pays: bool = False          # send x-amz-request-payer: the tenant's role pays
-
-
-@dataclass(frozen=True)
-class GcpIntegration:
-    service_account: str
-    user_project: str | None = None       # the project billed for requester-pays buckets
-
-
-@dataclass(frozen=True)
-class AzureIntegration:
-    tenant_id: str
-
-
-@dataclass(frozen=True)
-class Claim:
-    """A tenant's claim on a bucket (or a prefix of it) for direct reads."""
-
-    uri: str                 # "s3://bucket" or "gs://bucket/prefix/"
-    backend: str
-    bucket: str
-    prefix: str = ""
-    account: str | None = None
-    owner: str | None = None  # S3 ExpectedBucketOwner
-    requester_pays: bool = False  # S3: send x-amz-request-payer (the platform's account pays)
-    user_project: str | None = None  # GCS: the project billed for a requester-pays bucket
-
-    def covers(self, location: Location) -> bool:
-        return (location.backend == self.backend and location.bucket == self.bucket
-                and location.account == self.account
-                and location.key.startswith(self.prefix))
-
-
-@dataclass(frozen=True)
-class Tenant:
-    name: str
-    aws: AwsIntegration | None = None
-    gcp: GcpIntegration | None = None
-    azure: AzureIntegration | None = None
-    direct: tuple[Claim, ...] = ()
-
-
-@dataclass(frozen=True)
-class Config:
-    source: str | None
     platform: Platform
     tenants: FrozenMap
-    cache: CacheConfig | None = None
-    limits: Limits = Limits()
-    raw: Any = field(default=None, repr=False, compare=False)
-
-    @property
-    def multi_tenant(self) -> bool:
-        return bool(self.tenants)
-
-    @functools.cached_property
-    def digest(self) -> str:
-        """A short content hash (distinguishes configs in fsspec's instance cache, and keys the
-        credential leases: computed once, it is asked for on every request)."""
-        text = json.dumps(_thaw(self.raw), sort_keys=True, default=str)
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-    def as_mapping(self) -> dict[str, Any]:
-        """The validated config as a plain mapping (it holds no secrets: those are named by
-        environment variable or file, never inline); ``load_config`` of it gives this config
-        back, with relative paths already resolved."""
-        mapping: dict[str, Any] = _thaw(self.raw)
-        return mapping
-
-    @classmethod
-    def from_env(cls) -> Config | None:
-        return resolve_config(None)
-
-    def __repr__(self) -> str:
-        return (f"Config(source={self.source!r}, tenants={sorted(self.tenants)!r}, "
-                f"digest={self.digest!r})")
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        if self.source is not None:
-            return load_config, (self.source,)
-        return load_config, (_thaw(self.raw),)
-
-
-# ---------------------------------------------------------------- loading
-
-def load_config(config: str | os.PathLike[str] | Mapping[str, Any] | Config) -> Config:
-    """Load and validate a config from a TOML file path, a mapping, or return a ``Config``."""
-    if isinstance(config, Config):
-        return config
-    if isinstance(config, Mapping):
-        _check_depth(config, None)
-        return _build(_thaw(config), None)
-    if isinstance(config, (str, os.PathLike)):
-        path = os.path.abspath(os.path.expanduser(os.fspath(config)))
-        try:
-            st = os.stat(path)
-        except OSError as err:
-            raise ConfigError(f"cannot read the config file ({err.strerror})", source=path) from err
-        return _load_file(path, (st.st_mtime_ns, st.st_size, st.st_ino))
-    raise TypeError(f"config must be a path, a mapping or a Config, not {type(config).__name__}")
-
-
-def resolve_config(config: str | os.PathLike[str] | Mapping[str, Any] | Config | None = None,
-                   ) -> Config | None:
-    """``config`` if given, else ``$ATTACHFS_CONFIG`` if set, else None (ambient mode)."""
-    if config is not None:
-        return load_config(config)
-    path = os.environ.get(ENV_VAR)
-    if not path:
-        return None
-    if not os.path.isfile(os.path.expanduser(path)):
-        raise ConfigError(f"${ENV_VAR} names a file that does not exist: fix or unset it",
-                          source=path)
-    return load_config(path)
-
-
-#: Bounds checked before a config is parsed: tomllib recurses once per nesting level (100,000
-#: ``[`` is a RecursionError) and its dotted-key handling is quadratic (one key of 20,000 parts,
-#: a 40 KB file, takes seconds and 1.5 GiB), so size alone is no bound. A real config is tens of
-#: KB, nests 3 deep and has keys of 2-4 parts; 2,000 tenants are ~250 KB. Within these bounds
-#: the worst file parses in about 5 s (once: a loaded file is cached).
-MAX_CONFIG_BYTES = 4 * 2**20
-MAX_DEPTH = 32
-MAX_KEY_PARTS = 16
-
-
-@functools.lru_cache(maxsize=32)
-def _load_file(path: str, _stamp: tuple[int, int, int]) -> Config:
-    if _stamp[1] > MAX_CONFIG_BYTES:
-        raise ConfigError(f"the config file is {_stamp[1]} bytes, over the {MAX_CONFIG_BYTES}-"
-                          "byte bound: a config names tenants and identities, never data",
-                          source=path)
-    try:
-        with open(path, "rb") as f:
-            raw = f.read(MAX_CONFIG_BYTES + 1)
-    except OSError as err:
-        raise ConfigError(f"cannot read the config file ({err.strerror})", source=path) from err
-    if len(raw) > MAX_CONFIG_BYTES:  # it grew since it was stat'ed
-        raise ConfigError(f"the config file is over the {MAX_CONFIG_BYTES}-byte bound",
-                          source=path)
-    try:
-        text = raw.decode("utf-8")
-        _prescan(text, path)
-        data = tomllib.loads(text)
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
-        raise ConfigError(f"not valid TOML: {err}", source=path) from None
-    except (RecursionError, MemoryError):  # a backstop: _prescan bounds both
-        raise ConfigError("the config is too deeply nested or too large to parse",
-                          source=path) from None
-    return _build(data, path)
-
-
-_TOML_TOKEN = re.compile(r'"""|' + r"'''" + r"""|["'#\[\]{}=.,\n]""")
-_TOML_STRING_END = {
-    '"': re.compile(r'(?:[^"\\\n]|\\.)*"'),
-    "'": re.compile(r"[^'\n]*'"),
-    '"""': re.compile(r'(?:[^\\]|\\.)*?"""(?!")', re.S),
-    "'''": re.compile(r".*?'''(?!')", re.S),
-}
-
-
-def _prescan(text: str, path: str) -> None:
-    """Refuse, before tomllib sees it, TOML nested deeper than ``MAX_DEPTH`` (arrays, inline
-    tables) or with a key of more than ``MAX_KEY_PARTS`` dotted parts. Strings and comments are
-    skipped; anything malformed is left for tomllib to report."""
-    depth, parts, pos = 0, 1, 0
-    while (m := _TOML_TOKEN.search(text, pos)) is not None:
-        token, pos = m[0], m.end()
-        if token in _TOML_STRING_END:
-            end = _TOML_STRING_END[token].match(text, pos)
-            if end is None:
-                return  # an unterminated string: tomllib says where
-            pos = end.end()
-        elif token == "#":
-            newline = text.find("\n", pos)
-            pos = len(text) if newline < 0 else newline
-        elif token in "[{":
-            depth += 1
-            if depth > MAX_DEPTH:
-                raise ConfigError(f"nested more than {MAX_DEPTH} levels deep (arrays or inline "
-                                  "tables): a config is a few tables of names", source=path)
-            parts = 1
-        elif token in "]}":
-            depth = max(depth - 1, 0)
-        elif token == ".":
-            parts += 1
-            if parts > MAX_KEY_PARTS:
-                raise ConfigError(f"a key has more than {MAX_KEY_PARTS} dotted parts",
-                                  source=path)
-        else:  # "=", "," or a newline: a new key may start after each
-            parts = 1
-
-
-def _check_depth(value: Any, path: str | None) -> None:
-    """Refuse a mapping (or its lists) nested deeper than ``MAX_DEPTH``, or containing itself,
-    without recursing."""
-    todo: list[tuple[Any, int]] = [(value, 0)]
-    while todo:
-        item, depth = todo.pop()
-        if depth > MAX_DEPTH:
-            raise ConfigError(f"nested more than {MAX_DEPTH} levels deep: a config is a few "
-                              "tables of names", source=path)
-        if isinstance(item, Mapping):
-            todo += [(v, depth + 1) for v in item.values()]
-        elif isinstance(item, (list, tuple)):
-            todo += [(v, depth + 1) for v in item]
-
-
-def _thaw(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {k: _thaw(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_thaw(v) for v in value]
-    return value
-
-
-def _freeze(value: Any) -> Any:
-    if isinstance(value, dict):
-        return FrozenMap((k, _freeze(v)) for k, v in value.items())
-    if isinstance(value, list):
-        return tuple(_freeze(v) for v in value)
-    return value
-
-
-# ---------------------------------------------------------------- validation
+    cache: CacheConfig | None
+    limits: Limits
 
 Check = tuple["re.Pattern[str]", str] | str
 
@@ -573,7 +236,7 @@ class _Table:
         return value
 
 
-def _build(data: dict[str, Any], src: str | None) -> Config:
+def validate(data: dict[str, Any], src: str | None) -> Parts:
     base = os.path.dirname(src) if src else os.getcwd()
     _Table(src, "", data, ("platform", "tenants", "cache", "limits"))
     p = _Table(src, "platform", data.get("platform", {}), ("aws", "gcp", "azure", "http"))
@@ -605,8 +268,7 @@ def _build(data: dict[str, Any], src: str | None) -> Config:
             tenants[name] = _tenant(src, name, value, platform)
     _refuse_double_claims(src, tenants)
     _refuse_shared_identities(src, tenants)
-    return Config(source=src, platform=platform, tenants=FrozenMap(tenants), cache=cache,
-                  limits=limits, raw=_freeze(data))
+    return Parts(platform=platform, tenants=FrozenMap(tenants), cache=cache, limits=limits)
 
 
 def _limits(t: _Table) -> Limits:
@@ -659,59 +321,6 @@ def _http(h: _Table) -> HttpPlatform:
         proxy=h.text("proxy", URL), allow_private_networks=h.flag("allow_private_networks", False),
         allow_hosts=tuple(entries), allow_ports=tuple(ports),
         trust_env=h.flag("trust_env", False), max_redirects=h.number("max_redirects", 5, 0, 30))
-
-
-def allow_entry(entry: str) -> tuple[str, str]:
-    """What a ``platform.http.allow_hosts`` entry names, normalised: ``("address", "10.0.0.1")``
-    (an IPv6 address with or without brackets; a /32 or /128 is an address too), ``("network",
-    "10.0.0.0/8")``, ``("name", "files.example.com")`` (lower case, no trailing dot, IDNA
-    A-labels) or ``("suffix", ".example.com")`` for ``*.example.com`` and ``.example.com``.
-    ``ValueError`` saying why an entry can never match anything (a port, a path, a URL, a star
-    that is not the whole leftmost label, a malformed address, network or name)."""
-    if re.search(r"\s", entry) or "://" in entry or re.search(r"[?#@]", entry):
-        return _never_matches("a host, not a URL: no scheme, user info, query or whitespace")
-    if entry.startswith("[") or entry.endswith("]"):
-        if not (entry.startswith("[") and entry.endswith("]")) or entry.count("[") > 1:
-            return _never_matches("brackets go around an IPv6 address only, with no port "
-                                  "(ports are opened with allow_ports)")
-        try:
-            return "address", str(ipaddress.IPv6Address(entry[1:-1]))
-        except ValueError:
-            return _never_matches("brackets go around an IPv6 address only")
-    if "/" in entry:
-        try:
-            net = ipaddress.ip_network(entry, strict=False)
-        except ValueError:
-            return _never_matches("not an address/prefix network (and a host has no path)")
-        if net.prefixlen == net.max_prefixlen:
-            return "address", str(net.network_address)
-        return "network", str(net)
-    if ":" in entry:
-        try:
-            return "address", str(ipaddress.IPv6Address(entry))
-        except ValueError:
-            return _never_matches("not an IPv6 address, and a host has no :port (ports are "
-                                  "opened with platform.http.allow_ports)")
-    suffix = entry.startswith(("*.", "."))
-    name = entry[2:] if entry.startswith("*.") else entry[1:] if suffix else entry
-    if "*" in name:
-        return _never_matches("* stands only for the whole leftmost label, as in *.example.com")
-    problem = host_problem(name)
-    if problem is not None:
-        return _never_matches(problem.replace(repr(name[:80]), "the name", 1))
-    name = name.lower().removesuffix(".")
-    number = ipv4_number(name)
-    if number is not None:
-        if suffix:
-            return _never_matches("an address has no subdomains")
-        return "address", str(ipaddress.IPv4Address(number))
-    if not name.isascii():
-        name = idna_host(name)
-    return ("suffix", f".{name}") if suffix else ("name", name)
-
-
-def _never_matches(why: str) -> tuple[str, str]:
-    raise ValueError(why)
 
 
 def _tenant(src: str | None, name: str, value: Any, platform: Platform) -> Tenant:
