@@ -60,6 +60,34 @@ def test_open_and_read_one_kib_is_one_request_and_no_head(s3_at_http):
     assert [r.method for r in server.requests] == ["GET"]
 
 
+def test_a_small_read_crosses_to_the_event_loop_once_per_open(s3_at_http, monkeypatch):
+    """Each crossing from the caller's thread to the filesystem's event loop is a thread
+    handoff; with the backend built and its credentials valid, opening a file makes none, and
+    the first read makes the one that carries the request."""
+    import asyncio
+
+    config, put, server = s3_at_http
+    data = os.urandom(4 * MiB)
+    uris = [put(f"handoff-{i}.bin", data) for i in range(3)]
+    fs = attachfs.filesystem(config=config, skip_instance_cache=True)
+    with fs.open(uris[0]) as f:  # the first open builds the S3 backend, on the loop
+        f.read(1024)
+    crossings: list[str] = []
+    real = asyncio.run_coroutine_threadsafe
+
+    def counted(coro, loop):
+        crossings.append(coro.__qualname__)
+        return real(coro, loop)
+
+    monkeypatch.setattr(asyncio, "run_coroutine_threadsafe", counted)
+    server.clear_requests()
+    for uri in uris[1:]:
+        with fs.open(uri) as f:
+            assert f.read(1024) == data[:1024]
+    assert len(crossings) == 2, crossings
+    assert [r.method for r in server.requests] == ["GET", "GET"]
+
+
 def test_a_small_attachment_is_read_whole_with_one_request(s3_at_http):
     config, put, server = s3_at_http
     data = os.urandom(300_000)

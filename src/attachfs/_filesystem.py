@@ -62,6 +62,8 @@ GET_CHUNK = 16 * 2**20
 #: What ``open`` passes on besides the path: fsspec's cache_type is a hint attachfs does not
 #: need (its file has its own read-ahead); size is fsspec's caches' hint.
 _OPEN_KWARGS = ("cache_type", "size")
+#: How many paths' Routes an instance remembers before it starts over.
+_ROUTES_KEPT = 4096
 
 class AttachFileSystem(AsyncFileSystem, ChainedFileSystem, metaclass=Resolving):
     """Read attachments from S3, GCS, Azure Blob and http(s) with per-tenant credentials.
@@ -104,6 +106,7 @@ class AttachFileSystem(AsyncFileSystem, ChainedFileSystem, metaclass=Resolving):
         self.target_protocol = target_protocol
         self.target_options = dict(target_options or {})
         self._backends = Backends(self.config, self._loop, self.asynchronous)
+        self._routes: dict[tuple[str, bool], _rules.Route] = {}
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop | None:
@@ -206,8 +209,19 @@ class AttachFileSystem(AsyncFileSystem, ChainedFileSystem, metaclass=Resolving):
         return parse(self._qualify(path), require_key=require_key)
 
     def _route(self, path: str, *, require_key: bool = True) -> _rules.Route:
-        return _rules.route(self._current_config(), self.tenant,
-                            self._location(path, require_key=require_key))
+        config = self._current_config()  # checked on every call: a changed file refuses
+        memo = self._routes
+        route = memo.get((path, require_key))
+        if route is None:
+            # A Route is a pure function of (config, tenant, location), and both the config
+            # and the tenant are fixed for this instance: decide once per path. Refusals are
+            # not kept; they are decided (and raised) again on every call.
+            route = _rules.route(config, self.tenant, self._location(path,
+                                                                     require_key=require_key))
+            if len(memo) >= _ROUTES_KEPT:
+                memo.clear()
+            memo[(path, require_key)] = route
+        return route
 
     def _current_config(self) -> Config | None:
         """The config, if the file it came from still says the same; ``ConfigError`` if it
@@ -576,7 +590,10 @@ class AttachFileSystem(AsyncFileSystem, ChainedFileSystem, metaclass=Resolving):
         recent = _blocks.shared().recent(object_key(route, self.config))
         known = None if recent is None else (recent.version, recent.size)
         try:
-            fs, _ = sync(self.loop, self._inner, route)
+            loop = self.loop  # first: a forked child gets its own loop and backends here
+            fs = self._backends.built(route)
+            if fs is None or not _credentials.ready_now(self.config, route):
+                fs, _ = sync(loop, self._inner, route)  # build it, or refresh on the loop
             return AttachFile(self, path, route, fs, block_size=block_size,
                               cache_type=cache_type, cache_options=cache_options, known=known,
                               **kwargs)

@@ -57,6 +57,10 @@ class Backends:
                     fs = self._fs[key] = self._build(route)
         return fs
 
+    def built(self, route: Route) -> AsyncFileSystem | None:
+        """The inner filesystem for ``route`` if one was built already (None: not yet)."""
+        return self._fs.get(self.cache_key(route))
+
     @staticmethod
     def cache_key(route: Route) -> _Key:
         loc = route.location

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from .._config import Config
     from .._rules import Route
 
-__all__ = ["forget_all", "lease_for", "ready", "shared"]
+__all__ = ["forget_all", "lease_for", "ready", "ready_now", "shared"]
 
 def lease_for(config: Config | None, route: Route) -> Refreshable[Any] | None:
     """The refreshing credentials ``route`` needs, or None where the backend's own chain (or
@@ -36,6 +36,13 @@ def lease_for(config: Config | None, route: Route) -> Refreshable[Any] | None:
 
         return azure.token_lease(config, grant)
     return None
+
+
+def ready_now(config: Config | None, route: Route) -> bool:
+    """Whether the credentials ``route`` needs are valid now, with no refresh due (then
+    ``ready`` has nothing to do, and a caller on another thread need not hop to the loop)."""
+    lease = lease_for(config, route)
+    return lease is None or lease.fresh()
 
 
 async def ready(config: Config | None, route: Route) -> None:

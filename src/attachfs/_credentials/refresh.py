@@ -102,6 +102,10 @@ class Refreshable(Generic[T]):
         lease = self._lease
         return lease is None or self.clock() >= lease.expires_at - window
 
+    def fresh(self) -> bool:
+        """A lease is held and no refresh is due yet (``get`` would return it at once)."""
+        return not self._needs(self.advisory)
+
     def get_sync(self) -> T:
         """The current value, refreshing first if needed (blocking; not for event loops)."""
         if not self._needs(self.advisory):
