@@ -375,3 +375,46 @@ def test_a_window_on_a_slow_link_is_cut_into_parts_pinned_at_once(store: Countin
 def test_parts_fill_the_connections_of_a_read_within_bounds(length: int | None,
                                                            part: int) -> None:
     assert parallel.part_size(length) == part
+
+
+# -- a stream's window --------------------------------------------------------------------------
+
+def _lengths(gets: list[Any]) -> list[int]:
+    out = []
+    for g in gets:
+        first, _, last = g.range.removeprefix("bytes=").partition("-")
+        out.append(int(last) + 1 - int(first))
+    return out
+
+
+@pytest.mark.parametrize("caller_set", [False, True], ids=["default", "max_readahead-set"])
+def test_a_stream_on_a_slow_link_grows_its_window_into_larger_parts(
+        store: CountingStore, monkeypatch: pytest.MonkeyPatch, caller_set: bool) -> None:
+    """On a link measured slow, a stream's read-ahead grows to ``parts_in_flight`` parts of
+    half ``PART_SIZE`` (each part then spends less of its time waiting for its first byte),
+    unless the caller set ``max_readahead``; the bytes are the object's, each asked once."""
+    from attachfs import _file
+
+    readahead = 2 * PART  # the file's default bound here: below the slow link's window
+    monkeypatch.setattr(_file, "MAX_READAHEAD", readahead)
+    monkeypatch.setattr(_file, "FIRST_BLOCK", PART)
+    monkeypatch.setattr(parallel, "_ALIGN", 4 * KiB)  # parts of a few KiB, as counted here
+    data = os.urandom(4 * MiB)
+    uri = store.put(store.bucket, "stream.bin", data)
+    fs = fs_for(store)
+    measure(fs, uri, fast=False)
+    store.reset_counts()
+    options = {"max_readahead": readahead} if caller_set else {}
+    with fs.open(uri, cache_options=options) as f:
+        out = b"".join(iter(lambda: f.read(PART), b""))
+    assert out == data
+    lengths = _lengths(ranged(store))
+    assert sum(lengths) <= len(data) * 1.05  # nothing fetched twice
+    etag = store.etag(store.bucket, "stream.bin")
+    assert {g.if_match for g in store.gets[1:]} == {etag}
+    if caller_set:
+        assert max(lengths) <= readahead // parallel.PARTS_IN_FLIGHT * 2
+    else:
+        window = PART // 2 * parallel.PARTS_IN_FLIGHT
+        assert window > readahead
+        assert max(lengths) == window // parallel.PARTS_IN_FLIGHT

@@ -165,6 +165,7 @@ class AttachFile(AbstractBufferedFile):
             self._shared: BlockCache | None = None
             self._pattern = Pattern()
             self._prefetch_parquet = False
+            self._link_window = False
         else:
             self.blocksize = block_size if isinstance(block_size, int) and sized else FIRST_BLOCK
             options = _options(self.cache_options)
@@ -177,6 +178,9 @@ class AttachFile(AbstractBufferedFile):
             self._shared = shared if options.get("shared", True) and shared.max_bytes else None
             self._prefetch_parquet = bool(options.get("prefetch", True)) and bool(self._shared)
             self._local.limit = 2 * max_readahead + first_block
+            # Unless the caller set it, a stream's read-ahead grows to what keeps a slow link
+            # busy (``_read.window``), once the link is measured slow.
+            self._link_window = "max_readahead" not in options
         if known is not None and known[1] >= 0:  # what info() saw a moment ago
             self.version, self._size = known
 
@@ -246,6 +250,8 @@ class AttachFile(AbstractBufferedFile):
         pieces, gaps = self._lookup(start, end)
         waits = [f for f in self._inflight if any(f.start < ge and gs < f.end for gs, ge in gaps)]
         missing = _subtract(gaps, [(f.start, f.end) for f in waits])
+        if self._link_window and self._pattern.streaming:
+            self._fit_window()
         plan = self._pattern.plan(start, end, self._size, missing)
         if plan.prefetch:
             self._prefetch(self._missing(*plan.prefetch), stream=True)
@@ -259,6 +265,15 @@ class AttachFile(AbstractBufferedFile):
             part = self._wait(flight.future)
             pieces.append((_offset(part), part.data))
         return self._assemble(pieces, start, end)
+
+    def _fit_window(self) -> None:
+        """Grow a stream's read-ahead to the window its link needs (larger on a link measured
+        slow, where each part waits long for its first byte), and what this file holds with it."""
+        wanted = _read.window(self.route, self.fs.config)
+        if wanted > self._pattern.max_readahead:
+            self._pattern.max_readahead = wanted
+            self._local.limit = 2 * wanted + self._pattern.first_block
+            self._link_window = False  # grown once; a window never shrinks mid-stream
 
     def _assemble(self, pieces: list[tuple[int, bytes]], start: int, end: int) -> bytes:
         """Bytes ``[start, end)`` out of ``pieces`` (fetching what they miss, as asked)."""

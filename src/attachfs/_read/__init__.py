@@ -97,11 +97,12 @@ async def read_ranges(client: Any, route: Route, ranges: Sequence[tuple[int, int
 
 
 def window(route: Route, config: Config | None = None) -> int:
-    """Bytes a sequential reader of ``route`` should ask per ``read`` to keep its link busy
-    (``parallel.window``): larger where the host's connections were measured slow."""
+    """Bytes a sequential reader of ``route`` should have in flight per window to keep its
+    link busy (``parallel.window``): larger where the host's connections were measured slow,
+    as many parts as the config's ``parts_in_flight``."""
     if route.backend == "http":
         return parallel.PART_SIZE
-    return parallel.window(host(route, config))
+    return parallel.window(host(route, config), Limits.from_config(config).parts_in_flight)
 
 
 def host(route: Route, config: Config | None) -> tuple[str | None, ...]:

@@ -85,11 +85,12 @@ def _measured(host: Hashable, nbytes: int, seconds: float, now: float) -> None:
     _links[host] = _Link(rate, now)
 
 
-def window(host: Hashable) -> int:
-    """Bytes a sequential reader of ``host`` should ask per read to keep its link busy:
-    ``PARTS_IN_FLIGHT`` parts where connections are slow, one part where one is fast (or not
-    measured yet)."""
-    return PART_SIZE * PARTS_IN_FLIGHT if slow(host) else PART_SIZE
+def window(host: Hashable, parts: int = PARTS_IN_FLIGHT) -> int:
+    """Bytes a sequential reader of ``host`` should have in flight per window to keep its link
+    busy: ``parts`` parts of half ``PART_SIZE`` where connections are slow (a part of 1 MiB
+    spends most of its time waiting for its first byte; one of 4 MiB on a 64 MB/s connection
+    two thirds of it carrying data), one part where one is fast (or not measured yet)."""
+    return PART_SIZE // 2 * parts if slow(host) else PART_SIZE
 
 
 def slow(host: Hashable) -> bool:
