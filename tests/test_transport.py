@@ -49,6 +49,7 @@ def store(server: CountingStore, names: Any, monkeypatch: pytest.MonkeyPatch) ->
     server.reset_counts()
     monkeypatch.setattr(parallel, "PART_SIZE", PART)
     monkeypatch.setattr(parallel, "MIN_PART_SIZE", PART // 4)
+    monkeypatch.setattr(parallel, "MEASURE_SAMPLE", PART)
     server.bucket = names("p")
     return server
 
@@ -418,3 +419,60 @@ def test_a_stream_on_a_slow_link_grows_its_window_into_larger_parts(
         window = PART // 2 * parallel.PARTS_IN_FLIGHT
         assert window > readahead
         assert max(lengths) == window // parallel.PARTS_IN_FLIGHT
+
+
+# -- what a link is measured as ----------------------------------------------------------------
+
+def test_a_pause_in_one_sample_does_not_make_a_fast_link_slow() -> None:
+    """A sample can only come out slower than the link (the client paused), never faster: of
+    the samples within ``RECHECK`` the host keeps the best, not their average."""
+    host = ("test-sample", object())
+    now = time.monotonic()
+    parallel._measured(host, 4 * MiB, 10.0, now)  # one read that waited on a pause
+    assert parallel._fast(host, now) is False
+    quick = 4 * MiB / (1.5 * parallel.FAST_CONNECTION)  # 1.5x the threshold
+    parallel._measured(host, 4 * MiB, quick, now)
+    assert parallel._fast(host, now) is True
+    parallel._measured(host, 4 * MiB, 10.0, now)  # another pause: still fast
+    assert parallel._fast(host, now) is True
+
+
+def test_a_fast_part_of_a_parallel_read_shows_the_link_fast(
+        store: CountingStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A link wrongly measured slow reads in parts; a part that alone carried more than
+    ``FAST_CONNECTION`` shows it fast, and the next read is one GET."""
+    import asyncio
+
+    # Between the wrong sample (4 MiB in 10 s) and what a part carries over loopback (64 KiB
+    # in well under 30 ms).
+    monkeypatch.setattr(parallel, "FAST_CONNECTION", 2e6)
+    monkeypatch.setattr(parallel, "RATE_SAMPLE", PART // 4)
+    data = os.urandom(MiB)
+    uri = store.put(store.bucket, "relink.bin", data)
+    fs = fs_for(store)
+    measure(fs, uri, fast=False)
+    host = _read.host(fs.route(uri), fs.config)
+    etag = store.etag(store.bucket, "relink.bin")
+    store.reset_counts()
+    part = asyncio.run(_read.read(None, fs.route(uri), 0, 8 * PART, version=etag,
+                                  config=fs.config))
+    assert part.data == data[:8 * PART]
+    assert len(store.gets) == 8  # slow: in parts, all pinned
+    assert parallel._fast(host, time.monotonic()) is True
+    store.reset_counts()
+    assert fs.cat_file(uri, 8 * PART, 16 * PART) == data[8 * PART:16 * PART]
+    assert len(store.gets) == 1
+
+
+def test_a_host_not_measured_lately_is_measured_with_a_larger_first_part(
+        store: CountingStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The part that measures a host goes alone and is ``MEASURE_SAMPLE`` long, not a part's
+    size: a small sample is mostly a request's own overhead on a fast link."""
+    monkeypatch.setattr(parallel, "MEASURE_SAMPLE", 3 * PART)
+    data = os.urandom(16 * PART)
+    uri = store.put(store.bucket, "sample.bin", data)
+    fs = fs_for(store)
+    store.reset_counts()
+    assert fs.cat_file(uri, 0, 8 * PART) == data[:8 * PART]
+    assert store.gets[0].range == f"bytes=0-{3 * PART - 1}"
+    assert store.gets[0].if_match is None

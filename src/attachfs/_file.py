@@ -181,6 +181,7 @@ class AttachFile(AbstractBufferedFile):
             # Unless the caller set it, a stream's read-ahead grows to what keeps a slow link
             # busy (``_read.window``), once the link is measured slow.
             self._link_window = "max_readahead" not in options
+            self._readahead = max_readahead
         if known is not None and known[1] >= 0:  # what info() saw a moment ago
             self.version, self._size = known
 
@@ -267,13 +268,13 @@ class AttachFile(AbstractBufferedFile):
         return self._assemble(pieces, start, end)
 
     def _fit_window(self) -> None:
-        """Grow a stream's read-ahead to the window its link needs (larger on a link measured
-        slow, where each part waits long for its first byte), and what this file holds with it."""
-        wanted = _read.window(self.route, self.fs.config)
-        if wanted > self._pattern.max_readahead:
+        """Fit a stream's read-ahead to the window its link needs now: larger on a link
+        measured slow (each part waits long for its first byte), back to ``max_readahead``'s
+        default where it is not; and what this file holds with it."""
+        wanted = max(_read.window(self.route, self.fs.config), self._readahead)
+        if wanted != self._pattern.max_readahead:
             self._pattern.max_readahead = wanted
             self._local.limit = 2 * wanted + self._pattern.first_block
-            self._link_window = False  # grown once; a window never shrinks mid-stream
 
     def _assemble(self, pieces: list[tuple[int, bytes]], start: int, end: int) -> bytes:
         """Bytes ``[start, end)`` out of ``pieces`` (fetching what they miss, as asked)."""

@@ -13,7 +13,12 @@ replaced mid-read fails with ``IntegrityError`` instead of mixing bytes of two v
 It adapts, per host: a read made alone measures what one connection carries. Where that is
 more than ``FAST_CONNECTION`` (a fast local link, where the client's own CPU is the limit), one
 GET per read is faster than several that share the same CPU, and the read is left whole. The
-measurement is trusted for ``RECHECK`` seconds, then the next large read measures again.
+measurement is trusted for ``RECHECK`` seconds, then the next large read measures again. A
+pause of the client (a garbage collection, another thread holding the GIL for its switch
+interval) can only make a sample slower than the link, never faster: the host keeps the best
+rate seen within ``RECHECK``, and a part of a parallel read that alone carried more than
+``FAST_CONNECTION`` shows the link fast too (one slow sample on a fast link would otherwise cut
+every read into parts for ``RECHECK`` seconds, on a link where parts only share the CPU).
 
 Memory is bounded by the read: its parts are held until they are joined into the one ``bytes``
 the read returns (the caller picks the range; a streaming file asks a window at a time).
@@ -48,6 +53,11 @@ One = Callable[[int, "int | None", "str | None"], Awaitable[Part]]
 #: Reads smaller than this say little about a link's rate: their first byte's wait dominates.
 #: No larger than MIN_PART_SIZE, so the first part of a read, made alone, measures the link.
 RATE_SAMPLE = MIN_PART_SIZE
+#: What the first part of a read measures a host with when it was not measured lately: on a
+#: fast link a 1 MiB sample is mostly the request's own overhead and a new connection's start
+#: (loopback measured 147 MiB/s for 1 MiB, then 250-690 MiB/s); over a cloud link 4 MiB is
+#: still one connection's rate (30 ms first byte, 64 ms of data at 64 MB/s).
+MEASURE_SAMPLE = 4 * 2**20
 #: Seconds a host's measured rate is trusted before a large read measures it again.
 RECHECK = 30.0
 #: Parts are whole multiples of this.
@@ -79,7 +89,7 @@ def _measured(host: Hashable, nbytes: int, seconds: float, now: float) -> None:
     rate = nbytes / seconds
     link = _links.pop(host, None)
     if link is not None and now - link.when <= RECHECK:
-        rate = (link.rate + rate) / 2
+        rate = max(link.rate, rate)  # a pause only ever makes a sample slower
     if len(_links) >= MAX_HOSTS:
         del _links[next(iter(_links))]
     _links[host] = _Link(rate, now)
@@ -136,9 +146,12 @@ async def read(one: One, host: Hashable, uri: str, start: int, end: int | None,
     if known is False and version is not None and end is not None:
         # A slow link and a version to pin every part to: all of them at once.
         spans = _spans(start, end, size)
-        return _joined(uri, version, start, spans, await _parts(one, spans, version, parts))
-    # The first part alone: it tells the size and the version, and measures the link.
-    first_end = start + size if end is None else min(end, start + size)
+        return _joined(uri, version, start, spans,
+                       await _parts(one, spans, version, parts, host))
+    # The first part alone: it tells the size and the version, and measures the link (not
+    # measured lately: a larger sample, which a cold start skews less).
+    alone = max(size, MEASURE_SAMPLE) if known is None else size
+    first_end = start + alone if end is None else min(end, start + alone)
     first = await measured(one, host, start, first_end, version)
     have = start + len(first.data)
     stop = first.size if end is None else min(end, first.size)
@@ -152,7 +165,7 @@ async def read(one: One, host: Hashable, uri: str, start: int, end: int | None,
         rest = [await one(have, end, pinned)]
     else:
         spans = _spans(have, stop, size)
-        rest = await _parts(one, spans, pinned, parts)
+        rest = await _parts(one, spans, pinned, parts, host)
     return _joined(uri, pinned, start, [(start, first_end), *spans], [first, *rest])
 
 
@@ -161,14 +174,20 @@ def _spans(start: int, stop: int, size: int) -> list[tuple[int, int]]:
 
 
 async def _parts(one: One, spans: list[tuple[int, int]], version: str | None,
-                 parts: int = PARTS_IN_FLIGHT) -> list[Part]:
-    """Each of ``spans``, ``parts`` at a time, in order."""
+                 parts: int = PARTS_IN_FLIGHT, host: Hashable = None) -> list[Part]:
+    """Each of ``spans``, ``parts`` at a time, in order. A part that alone carried more than
+    ``FAST_CONNECTION`` shows ``host`` fast (parts share the link: none is faster than it)."""
     out: list[Part | None] = [None] * len(spans)
     queue = iter(enumerate(spans))
 
     async def worker() -> None:
         for i, (s, e) in queue:
-            out[i] = await one(s, e, version)
+            began = time.monotonic()
+            part = out[i] = await one(s, e, version)
+            now = time.monotonic()
+            if host is not None and len(part.data) >= RATE_SAMPLE and (
+                    len(part.data) >= FAST_CONNECTION * (now - began)):
+                _measured(host, len(part.data), now - began, now)
 
     await _all([worker() for _ in range(min(parts, len(spans)))])
     return [p for p in out if p is not None]
