@@ -4,7 +4,7 @@ read back byte-exact through attachfs, from every emulator."""
 from __future__ import annotations
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import attachfs
@@ -58,6 +58,12 @@ def test_fixed_awkward_keys(store, fs, key):
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(key=keys)
 def test_generated_keys_read_back_exactly(store, fs, key):
+    if store.backend == "azure":
+        # Azure blob names may not hold the dot segments "." and ".." (URLs lose them, RFC
+        # 3986 5.2.4; https://learn.microsoft.com/rest/api/storageservices/naming-and-
+        # referencing-containers--blobs--and-metadata#blob-names): the Azure SDK's own upload
+        # of ".//" is refused. S3 and GCS keep them, and are read with them here.
+        assume(not any(seg in (".", "..") for seg in key.split("/")))
     data = key.encode("utf-8") + b"\x00\xff"
     uri = store.put(key, data)
     assert fs.cat_file(uri) == data
