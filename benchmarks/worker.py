@@ -124,6 +124,9 @@ class Worker:
         self.rep_no += 1
         out: dict = {"scenarios": {}}
         for name, sc in self.scenarios.items():
+            # Two scenarios may read the same file (the netCDF variable whole, then a slice):
+            # each starts cold, as each repetition does.
+            self.client.reset()
             try:
                 out["scenarios"][name] = self._scenario(sc, copy_key(sc.key, self.rep_no),
                                                         self.needed[name])
