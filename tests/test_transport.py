@@ -64,7 +64,8 @@ def measure(fs: Any, uri: str, *, fast: bool) -> None:
     would have measured): far above or far below ``FAST_CONNECTION``."""
     host = _read.host(fs.route(uri), fs.config)
     seconds = 1e-6 if fast else 10.0
-    parallel._measured(host, 4 * MiB, seconds, time.monotonic())
+    for _ in range(1 if fast else parallel.SLOW_SAMPLES):  # slow: as many samples as it takes
+        parallel._measured(host, 4 * MiB, seconds, time.monotonic())
 
 
 def ranged(server: CountingStore) -> list[Any]:
@@ -429,6 +430,8 @@ def test_a_pause_in_one_sample_does_not_make_a_fast_link_slow() -> None:
     host = ("test-sample", object())
     now = time.monotonic()
     parallel._measured(host, 4 * MiB, 10.0, now)  # one read that waited on a pause
+    assert parallel._fast(host, now) is None  # one slow sample says nothing yet
+    parallel._measured(host, 4 * MiB, 10.0, now)
     assert parallel._fast(host, now) is False
     quick = 4 * MiB / (1.5 * parallel.FAST_CONNECTION)  # 1.5x the threshold
     parallel._measured(host, 4 * MiB, quick, now)
@@ -475,4 +478,21 @@ def test_a_host_not_measured_lately_is_measured_with_a_larger_first_part(
     store.reset_counts()
     assert fs.cat_file(uri, 0, 8 * PART) == data[:8 * PART]
     assert store.gets[0].range == f"bytes=0-{3 * PART - 1}"
+    assert store.gets[0].if_match is None
+
+
+def test_one_slow_sample_makes_the_next_read_measure_again(
+        store: CountingStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After one slow sample the next large read still measures, with a part of
+    ``MEASURE_SAMPLE`` alone (the first request after a pause runs slowly on some machines)."""
+    monkeypatch.setattr(parallel, "MEASURE_SAMPLE", 3 * PART)
+    data = os.urandom(MiB)
+    uri = store.put(store.bucket, "again.bin", data)
+    fs = fs_for(store)
+    host = _read.host(fs.route(uri), fs.config)
+    parallel._measured(host, 4 * MiB, 10.0, time.monotonic())
+    assert parallel._fast(host, time.monotonic()) is None
+    store.reset_counts()
+    assert fs.cat_file(uri, 0, 8 * PART) == data[:8 * PART]
+    assert store.gets[0].range == f"bytes=0-{3 * PART - 1}"  # measuring, not a part
     assert store.gets[0].if_match is None

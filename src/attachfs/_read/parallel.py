@@ -58,6 +58,8 @@ RATE_SAMPLE = MIN_PART_SIZE
 #: (loopback measured 147 MiB/s for 1 MiB, then 250-690 MiB/s); over a cloud link 4 MiB is
 #: still one connection's rate (30 ms first byte, 64 ms of data at 64 MB/s).
 MEASURE_SAMPLE = 4 * 2**20
+#: Samples that must agree before a host is called slow (one fast sample calls it fast).
+SLOW_SAMPLES = 2
 #: Seconds a host's measured rate is trusted before a large read measures it again.
 RECHECK = 30.0
 #: Parts are whole multiples of this.
@@ -68,31 +70,38 @@ MAX_HOSTS = 1024
 
 @dataclass
 class _Link:
-    rate: float  # bytes per second one connection carried, alone
+    rate: float  # bytes per second one connection carried, alone: the best sample
     when: float  # time.monotonic() of the measurement
+    samples: int = 1  # how many samples agree on it
 
 
 _links: dict[Hashable, _Link] = {}
 
 
 def _fast(host: Hashable, now: float) -> bool | None:
-    """Whether one connection to ``host`` is fast enough alone (None: not measured lately)."""
+    """Whether one connection to ``host`` is fast enough alone (None: not measured lately, or
+    slow in only one sample: the first request after the client sat idle runs slowly on some
+    machines, so a link is called slow only once ``SLOW_SAMPLES`` samples say so)."""
     link = _links.get(host)
     if link is None or now - link.when > RECHECK:
         return None
-    return link.rate >= FAST_CONNECTION
+    if link.rate >= FAST_CONNECTION:
+        return True
+    return False if link.samples >= SLOW_SAMPLES else None
 
 
 def _measured(host: Hashable, nbytes: int, seconds: float, now: float) -> None:
     if nbytes < RATE_SAMPLE or seconds <= 0:
         return
     rate = nbytes / seconds
+    samples = 1
     link = _links.pop(host, None)
     if link is not None and now - link.when <= RECHECK:
         rate = max(link.rate, rate)  # a pause only ever makes a sample slower
+        samples = link.samples + 1
     if len(_links) >= MAX_HOSTS:
         del _links[next(iter(_links))]
-    _links[host] = _Link(rate, now)
+    _links[host] = _Link(rate, now, samples)
 
 
 def window(host: Hashable, parts: int = PARTS_IN_FLIGHT) -> int:
