@@ -496,3 +496,33 @@ def test_one_slow_sample_makes_the_next_read_measure_again(
     assert fs.cat_file(uri, 0, 8 * PART) == data[:8 * PART]
     assert store.gets[0].range == f"bytes=0-{3 * PART - 1}"  # measuring, not a part
     assert store.gets[0].if_match is None
+
+
+def test_a_sample_that_overlapped_another_is_credited_with_the_overlap(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two measuring GETs at once (a stream's read and its read-ahead) each carry half of what
+    one would alone where the client is the limit: each sample counts twice its bytes, and
+    never more than ``OVERLAP_CREDIT`` times."""
+    import asyncio
+
+    from attachfs._read.part import Part
+
+    seen: list[int] = []
+    monkeypatch.setattr(parallel, "_measured",
+                        lambda host, nbytes, seconds, now: seen.append(nbytes))
+    host = ("test-overlap", object())
+
+    async def one(start: int, end: int | None, version: str | None) -> Part:
+        await asyncio.sleep(0.02)
+        return Part(b"x" * PART, start, 16 * PART, "v")
+
+    async def three() -> None:
+        await asyncio.gather(*(parallel.measured(one, host, i * PART, (i + 1) * PART, None)
+                               for i in range(3)))
+
+    asyncio.run(parallel.measured(one, host, 0, PART, None))
+    assert seen == [PART]  # alone: its own bytes
+    seen.clear()
+    asyncio.run(three())
+    assert seen == [parallel.OVERLAP_CREDIT * PART] * 3
+    assert not parallel._busy
