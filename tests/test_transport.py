@@ -526,3 +526,22 @@ def test_a_sample_that_overlapped_another_is_credited_with_the_overlap(
     asyncio.run(three())
     assert seen == [parallel.OVERLAP_CREDIT * PART] * 3
     assert not parallel._busy
+
+
+def test_a_forked_child_starts_with_no_measuring_gets_in_flight() -> None:
+    """The parent's GETs never finish in a forked child: counted there, they would credit
+    every sample of the child with an overlap it never had."""
+    host = ("test-fork", os.getpid())
+    parallel._busy[host] = 3
+    try:
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: report and leave at once
+            os.write(write_end, b"1" if host in parallel._busy else b"0")
+            os._exit(0)
+        os.close(write_end)
+        assert os.read(read_end, 1) == b"0"
+        os.waitpid(pid, 0)
+        assert parallel._busy[host] == 3  # the parent's own count is left alone
+    finally:
+        parallel._busy.pop(host, None)

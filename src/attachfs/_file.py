@@ -165,7 +165,7 @@ class AttachFile(AbstractBufferedFile):
             self._shared: BlockCache | None = None
             self._pattern = Pattern()
             self._prefetch_parquet = False
-            self._link_window = False
+            self._auto_readahead: int | None = None
         else:
             self.blocksize = block_size if isinstance(block_size, int) and sized else FIRST_BLOCK
             options = _options(self.cache_options)
@@ -178,10 +178,9 @@ class AttachFile(AbstractBufferedFile):
             self._shared = shared if options.get("shared", True) and shared.max_bytes else None
             self._prefetch_parquet = bool(options.get("prefetch", True)) and bool(self._shared)
             self._local.limit = 2 * max_readahead + first_block
-            # Unless the caller set it, a stream's read-ahead grows to what keeps a slow link
-            # busy (``_read.window``), once the link is measured slow.
-            self._link_window = "max_readahead" not in options
-            self._readahead = max_readahead
+            # Unless the caller set it, a stream's read-ahead follows its link (``_fit_window``)
+            # from this default.
+            self._auto_readahead = None if "max_readahead" in options else max_readahead
         if known is not None and known[1] >= 0:  # what info() saw a moment ago
             self.version, self._size = known
 
@@ -251,8 +250,8 @@ class AttachFile(AbstractBufferedFile):
         pieces, gaps = self._lookup(start, end)
         waits = [f for f in self._inflight if any(f.start < ge and gs < f.end for gs, ge in gaps)]
         missing = _subtract(gaps, [(f.start, f.end) for f in waits])
-        if self._link_window and self._pattern.streaming:
-            self._fit_window()
+        if self._auto_readahead is not None and self._pattern.streaming:
+            self._fit_window(self._auto_readahead)
         plan = self._pattern.plan(start, end, self._size, missing)
         if plan.prefetch:
             self._prefetch(self._missing(*plan.prefetch), stream=True)
@@ -267,11 +266,11 @@ class AttachFile(AbstractBufferedFile):
             pieces.append((_offset(part), part.data))
         return self._assemble(pieces, start, end)
 
-    def _fit_window(self) -> None:
+    def _fit_window(self, default: int) -> None:
         """Fit a stream's read-ahead to the window its link needs now: larger on a link
-        measured slow (each part waits long for its first byte), back to ``max_readahead``'s
-        default where it is not; and what this file holds with it."""
-        wanted = max(_read.window(self.route, self.fs.config), self._readahead)
+        measured slow (each part waits long for its first byte), back to ``default`` where it
+        is not; and what this file holds with it."""
+        wanted = max(_read.window(self.route, self.fs.config), default)
         if wanted != self._pattern.max_readahead:
             self._pattern.max_readahead = wanted
             self._local.limit = 2 * wanted + self._pattern.first_block

@@ -108,7 +108,7 @@ class Refreshable(Generic[T]):
 
     def get_sync(self) -> T:
         """The current value, refreshing first if needed (blocking; not for event loops)."""
-        if not self._needs(self.advisory):
+        if self.fresh():
             return self._lease.value  # type: ignore[union-attr]
         return self._refresh()
 
@@ -117,7 +117,7 @@ class Refreshable(Generic[T]):
         awaited by the caller that started it; in the advisory window the other callers go on
         with the still-valid lease meanwhile, in the mandatory window they await that same
         refresh (no thread hop and no lock per waiting request)."""
-        if not self._needs(self.advisory):
+        if self.fresh():
             return self._lease.value  # type: ignore[union-attr]
         loop = asyncio.get_running_loop()
         task = self._inflight.get(loop)

@@ -33,6 +33,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .. import _fork
 from .._limits import (
     FAST_CONNECTION,
     MIN_PART_SIZE,
@@ -77,7 +78,9 @@ class _Link:
 
 _links: dict[Hashable, _Link] = {}
 #: Measuring GETs in flight per host (a sample that overlapped another shared the client).
+#: A forked child starts with none: the parent's GETs never finish there.
 _busy: dict[Hashable, int] = {}
+_fork.at_fork(after_in_child=_busy.clear)
 #: The most a sample is credited for the measuring GETs it overlapped (a stream's read and its
 #: read-ahead).
 OVERLAP_CREDIT = 2
@@ -151,10 +154,12 @@ async def measured(one: One, host: Hashable, start: int, end: int | None,
     try:
         part = await one(start, end, version)
     finally:
-        busy = max(busy, _busy[host])
-        _busy[host] -= 1
-        if not _busy[host]:
-            del _busy[host]
+        busy = max(busy, _busy.get(host, busy))
+        left = _busy.get(host, 1) - 1  # another loop's thread may have moved it meanwhile
+        if left > 0:
+            _busy[host] = left
+        else:
+            _busy.pop(host, None)
     now = time.monotonic()
     _measured(host, len(part.data) * min(busy, OVERLAP_CREDIT), now - began, now)
     return part
@@ -198,8 +203,8 @@ def _spans(start: int, stop: int, size: int) -> list[tuple[int, int]]:
     return [(s, min(s + size, stop)) for s in range(start, stop, size)]
 
 
-async def _parts(one: One, spans: list[tuple[int, int]], version: str | None,
-                 parts: int = PARTS_IN_FLIGHT, host: Hashable = None) -> list[Part]:
+async def _parts(one: One, spans: list[tuple[int, int]], version: str | None, parts: int,
+                 host: Hashable) -> list[Part]:
     """Each of ``spans``, ``parts`` at a time, in order. A part that alone carried more than
     ``FAST_CONNECTION`` shows ``host`` fast (parts share the link: none is faster than it)."""
     out: list[Part | None] = [None] * len(spans)
@@ -210,9 +215,8 @@ async def _parts(one: One, spans: list[tuple[int, int]], version: str | None,
             began = time.monotonic()
             part = out[i] = await one(s, e, version)
             now = time.monotonic()
-            if host is not None and len(part.data) >= RATE_SAMPLE and (
-                    len(part.data) >= FAST_CONNECTION * (now - began)):
-                _measured(host, len(part.data), now - began, now)
+            if len(part.data) >= FAST_CONNECTION * (now - began):  # (``_measured`` skips
+                _measured(host, len(part.data), now - began, now)  # parts too small to tell)
 
     await _all([worker() for _ in range(min(parts, len(spans)))])
     return [p for p in out if p is not None]
