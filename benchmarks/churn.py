@@ -78,6 +78,12 @@ def _client(spec: dict) -> dict:
     fs.cat(small[:128])
     for _ in fs.cat_iter(small[:128]):
         pass
+    # and this thread's own pool, which a blocking read of a file runs its GETs on: as many
+    # connections as its parallel parts use once the link is measured
+    for m in medium[:3]:
+        _blocks.shared().clear()
+        with fs.open(m, "rb") as f:
+            f.read()
 
     def close_with_readahead(i: int) -> None:
         with fs.open(medium[i % len(medium)], "rb") as f:

@@ -60,10 +60,10 @@ def test_open_and_read_one_kib_is_one_request_and_no_head(s3_at_http):
     assert [r.method for r in server.requests] == ["GET"]
 
 
-def test_a_small_read_crosses_to_the_event_loop_once_per_open(s3_at_http, monkeypatch):
-    """Each crossing from the caller's thread to the filesystem's event loop is a thread
-    handoff; with the backend built and its credentials valid, opening a file makes none, and
-    the first read makes the one that carries the request."""
+def test_a_small_read_runs_on_the_callers_thread(s3_at_http, monkeypatch):
+    """Each crossing from the caller's thread to fsspec's event loop is a thread handoff (two
+    sleeping threads woken); with the backend built and its credentials valid, opening a file
+    and reading it makes none: the GET runs on the calling thread's own loop."""
     import asyncio
 
     config, put, server = s3_at_http
@@ -84,8 +84,36 @@ def test_a_small_read_crosses_to_the_event_loop_once_per_open(s3_at_http, monkey
     for uri in uris[1:]:
         with fs.open(uri) as f:
             assert f.read(1024) == data[:1024]
-    assert len(crossings) == 2, crossings
+    assert crossings == []
     assert [r.method for r in server.requests] == ["GET", "GET"]
+
+
+def test_a_thread_running_an_event_loop_reads_through_fsspecs_loop(s3_at_http, monkeypatch):
+    """A blocking read called from a coroutine (a notebook cell, an async application) cannot
+    run the caller's loop again: its GET goes to fsspec's loop, once."""
+    import asyncio
+
+    config, put, server = s3_at_http
+    data = os.urandom(MiB)
+    uri = put("in-a-loop.bin", data)
+    fs = attachfs.filesystem(config=config, skip_instance_cache=True)
+    with fs.open(uri) as f:
+        f.read(10)
+    crossings: list[str] = []
+    real = asyncio.run_coroutine_threadsafe
+
+    def counted(coro, loop):
+        crossings.append(coro.__qualname__)
+        return real(coro, loop)
+
+    monkeypatch.setattr(asyncio, "run_coroutine_threadsafe", counted)
+
+    async def caller() -> bytes:
+        with fs.open(uri) as f:
+            return f.read(2048)
+
+    assert asyncio.run(caller()) == data[:2048]
+    assert len(crossings) == 1, crossings
 
 
 def test_a_small_attachment_is_read_whole_with_one_request(s3_at_http):

@@ -545,3 +545,152 @@ def test_a_forked_child_starts_with_no_measuring_gets_in_flight() -> None:
         assert parallel._busy[host] == 3  # the parent's own count is left alone
     finally:
         parallel._busy.pop(host, None)
+
+
+# -- the calling thread's own loop ------------------------------------------------------------
+
+def test_a_threads_own_pool_is_reused_and_closed_when_the_thread_ends(
+        store: CountingStore) -> None:
+    """A blocking read runs on its thread's own loop and pool: the thread's reads share one
+    connection, and the connection is closed when the thread ends, not left to the server."""
+    import gc
+    import threading
+
+    uris = [store.put(store.bucket, f"own/{i}.bin", os.urandom(5000)) for i in range(5)]
+    fs = fs_for(store)
+    with fs.open(uris[0]) as f:  # the backend is built (on fsspec's loop) before counting
+        f.read(10)
+    store.reset_counts()
+    errors: list[BaseException] = []
+
+    def reader() -> None:
+        try:
+            for uri in uris:
+                with fs.open(uri) as f:
+                    assert len(f.read(1000)) == 1000
+        except BaseException as err:  # reported in the test's thread
+            errors.append(err)
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    thread.join()
+    assert not errors, errors
+    assert len(store.gets) == len(uris)
+    assert store.opened == 1  # the thread's own connection, kept for its next read
+    del thread
+    gc.collect()
+    deadline = time.monotonic() + 10
+    while store.closed_connections() < 1 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert store.closed_connections() == 1
+
+
+def test_a_forked_child_never_reads_on_its_parents_connections(store: CountingStore) -> None:
+    """The calling thread's loop and its connections belong to the process that made them: a
+    forked child makes a loop and a connection of its own, and the parent's connection still
+    carries the parent's next read."""
+    data = os.urandom(6000)
+    uris = [store.put(store.bucket, f"fork/{i}.bin", data) for i in range(3)]
+    fs = fs_for(store)
+    with fs.open(uris[0]) as f:
+        assert f.read(100) == data[:100]
+    store.reset_counts()
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: read twice, report, leave at once
+        ok = b"0"
+        try:
+            for uri in uris[1:]:
+                with fs.open(uri) as f:
+                    if f.read(1000) != data[:1000]:
+                        break
+            else:
+                ok = b"1"
+        finally:
+            os.write(write_end, ok)
+            os._exit(0)
+    os.close(write_end)
+    assert os.read(read_end, 1) == b"1"
+    os.waitpid(pid, 0)
+    assert store.opened == 1  # the child's own connection, reused for its second read
+    with fs.open(uris[2]) as f:  # the parent's connection, untouched by the child
+        assert f.read() == data
+    assert store.opened == 1
+    assert len(store.gets) == 3
+
+
+def _half_closed(port: int) -> int:
+    """This process's TCP sockets to ``port`` that the other side closed (``CLOSE_WAIT``)."""
+    inodes = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(int(target[8:-1]))
+    count = 0
+    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in open(name).read().splitlines()[1:]:
+            f = line.split()
+            if (int(f[2].rsplit(":", 1)[1], 16) == port and f[3] == "08"  # CLOSE_WAIT
+                    and int(f[9]) in inodes):
+                count += 1
+    return count
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/net/tcp"), reason="reads Linux's /proc")
+def test_an_idle_threads_connection_closed_by_the_server_is_closed_here_too(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A thread's own loop runs only while the thread reads; when the server ends an idle
+    pooled connection meanwhile, the sweeper closes this side of it (no CLOSE_WAIT left
+    behind), and the thread's next read opens a new one."""
+    from attachfs._net import loops
+
+    monkeypatch.setattr(loops, "SWEEP_SECONDS", 0.05)
+    with CountingStore() as store:  # its own server: no other test's connections to it
+        store.bucket = "idle"
+        _idle_thread_reads(store)
+
+
+def _idle_thread_reads(store: CountingStore) -> None:
+    import threading
+
+    uri = store.put(store.bucket, "idle.bin", os.urandom(5000))
+    fs = fs_for(store)
+    done = threading.Event()
+    finish = threading.Event()
+    errors: list[BaseException] = []
+
+    def reader() -> None:  # reads, then sits idle while the server hangs up
+        try:
+            for _ in range(2):
+                with fs.open(uri) as f:
+                    assert len(f.read(100)) == 100
+                done.set()
+                finish.wait(30)
+                finish.clear()
+        except BaseException as err:  # reported in the test's thread
+            errors.append(err)
+            done.set()
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    assert done.wait(30) and not errors, errors
+    done.clear()
+    port = int(store.url.rsplit(":", 1)[1].rstrip("/"))
+    store.reset_counts()
+    store.hang_up()
+    deadline = time.monotonic() + 5
+    seen = 0
+    while time.monotonic() < deadline:
+        seen = max(seen, _half_closed(port))
+        if seen and not _half_closed(port):
+            break
+        time.sleep(0.01)
+    assert _half_closed(port) == 0
+    finish.set()  # the thread reads again, on a new connection
+    assert done.wait(30) and not errors, errors
+    finish.set()
+    thread.join()
+    assert store.opened == 1

@@ -57,6 +57,7 @@ from ._limits import (
     PREFETCH_CONCURRENCY,
     TAIL,
 )
+from ._net import loops
 from ._parquet import Layout, Scan, footer_span
 from ._pattern import Pattern
 from ._read.cached import SUFFIX_RANGES, object_key, read_blocks, read_through, store_blocks
@@ -140,6 +141,7 @@ class AttachFile(AbstractBufferedFile):
         self.route = route
         self._inner = inner
         self._pid = os.getpid()
+        self._any_loop = _read.any_loop(route)
         self.cache_type = _check_cache_type(cache_type)
         self.cache_options = dict(cache_options or {})
         sized = isinstance(block_size, int) and block_size > 0
@@ -454,8 +456,16 @@ class AttachFile(AbstractBufferedFile):
         return parts
 
     def _call(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run ``coro`` and wait for it: on the calling thread's own loop where the route's
+        reads can (no hand-over to the I/O thread and back), else on fsspec's loop."""
         try:
-            result: T = sync(self._loop(), lambda: coro)
+            here = loops.here() if self._any_loop else None
+            if here is None:
+                result: T = sync(self._loop(), lambda: coro)
+            else:
+                if self._pid != os.getpid():
+                    self._loop()  # inherited by a forked child: take the child's backends
+                result = here.run(coro)
             return result
         except IntegrityError:
             if self._shared is not None:

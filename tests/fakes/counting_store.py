@@ -108,6 +108,15 @@ class CountingStore(AppServer):
             return sum(1 for k, t in self._transports.items()
                        if t.is_closing() and k not in self._closed_before)
 
+    def hang_up(self) -> None:
+        """Close every open connection from the server's side, as a server ends idle
+        keep-alive connections."""
+        loop = self._loop
+        assert loop is not None
+        with self._count_lock:
+            for transport in self._transports.values():
+                loop.call_soon_threadsafe(transport.close)
+
     # -- serving ----------------------------------------------------------------------------
 
     def _setup(self, app: web.Application) -> None:

@@ -25,7 +25,7 @@ import aiohttp
 
 from .._limits import POOL_CONNECTIONS, POOL_CONNECTIONS_PER_HOST, POOL_READ_BUFFER
 
-__all__ = ["session"]
+__all__ = ["forget", "session"]
 
 _sessions: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aiohttp.ClientSession] = (
     weakref.WeakKeyDictionary())
@@ -50,6 +50,11 @@ def session() -> aiohttp.ClientSession:
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=120),
         )
     return s
+
+
+def forget(loop: asyncio.AbstractEventLoop) -> aiohttp.ClientSession | None:
+    """Drop the pool of ``loop`` (its owner closes it) and return it."""
+    return _sessions.pop(loop, None)
 
 
 def _close_all() -> None:

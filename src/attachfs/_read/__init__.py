@@ -28,7 +28,8 @@ if TYPE_CHECKING:
     from .._config import Config
     from .._rules import Route
 
-__all__ = ["Part", "guarded", "host", "read", "read_ranges", "reraise", "translate", "window"]
+__all__ = ["Part", "any_loop", "guarded", "host", "read", "read_ranges", "reraise", "translate",
+           "window"]
 
 Reader = Callable[[Any, "Route", int, "int | None", "str | None", "Config | None", Limits,
                    "str | None"], Awaitable[Part]]
@@ -94,6 +95,14 @@ async def read_ranges(client: Any, route: Route, ranges: Sequence[tuple[int, int
         return await read(client, route, start, end, version=version, config=config)
 
     return await parallel.read_ranges(fetch, route.uri, ranges, version)
+
+
+def any_loop(route: Route) -> bool:
+    """Whether ``read`` of ``route`` may run on any event loop, not only fsspec's: S3, GCS and
+    Azure requests that attachfs signs go through the pool of the loop they run on, while plain
+    http's guarded session and the Azure SDK client of a shared key belong to fsspec's loop."""
+    return route.backend in ("s3", "gcs") or (route.backend == "azure"
+                                              and route.grant.kind != "ambient")
 
 
 def window(route: Route, config: Config | None = None) -> int:
