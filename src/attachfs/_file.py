@@ -134,7 +134,8 @@ class AttachFile(AbstractBufferedFile):
                  block_size: int | Literal["default"] | None = None,
                  cache_type: str | None = DEFAULT_CACHE,
                  cache_options: dict[str, Any] | None = None,
-                 known: tuple[str | None, int] | None = None, **kwargs: Any):
+                 known: tuple[str | None, int] | None = None, key: ObjectKey | None = None,
+                 **kwargs: Any):
         # AbstractBufferedFile.__init__ asks for the size (a request) and builds an fsspec
         # cache; this file does neither, so it sets the attributes its base class reads.
         self.fs, self.path, self.mode = fs, path, "rb"
@@ -153,7 +154,7 @@ class AttachFile(AbstractBufferedFile):
         self.version: str | None = None
         self.requests = 0  # ranged GETs made, for tests and curious callers
         self._size: int | None = None
-        self.key: ObjectKey = object_key(route, fs.config)
+        self.key: ObjectKey = key if key is not None else object_key(route, fs.config)
         self._local = _Local()
         self._inflight: list[_Flight] = []
         self._window: tuple[int, bytes] | None = None  # an fsspec cache's first answer

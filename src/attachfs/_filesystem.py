@@ -107,6 +107,7 @@ class AttachFileSystem(AsyncFileSystem, ChainedFileSystem, metaclass=Resolving):
         self.target_options = dict(target_options or {})
         self._backends = Backends(self.config, self._loop, self.asynchronous)
         self._routes: dict[tuple[str, bool], _rules.Route] = {}
+        self._locations: dict[tuple[str, bool], Location] = {}
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop | None:
@@ -206,7 +207,17 @@ class AttachFileSystem(AsyncFileSystem, ChainedFileSystem, metaclass=Resolving):
         return f"{protocol}://{path}"
 
     def _location(self, path: str, *, require_key: bool = True) -> Location:
-        return parse(self._qualify(path), require_key=require_key)
+        # A Location is a pure function of the path and this instance's target options:
+        # parsed once per path (a batch's paths are parsed by _expand_path, then routed).
+        # Parse errors are not kept; they are raised again on every call.
+        memo = self._locations
+        loc = memo.get((path, require_key))
+        if loc is None:
+            loc = parse(self._qualify(path), require_key=require_key)
+            if len(memo) >= _ROUTES_KEPT:
+                memo.clear()
+            memo[(path, require_key)] = loc
+        return loc
 
     def _route(self, path: str, *, require_key: bool = True) -> _rules.Route:
         config = self._current_config()  # checked on every call: a changed file refuses
@@ -587,7 +598,8 @@ class AttachFileSystem(AsyncFileSystem, ChainedFileSystem, metaclass=Resolving):
             raise _options.unknown_argument(unknown, ("block_size", "cache_options", *_OPEN_KWARGS), "open")
         route = self._route(path)
         cache_type = kwargs.pop("cache_type", DEFAULT_CACHE)
-        recent = _blocks.shared().recent(object_key(route, self.config))
+        key = object_key(route, self.config)
+        recent = _blocks.shared().recent(key)
         known = None if recent is None else (recent.version, recent.size)
         try:
             loop = self.loop  # first: a forked child gets its own loop and backends here
@@ -596,7 +608,7 @@ class AttachFileSystem(AsyncFileSystem, ChainedFileSystem, metaclass=Resolving):
                 fs, _ = sync(loop, self._inner, route)  # build it, or refresh on the loop
             return AttachFile(self, path, route, fs, block_size=block_size,
                               cache_type=cache_type, cache_options=cache_options, known=known,
-                              **kwargs)
+                              key=key, **kwargs)
         except Exception as err:
             _read.reraise(route, err)
 

@@ -68,7 +68,7 @@ async def read(client: Any, route: Route, start: int = 0, end: int | None = None
         now = retry._now()
         limiter = throttle.limiter(throttle.key(route.backend, loc.bucket, loc.account), now)
         try:
-            return await retry.run(attempt, what=f"reading {redact(route.uri)}", limits=limits,
+            return await retry.run(attempt, what=_Reading(route.uri), limits=limits,
                                    deadline=now + limits.total_timeout, classify=transient,
                                    throttle=limiter)
         except Unsatisfiable:
@@ -83,6 +83,19 @@ async def read(client: Any, route: Route, start: int = 0, end: int | None = None
                                        limits.parts_in_flight)
         return await parallel.measured(one, link, start, end, version)
     return await one(start, end, version)
+
+
+class _Reading:
+    """``reading <uri>``, the URI redacted only when a message is made (a retry, a failure):
+    redacting costs per request."""
+
+    __slots__ = ("uri",)
+
+    def __init__(self, uri: str) -> None:
+        self.uri = uri
+
+    def __str__(self) -> str:
+        return f"reading {redact(self.uri)}"
 
 
 async def read_ranges(client: Any, route: Route, ranges: Sequence[tuple[int, int | None]], *,

@@ -100,7 +100,7 @@ def backoff(attempt: int, base: float, cap: float, rng: Callable[[], float]) -> 
     return rng() * min(cap, base * 2.0 ** min(attempt - 1, 1000))
 
 
-async def run(attempt: Callable[[int], Awaitable[T]], *, what: str, limits: Limits,
+async def run(attempt: Callable[[int], Awaitable[T]], *, what: object, limits: Limits,
               deadline: float,
               classify: Callable[[BaseException], Retry | None] | None = None,
               throttle: Limiter | None = None,
@@ -110,7 +110,8 @@ async def run(attempt: Callable[[int], Awaitable[T]], *, what: str, limits: Limi
     """``await attempt(n)`` for n = 1, 2, ... until it returns, fails for good, or the budget
     runs out (see the module docstring; ``deadline`` is on ``clock``, ``time.monotonic`` by
     default); then the error says so, chained to the last failure (a timeout stays a
-    ``ReadTimeout``, anything else is ``GaveUp``)."""
+    ``ReadTimeout``, anything else is ``GaveUp``). ``what`` names the read in messages, as
+    ``str(what)``: made only when a message needs it."""
     now = clock or _now
     wait = sleep or _sleep
     n = 0
@@ -173,7 +174,7 @@ async def run(attempt: Callable[[int], Awaitable[T]], *, what: str, limits: Limi
         await wait(delay)
 
 
-async def _take_token(throttle: Limiter, what: str, n: int, deadline: float,
+async def _take_token(throttle: Limiter, what: object, n: int, deadline: float,
                       now: Callable[[], float], wait: Callable[[float], Awaitable[Any]]) -> None:
     """Wait until ``throttle`` lets the next request go, or give up at the deadline."""
     while (delay := throttle.wait(t := now())) > 0:
@@ -184,7 +185,7 @@ async def _take_token(throttle: Limiter, what: str, n: int, deadline: float,
         await wait(min(delay, LIMITER_POLL))
 
 
-def give_up(what: str, attempts: int, failure: Retry, reason: str) -> BaseException:
+def give_up(what: object, attempts: int, failure: Retry, reason: str) -> BaseException:
     """The error of a read whose every attempt failed."""
     plural = "attempt" if attempts == 1 else "attempts"
     cause = failure.__cause__
