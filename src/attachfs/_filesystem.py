@@ -518,7 +518,7 @@ class AttachFileSystem(AsyncFileSystem, ChainedFileSystem, metaclass=Resolving):
             p = type(self)._strip_protocol(p)
             loc = self._location(p, require_key=False)
             listable = loc.backend != "http"
-            if not assume_literal and listable and any(c in loc.key for c in _listing.GLOB_CHARS):
+            if not assume_literal and listable and _listing.is_glob(loc.key):
                 matches = set(await self._glob(p, maxdepth=maxdepth))
                 out |= matches
                 if recursive and matches and (maxdepth is None or maxdepth > 1):

@@ -8,9 +8,14 @@ otherwise copy every level.
 
 from __future__ import annotations
 
-__all__ = ["GLOB_CHARS", "below", "glob_limit"]
+__all__ = ["GLOB_CHARS", "below", "glob_limit", "is_glob"]
 
 GLOB_CHARS = ("*", "?", "[")
+
+
+def is_glob(key: str) -> bool:
+    """Whether ``key`` has a glob character (checked per path of a batch: kept cheap)."""
+    return "*" in key or "?" in key or "[" in key
 
 
 def below(root: str, name: str) -> int:
