@@ -223,6 +223,32 @@ print(json.dumps({"total": total, "grew_kib": after - before}))
     assert result["grew_kib"] < 96 * 1024, result
 
 
+def test_a_stream_keeps_nothing_behind_the_read_it_is_at(s3_at_http):
+    """A sequential reader never goes back: the bytes before its current read are let go
+    (the windows ahead are kept), so a stream holds its read-ahead, not twice that. A backward
+    seek still reads the right bytes, from the storage again."""
+    config, put, server = s3_at_http
+    data = os.urandom(40 * MiB)
+    uri = put("stream.bin", data)
+    fs = attachfs.filesystem(config=config, skip_instance_cache=True)
+    read = 2 * MiB
+    with fs.open(uri, cache_options={"max_readahead": 4 * MiB}) as f:
+        pos = 0
+        while chunk := f.read(read):
+            assert chunk == data[pos:pos + read]
+            pieces, _ = f._local.find(0, len(data))
+            held = [(s, s + len(d)) for s, d in pieces]
+            if pos >= 4 * read:  # streaming by now
+                assert all(end > pos for _, end in held), (pos, held)
+            assert f._local.extents.nbytes <= f._local.limit
+            pos += len(chunk)
+        assert pos == len(data)
+        server.clear_requests()
+        f.seek(20 * MiB)
+        assert f.read(1000) == data[20 * MiB:20 * MiB + 1000]
+        assert gets(server)  # read again: nothing behind the stream was kept
+
+
 def test_a_cache_entry_written_by_one_process_is_hit_by_another(s3_at_http, tmp_path):
     config, put, server = s3_at_http
     data = os.urandom(100_000)

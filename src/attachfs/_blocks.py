@@ -98,6 +98,19 @@ class Extents:
             added.append((s, len(piece)))
         return added
 
+    def __contains__(self, start: object) -> bool:
+        return start in self._data
+
+    def drop_before(self, pos: int) -> int:
+        """Forget the extents that end at or before ``pos``; returns the bytes forgotten."""
+        dropped = 0
+        while self._starts:
+            s = self._starts[0]
+            if s + len(self._data[s]) > pos:
+                break
+            dropped += self.remove(s)
+        return dropped
+
     def remove(self, start: int) -> int:
         """Forget the extent at ``start``; returns its length (0: none there)."""
         data = self._data.pop(start, None)

@@ -21,8 +21,9 @@
   ``"bytes"``, ``"first"``, ``"all"``, ``"mmap"``, ``"parts"``, ``"background"``, ``"none"``
   ... (every type ``fsspec.caching.caches`` registers) give exactly that cache over this file's
   ranged GETs; the default, ``"default"``, is all of the above.
-* **Bounded memory**: what the shared cache holds, plus per file the stream's windows (at most
-  about twice ``max_readahead``) and the read being returned.
+* **Bounded memory**: what the shared cache holds, plus per file the stream's windows (a
+  stream keeps none behind the read it is at: at most about ``max_readahead`` held, and as
+  much in flight) and the read being returned.
 * **Version pinned.** Every request after the first carries the version seen then, so a reader
   never gets bytes of two different objects: ``IntegrityError`` instead.
 * **Closing keeps the pool.** Read-ahead still in flight at close is let finish into the shared
@@ -267,7 +268,12 @@ class AttachFile(AbstractBufferedFile):
         for flight in waits:
             part = self._wait(flight.future)
             pieces.append((_offset(part), part.data))
-        return self._assemble(pieces, start, end)
+        data = self._assemble(pieces, start, end)
+        if self._pattern.streaming:
+            # A stream does not go back: what lies before this read is not kept for it (the
+            # windows ahead are), which bounds its memory by the read-ahead, not twice that.
+            self._local.drop_before(start)
+        return data
 
     def _fit_window(self, default: int) -> None:
         """Fit a stream's read-ahead to the window its link needs now: larger on a link
@@ -659,6 +665,12 @@ class _Local:
             self.order.append(s)
         while self.extents.nbytes > self.limit and len(self.order) > 1:
             self.extents.remove(self.order.popleft())
+
+    def drop_before(self, pos: int) -> None:
+        """Forget what ends at or before ``pos``: a stream has read past it."""
+        if self.extents.drop_before(pos):
+            while self.order and self.order[0] not in self.extents:
+                self.order.popleft()
 
 
 def _options(options: dict[str, Any]) -> dict[str, Any]:
