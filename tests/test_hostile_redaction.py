@@ -449,3 +449,20 @@ def test_errors_of_a_signed_url_in_userinfo_and_fragment_show_no_value(
     url = f"{raw.url}/dir;sess=Se55ionV4lueQQ7/obj.bin?a=1#access_token=Fr4gV4lueQQ8"
     for op, err in _errors(fs, url, tmp_path).items():
         assert leaked(["Se55ionV4lueQQ7", "Fr4gV4lueQQ8"], shown(err)) == [], op
+
+
+def test_a_reads_description_shows_no_value_in_a_log_record_repr_or_pickle() -> None:
+    """The retry loop names a read lazily (redacting costs per request) and logs it as a
+    record argument: a handler that keeps, reprs or pickles the record's arguments (a
+    QueueHandler's listener, a custom handler) must see the redacted URI only."""
+    from attachfs import _read
+
+    url = f"https://acct.blob.core.windows.net/c/k.bin?{QUERY}"
+    what = _read._Reading(url)
+    record = logging.LogRecord("attachfs", logging.DEBUG, __file__, 1, "%s: attempt failed",
+                               (what,), None)
+    texts = [str(what), repr(what), record.getMessage(), repr(record.args),
+             pickle.dumps(what).decode("latin-1"),
+             pickle.dumps(record.args).decode("latin-1")]
+    assert "k.bin" in str(what)
+    assert not leaked(list(VALUES.values()), texts), texts

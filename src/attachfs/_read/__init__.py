@@ -87,7 +87,8 @@ async def read(client: Any, route: Route, start: int = 0, end: int | None = None
 
 class _Reading:
     """``reading <uri>``, the URI redacted only when a message is made (a retry, a failure):
-    redacting costs per request."""
+    redacting costs per request. A log record carries it as an argument, so its repr and its
+    pickle are the redacted text too: the raw URI never leaves it."""
 
     __slots__ = ("uri",)
 
@@ -96,6 +97,11 @@ class _Reading:
 
     def __str__(self) -> str:
         return f"reading {redact(self.uri)}"
+
+    __repr__ = __str__
+
+    def __reduce__(self) -> tuple[type[str], tuple[str]]:
+        return str, (str(self),)
 
 
 async def read_ranges(client: Any, route: Route, ranges: Sequence[tuple[int, int | None]], *,
