@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 from .nginx import Link, LogWindow, Nginx, requested_bytes
-from .soak import BUCKET, HERE, REPO, ensure_data, tcp_table
+from .soak import BUCKET, HERE, REPO, ensure_data, socket_states, tcp_table
 
 PATTERNS = {
     "read_to_end_then_close": "open a 4 MiB object, read() it all, close (control)",
@@ -154,18 +154,7 @@ def _accepts(endpoint: str) -> int:
 
 def _pooled(port: int) -> int:
     """This process's established connections to ``port``."""
-    import os
-
-    inodes = set()
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            target = os.readlink(f"/proc/self/fd/{fd}")
-        except OSError:
-            continue
-        if target.startswith("socket:["):
-            inodes.add(int(target[8:-1]))
-    return sum(1 for _, rport, state, inode in tcp_table()
-               if inode in inodes and rport == port and state == "ESTABLISHED")
+    return socket_states(port)["ESTABLISHED"]
 
 
 def _client_time_wait(port: int) -> int:

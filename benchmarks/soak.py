@@ -163,6 +163,23 @@ def tcp_table() -> list[tuple[int, int, str, int]]:
     return out
 
 
+def socket_states(port: int, pid: int | str = "self", *, inodes: set[int] | None = None,
+                  table: list[tuple[int, int, str, int]] | None = None) -> Counter[str]:
+    """How many of the process's TCP sockets to ``port`` are in each state (its sockets are
+    the inodes ``/proc/PID/fd`` links to, unless given)."""
+    if inodes is None:
+        inodes = set()
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(int(target[8:-1]))
+    return Counter(state for _, rport, state, inode in (table or tcp_table())
+                   if inode in inodes and rport == port)
+
+
 def process_stats(pid: int, port: int) -> dict:
     """RSS, threads, fds by kind, and the process's sockets to ``port`` by TCP state."""
     out: dict = {"rss_mib": 0.0, "threads": 0, "fds": 0, "fd_files": 0, "fd_sockets": 0,
@@ -190,8 +207,7 @@ def process_stats(pid: int, port: int) -> dict:
     except OSError:
         return out
     table = tcp_table()
-    mine = Counter(state for _, rport, state, inode in table
-                   if inode in inodes and rport == port)
+    mine = socket_states(port, inodes=inodes, table=table)
     out["established"] = mine["ESTABLISHED"]
     out["close_wait"] = mine["CLOSE_WAIT"]
     out["time_wait_client"] = sum(1 for _, rport, s, _ in table

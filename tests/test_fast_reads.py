@@ -60,26 +60,33 @@ def test_open_and_read_one_kib_is_one_request_and_no_head(s3_at_http):
     assert [r.method for r in server.requests] == ["GET"]
 
 
-def test_a_small_read_runs_on_the_callers_thread(s3_at_http, monkeypatch):
+@pytest.fixture
+def crossings(monkeypatch):
+    """The coroutines handed from a caller's thread to fsspec's event loop from here on."""
+    import asyncio
+
+    handed: list[str] = []
+    real = asyncio.run_coroutine_threadsafe
+
+    def counted(coro, loop):
+        handed.append(coro.__qualname__)
+        return real(coro, loop)
+
+    monkeypatch.setattr(asyncio, "run_coroutine_threadsafe", counted)
+    return handed
+
+
+def test_a_small_read_runs_on_the_callers_thread(s3_at_http, crossings):
     """Each crossing from the caller's thread to fsspec's event loop is a thread handoff (two
     sleeping threads woken); with the backend built and its credentials valid, opening a file
     and reading it makes none: the GET runs on the calling thread's own loop."""
-    import asyncio
-
     config, put, server = s3_at_http
     data = os.urandom(4 * MiB)
     uris = [put(f"handoff-{i}.bin", data) for i in range(3)]
     fs = attachfs.filesystem(config=config, skip_instance_cache=True)
     with fs.open(uris[0]) as f:  # the first open builds the S3 backend, on the loop
         f.read(1024)
-    crossings: list[str] = []
-    real = asyncio.run_coroutine_threadsafe
-
-    def counted(coro, loop):
-        crossings.append(coro.__qualname__)
-        return real(coro, loop)
-
-    monkeypatch.setattr(asyncio, "run_coroutine_threadsafe", counted)
+    crossings.clear()
     server.clear_requests()
     for uri in uris[1:]:
         with fs.open(uri) as f:
@@ -88,7 +95,7 @@ def test_a_small_read_runs_on_the_callers_thread(s3_at_http, monkeypatch):
     assert [r.method for r in server.requests] == ["GET", "GET"]
 
 
-def test_a_thread_running_an_event_loop_reads_through_fsspecs_loop(s3_at_http, monkeypatch):
+def test_a_thread_running_an_event_loop_reads_through_fsspecs_loop(s3_at_http, crossings):
     """A blocking read called from a coroutine (a notebook cell, an async application) cannot
     run the caller's loop again: its GET goes to fsspec's loop, once."""
     import asyncio
@@ -99,14 +106,7 @@ def test_a_thread_running_an_event_loop_reads_through_fsspecs_loop(s3_at_http, m
     fs = attachfs.filesystem(config=config, skip_instance_cache=True)
     with fs.open(uri) as f:
         f.read(10)
-    crossings: list[str] = []
-    real = asyncio.run_coroutine_threadsafe
-
-    def counted(coro, loop):
-        crossings.append(coro.__qualname__)
-        return real(coro, loop)
-
-    monkeypatch.setattr(asyncio, "run_coroutine_threadsafe", counted)
+    crossings.clear()
 
     async def caller() -> bytes:
         with fs.open(uri) as f:

@@ -621,22 +621,9 @@ def test_a_forked_child_never_reads_on_its_parents_connections(store: CountingSt
 
 def _half_closed(port: int) -> int:
     """This process's TCP sockets to ``port`` that the other side closed (``CLOSE_WAIT``)."""
-    inodes = set()
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            target = os.readlink(f"/proc/self/fd/{fd}")
-        except OSError:
-            continue
-        if target.startswith("socket:["):
-            inodes.add(int(target[8:-1]))
-    count = 0
-    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for line in open(name).read().splitlines()[1:]:
-            f = line.split()
-            if (int(f[2].rsplit(":", 1)[1], 16) == port and f[3] == "08"  # CLOSE_WAIT
-                    and int(f[9]) in inodes):
-                count += 1
-    return count
+    from benchmarks.soak import socket_states
+
+    return socket_states(port)["CLOSE_WAIT"]
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/net/tcp"), reason="reads Linux's /proc")
