@@ -11,6 +11,10 @@ along on another tenant's request over the shared pool, and no cloud read needs 
 the jar is also a quarter of aiohttp's own cost per small request. Each connection buffers up
 to ``POOL_READ_BUFFER`` bytes before it pauses its socket for the reader to catch up.
 
+Requests sent straight to a cloud service (no proxy) go through ``wire``, a small HTTP/1.1
+client whose answers are received into their final buffers; it keeps its own connections, also
+one pool per loop (``direct``). aiohttp's session carries the rest: requests through a proxy.
+
 A forked child gets a new fsspec loop, and with it a new pool: sessions are never shared across
 processes or loops.
 """
@@ -24,8 +28,9 @@ import weakref
 import aiohttp
 
 from .._limits import POOL_CONNECTIONS, POOL_CONNECTIONS_PER_HOST, POOL_READ_BUFFER
+from . import wire
 
-__all__ = ["forget", "session"]
+__all__ = ["direct", "forget", "session"]
 
 _sessions: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aiohttp.ClientSession] = (
     weakref.WeakKeyDictionary())
@@ -52,12 +57,35 @@ def session() -> aiohttp.ClientSession:
     return s
 
 
+_direct: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, wire.Pool] = (
+    weakref.WeakKeyDictionary())
+
+
+def direct() -> wire.Pool:
+    """The running loop's pool of direct connections (``wire``), created on first use."""
+    loop = asyncio.get_running_loop()
+    p = _direct.get(loop)
+    if p is None or p.closed:
+        p = _direct[loop] = wire.Pool(POOL_CONNECTIONS_PER_HOST)
+    return p
+
+
 def forget(loop: asyncio.AbstractEventLoop) -> aiohttp.ClientSession | None:
-    """Drop the pool of ``loop`` (its owner closes it) and return it."""
+    """Drop the pools of ``loop``: its direct connections are closed now (their sockets as the
+    loop runs next), its aiohttp session is returned for its owner to close."""
+    p = _direct.pop(loop, None)
+    if p is not None:
+        p.close()
     return _sessions.pop(loop, None)
 
 
 def _close_all() -> None:
+    for loop, p in list(_direct.items()):
+        if not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(p.close) if loop.is_running() else p.close()
+            except Exception:  # noqa: S110 - interpreter shutdown: nothing left to tidy
+                pass
     for loop, s in list(_sessions.items()):
         if s.closed or loop.is_closed():
             continue

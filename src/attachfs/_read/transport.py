@@ -19,7 +19,11 @@ are skipped and the read stops once the range is covered, so memory is bounded b
 not the object. Only when the answer does not announce its length is the rest of it read (and
 counted, not kept) to learn the object's size.
 
-The pool never decompresses (``auto_decompress=False``): the bytes returned are the bytes as
+A request without a proxy goes over a direct connection (``_net/wire``): a 2xx body of
+announced length (the common answer, but for a 200 to a ranged GET) is received straight into
+the ``bytes`` returned; any other body is read through the same body reader as aiohttp's. A
+redirect to follow, and every request through a proxy, go through aiohttp's session. Neither
+decompresses (aiohttp's ``auto_decompress=False``): the bytes returned are the bytes as
 stored, and ``Content-Length`` counts them.
 """
 
@@ -29,14 +33,14 @@ import asyncio
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import yarl
 
 from .._errors import ReadTimeout
 from .._limits import Limits
-from .._net import pool
+from .._net import pool, wire
 from .._redact import redact
 from .body import Chunks, read_body
 from .errors import changed, check_body
@@ -78,29 +82,84 @@ async def exchange(route: Route, limits: Limits, url: yarl.URL, headers: dict[st
     def shown() -> str:  # only a failure names the URI: redacting it costs per request
         return redact(route.uri)
 
+    if route.proxy is None:
+        answer = await _direct(route, limits, url, headers, start, end, redirects, method, shown)
+        if answer is not None:
+            return answer
     try:
         async with pool.session().request(method, url, headers=headers, proxy=route.proxy,
                                           allow_redirects=redirects,
                                           timeout=_timeout(limits)) as resp:
-            body = Chunks()
-            size = None
-            if resp.status == 200 and ranged(start, end):
-                _ignored_range(route.uri)
-                size = await _whole_object(resp, body, start, end, limits, shown)
-            elif 200 <= resp.status < 300:
-                received = await read_body(resp, body, limits=limits, url=shown)
-                if resp.status == 200:  # the whole object was asked for, and sent
-                    size = received
-                else:
-                    announced = ContentRange.parse(resp.headers.get("Content-Range"))
-                    size = announced.size if announced is not None else None
-            else:  # an error document (or nothing): its first bytes say enough
-                await read_body(resp, body, limits=limits, url=shown, limit=ERROR_BODY_BYTES)
-            return Answer(resp.status, resp.headers, body.take(), size)
+            return await _answer(resp, route, limits, start, end, shown)
     except aiohttp.ConnectionTimeoutError as err:
         raise ReadTimeout.connecting(shown(), limits.connect_timeout) from err
     except (asyncio.TimeoutError, TimeoutError) as err:  # waiting for the response headers
         raise ReadTimeout.stalled(shown(), limits.read_timeout, "response") from err
+
+
+async def _direct(route: Route, limits: Limits, url: yarl.URL, headers: dict[str, str],
+                  start: int, end: int | None, redirects: bool, method: str,
+                  shown: Callable[[], str]) -> Answer | None:
+    """The exchange over a direct connection (``wire``); None: the answer is a redirect to
+    follow, which aiohttp's session follows (asking again)."""
+    try:
+        # All of a body is kept for a 2xx, except a 200 that ignored the range asked for (the
+        # whole object: only the range is kept, below).
+        whole = _WHOLE if ranged(start, end) else _SUCCESS
+        resp = await pool.direct().request(method, url, headers,
+                                           connect_timeout=limits.connect_timeout,
+                                           read_timeout=limits.read_timeout,
+                                           min_rate=limits.min_rate, in_place=whole)
+        async with resp:
+            if redirects and resp.status in _REDIRECTS:
+                return None
+            if resp.in_place:  # the common answer: a body of known length, in place
+                body = await resp.read()
+                size = len(body) if resp.status == 200 else _announced(resp.headers)
+                return Answer(resp.status, resp.headers, body, size)
+            return await _answer(resp, route, limits, start, end, shown)
+    except aiohttp.ConnectionTimeoutError as err:
+        raise ReadTimeout.connecting(shown(), limits.connect_timeout) from err
+    except wire.Stalled as err:
+        if err.rate is not None:
+            raise ReadTimeout.too_slow(shown(), err.rate, limits.min_rate,
+                                       limits.read_timeout) from None
+        raise ReadTimeout.stalled(shown(), limits.read_timeout, err.phase) from None
+
+
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+
+
+def _SUCCESS(status: int) -> bool:
+    return 200 <= status < 300
+
+
+def _WHOLE(status: int) -> bool:
+    return 200 < status < 300
+
+
+def _announced(headers: CIMultiDictProxy[str]) -> int | None:
+    announced = ContentRange.parse(headers.get("Content-Range"))
+    return announced.size if announced is not None else None
+
+
+async def _answer(resp: Any, route: Route, limits: Limits, start: int, end: int | None,
+                  shown: Callable[[], str]) -> Answer:
+    """The Answer of ``resp`` (aiohttp's or ``wire``'s), its body read as the status says."""
+    body = Chunks()
+    size = None
+    if resp.status == 200 and ranged(start, end):
+        _ignored_range(route.uri)
+        size = await _whole_object(resp, body, start, end, limits, shown)
+    elif 200 <= resp.status < 300:
+        received = await read_body(resp, body, limits=limits, url=shown)
+        if resp.status == 200:  # the whole object was asked for, and sent
+            size = received
+        else:
+            size = _announced(resp.headers)
+    else:  # an error document (or nothing): its first bytes say enough
+        await read_body(resp, body, limits=limits, url=shown, limit=ERROR_BODY_BYTES)
+    return Answer(resp.status, resp.headers, body.take(), size)
 
 
 def _ignored_range(uri: str) -> None:
@@ -116,7 +175,7 @@ def _timeout(limits: Limits) -> aiohttp.ClientTimeout:
                                  sock_read=limits.read_timeout)
 
 
-async def _whole_object(resp: aiohttp.ClientResponse, sink: Chunks, start: int,
+async def _whole_object(resp: Any, sink: Chunks, start: int,
                         end: int | None, limits: Limits, shown: Callable[[], str]) -> int:
     """Keep bytes ``[start, end)`` of a 200 that carries the whole object from byte 0; return
     the object's size (see the module docstring)."""
