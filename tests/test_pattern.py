@@ -246,6 +246,20 @@ def test_a_column_scan_in_any_order_fetches_those_columns_ahead(parquet_file):
     assert (5, 1) in fetched
 
 
+def test_a_scan_fetches_ahead_every_column_it_read_before_its_second_row_group(parquet_file):
+    """pyarrow reads a projection row group by row group: when the first column comes round
+    to its second row group, the others have been read only once, and are fetched ahead too."""
+    layout = layout_of(parquet_file)
+    scan = Scan(layout, max_ahead=64 * MiB)
+    assert scan.observe(*layout.chunks[0][1]) == []
+    assert scan.observe(*layout.chunks[0][4]) == []
+    ahead = scan.observe(*layout.chunks[1][1])
+    fetched = {(rg, col) for rg in range(10) for col in range(6)
+               for s, e in ahead if s <= layout.chunks[rg][col][0] < e}
+    assert fetched == {(rg, col) for rg in range(10) for col in (1, 4)} - {(0, 1), (0, 4),
+                                                                           (1, 1)}
+
+
 def test_row_groups_read_whole_by_index_fetch_nothing_ahead(parquet_file):
     layout = layout_of(parquet_file)
     scan = Scan(layout, max_ahead=64 * MiB)

@@ -3,8 +3,8 @@
 pandas hands pyarrow a Python file object, and pyarrow then reads the column chunks one at a
 time through it: one request after another, where pyarrow's own S3 client has several in
 flight. Once the footer is read, its metadata says where every column chunk is; once the reads
-show a scan of some columns (a column read in two row groups), the chunks of those columns in
-every row group are fetched concurrently, as many bytes ahead of the reads as ``max_ahead``
+show a scan (a column read in two row groups), the chunks of every column read so far, in
+every row group, are fetched concurrently, as many bytes ahead of the reads as ``max_ahead``
 allows (pyarrow has asked for all of them already; they reach the file one by one). Row groups
 read whole (``read_row_group``, every column), in any
 order, fetch nothing ahead: what is fetched stays what is read.
@@ -118,8 +118,11 @@ class Scan:
                for rg in groups):
             self.whole = True
             return []
-        scanned = {col for col, rows in self.rows.items() if len(rows) >= 2}
-        return self._ahead(scanned) if scanned else []
+        if not any(len(rows) >= 2 for rows in self.rows.values()):
+            return []
+        # A scan has begun: pyarrow reads a projection row group by row group, so every column
+        # read so far (in the first row group, some only there yet) is one of its columns.
+        return self._ahead(set(self.rows))
 
     def _ahead(self, columns: set[int]) -> list[Span]:
         spans: list[Span] = []
