@@ -49,6 +49,7 @@ from fsspec.spec import AbstractBufferedFile
 from . import _blocks, _read
 from ._blocks import BlockCache, Extents, ObjectKey
 from ._errors import IntegrityError
+from ._gate import Gate
 from ._limits import (
     CACHE_BLOCK,
     FINISH_ON_CLOSE,
@@ -161,7 +162,7 @@ class AttachFile(AbstractBufferedFile):
         self._window: tuple[int, bytes] | None = None  # an fsspec cache's first answer
         self._scan: Scan | None = None
         self._footer_checked = False
-        self._gate: asyncio.Semaphore | None = None
+        self._gate: Gate | None = None
         self._hold = self.cache_type == DEFAULT_CACHE  # fsspec's caches hold their own
         if not self._hold:
             self.blocksize = block_size if isinstance(block_size, int) and sized else (
@@ -265,7 +266,10 @@ class AttachFile(AbstractBufferedFile):
         fetch = [span for s, e in plan.fetch for span in self._missing(s, e)]
         if fetch:
             pieces += [(_offset(part), part.data) for part in self._run(self._fetch_all(fetch))]
+        gate = self._gate
         for flight in waits:
+            if gate is not None and not flight.future.done():  # needed now: next in line
+                self._loop().call_soon_threadsafe(gate.promote, (flight.start, flight.end))
             part = self._wait(flight.future)
             pieces.append((_offset(part), part.data))
         data = self._assemble(pieces, start, end)
@@ -489,9 +493,13 @@ class AttachFile(AbstractBufferedFile):
 
     async def _gated(self, start: int, end: int) -> Part:
         if self._gate is None:
-            self._gate = asyncio.Semaphore(PREFETCH_CONCURRENCY)
-        async with self._gate:
+            self._gate = Gate(PREFETCH_CONCURRENCY)
+        gate = self._gate
+        await gate.acquire((start, end))
+        try:
             parts = await self._fetch_all([(start, end)])
+        finally:
+            gate.release()
         return parts[0]
 
     def _wait(self, future: Future[Part]) -> Part:

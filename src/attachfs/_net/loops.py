@@ -23,6 +23,12 @@ batches) stays on fsspec's loop, where it runs while the caller does something e
   is made on first use.
 - A thread's loop and its pool are closed when the thread ends (its ``threading.local`` is
   released), and at exit.
+- A thread Python did not start (pyarrow's I/O threads, calling a file's ``read`` through
+  ``PyGILState_Ensure``) gets a new Python thread state, and with it an empty
+  ``threading.local``, on each call: its loop is kept by the thread's id instead, or every read
+  would make a loop and a connection and close them again. At most ``FOREIGN_LOOPS`` are kept
+  (the longest idle is closed first); a foreign thread that ends leaves its loop to that, and
+  to exit.
 """
 
 from __future__ import annotations
@@ -39,12 +45,14 @@ from typing import Any, TypeVar
 from .. import _fork
 from . import pool
 
-__all__ = ["SWEEP_SECONDS", "Own", "here"]
+__all__ = ["FOREIGN_LOOPS", "SWEEP_SECONDS", "Own", "here"]
 
 T = TypeVar("T")
 
 #: How often the sweeper runs an idle thread's loop (seconds).
 SWEEP_SECONDS = 2.0
+#: Loops kept for threads Python did not start, at most.
+FOREIGN_LOOPS = 64
 
 
 class Own:
@@ -99,6 +107,10 @@ class Own:
 
 
 _local = threading.local()
+#: Loops of threads Python did not start, by thread id, the least recently used first.
+_foreign: dict[int, Own] = {}
+_foreign_lock = threading.Lock()
+_DUMMY: Any = getattr(threading, "_DummyThread", ())
 _all: weakref.WeakSet[Own] = weakref.WeakSet()
 #: Loops inherited from the parent in a forked child: referenced, never run or closed.
 _inherited: list[Own] = []
@@ -115,11 +127,37 @@ def here() -> Own | None:
         pass
     else:
         return None
+    if isinstance(threading.current_thread(), _DUMMY):
+        return _foreign_own()
     own: Own | None = getattr(_local, "own", None)
     if own is None or own.pid != os.getpid():
         if own is not None:
             _inherited.append(own)
         own = _local.own = Own()
+        _start_sweeper()
+    return own
+
+
+def _foreign_own() -> Own:
+    """The loop of the calling thread, which Python did not start (see the module docstring)."""
+    ident = threading.get_ident()
+    pid = os.getpid()
+    with _foreign_lock:
+        own = _foreign.pop(ident, None)
+        if own is not None and own.pid != pid:  # the parent's, in a forked child
+            _inherited.append(own)
+            own = None
+        made = own is None
+        if own is None:
+            own = Own()
+        _foreign[ident] = own  # the most recently used last
+        retired = []
+        while len(_foreign) > FOREIGN_LOOPS:
+            retired.append(_foreign.pop(next(iter(_foreign))))
+    for old in retired:
+        if old.pid == pid:
+            old.close()
+    if made:
         _start_sweeper()
     return own
 
@@ -160,8 +198,9 @@ def _sweep_once() -> bool:
 
 
 def _forget_sweeper() -> None:
-    global _sweeper, _sweeper_lock
+    global _sweeper, _sweeper_lock, _foreign_lock
     _sweeper, _sweeper_lock = None, threading.Lock()  # the parent's thread is not here
+    _foreign_lock = threading.Lock()
 
 
 def _close_all() -> None:
