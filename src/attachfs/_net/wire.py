@@ -161,7 +161,6 @@ class _Conn(asyncio.BufferedProtocol):
         self._waiter: asyncio.Future[None] | None = None
         self.gate: asyncio.Semaphore | None = None
         self._sock: Any = None  # the transport's socket (asyncio's TransportSocket)
-        self._fd = -1
         self._tls = False
         self._lowat = 1  # the socket's SO_RCVLOWAT
         self._reset(head_only=False)
@@ -194,9 +193,7 @@ class _Conn(asyncio.BufferedProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
-        sock = transport.get_extra_info("socket")
-        self._fd = sock.fileno() if sock is not None else -1
-        self._sock = sock
+        self._sock = transport.get_extra_info("socket")
         self._tls = transport.get_extra_info("sslcontext") is not None
         self._lowat = 1
 
@@ -219,10 +216,11 @@ class _Conn(asyncio.BufferedProtocol):
 
     def pending(self) -> int:
         """Bytes waiting in the socket, not yet received (0 where that is not known)."""
-        if self._fd < 0:
-            return 0
         try:
-            return int(struct.unpack("i", fcntl.ioctl(self._fd, termios.FIONREAD, b"\0" * 4))[0])
+            fd = self._sock.fileno() if self._sock is not None else -1  # -1 once closed
+            if fd < 0:
+                return 0
+            return int(struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0" * 4))[0])
         except (OSError, NameError):
             return 0
 
@@ -678,9 +676,6 @@ class Pool:
                 f"Connection timeout to host {scheme}://{host}:{port}") from err
         except OSError as err:
             raise _connect_error(key, err) from err
-        sock = conn.transport.get_extra_info("socket") if conn.transport else None
-        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return conn
 
     def release(self, conn: _Conn) -> None:
