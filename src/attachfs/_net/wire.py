@@ -514,6 +514,8 @@ class _Dechunk:
             if self._trailers:  # trailer lines, up to an empty one
                 end = self._raw.find(b"\r\n")
                 if end < 0:
+                    if len(self._raw) > MAX_HEAD:
+                        raise ValueError(f"trailers longer than {MAX_HEAD} bytes")
                     return out, False
                 line = bytes(self._raw[:end])
                 del self._raw[:end + 2]
@@ -552,9 +554,9 @@ class _Dechunk:
 
 
 class Response:
-    """An answer's status and headers; its body is read with ``body``, ``fill`` or
-    ``readany`` (the ``content`` of an aiohttp answer), and ``release`` hands the connection
-    back (or closes it if the body was not read to its end)."""
+    """An answer's status and headers; its body is read with ``read`` when it is received in
+    place (``in_place``), else with ``readany`` (as the ``content`` of an aiohttp answer is);
+    ``release`` hands the connection back, or closes it if the body was not read to its end."""
 
     def __init__(self, pool: Pool, conn: _Conn, read_timeout: float, min_rate: float) -> None:
         self._pool = pool
