@@ -325,19 +325,41 @@ def test_an_answer_that_never_comes_is_a_stall_of_the_response() -> None:
 
 
 def test_a_slow_body_below_the_wake_up_mark_is_progress_not_a_stall() -> None:
-    """A body received in place wakes the client only every ``LOWAT`` bytes; a link slower
-    than that per ``read_timeout`` still delivers, and must not be called stalled."""
+    """After a fast body, a connection's next body wakes the client only every ``LOWAT``
+    bytes; a link slower than that per ``read_timeout`` still delivers, and must not be
+    called stalled."""
+    fast = os.urandom(16 * wire.LOWAT)
     size = wire.LOWAT + 64 * KiB
     body = os.urandom(size)
     pieces: list[bytes | float | str] = [head(206, Content_Length=size)]
     for at in range(0, size, 16 * KiB):  # ~16 KiB per 0.1 s: ~40 KiB per read_timeout
         pieces += [body[at:at + 16 * KiB], 0.1]
 
-    async def once(pool: wire.Pool, server: Scripted) -> tuple[int, bytes]:
-        return await get(pool, server, read_timeout=0.4, min_rate=1024)
+    async def twice(pool: wire.Pool, server: Scripted) -> list[Any]:
+        first = await get(pool, server, read_timeout=0.4, min_rate=1024)
+        (conn,) = [c for idle in pool._idle.values() for c in idle]
+        return [first, conn.fast, await get(pool, server, read_timeout=0.4, min_rate=1024)]
+
+    got, server = run([[head(206, Content_Length=len(fast)) + fast], pieces], twice)
+    assert got == [(206, fast), True, (206, body)]
+    assert server.connections == 1
+
+
+def test_a_connection_whose_large_body_came_slowly_is_not_fast() -> None:
+    """A rate-capped connection (a cloud's) is never made to hold bytes back in its socket."""
+    size = 2**20 + 64 * KiB
+    body = os.urandom(size)
+    pieces: list[bytes | float | str] = [head(206, Content_Length=size)]
+    for at in range(0, size, 128 * KiB):  # ~2.5 MB/s
+        pieces += [body[at:at + 128 * KiB], 0.05]
+
+    async def once(pool: wire.Pool, server: Scripted) -> list[Any]:
+        got = await get(pool, server)
+        (conn,) = [c for idle in pool._idle.values() for c in idle]
+        return [got, conn.fast, conn._lowat]
 
     got, _ = run([pieces], once)
-    assert got == (206, body)
+    assert got == [(206, body), False, 1]
 
 
 def test_a_body_slower_than_the_minimum_rate_is_too_slow() -> None:

@@ -48,6 +48,7 @@ import socket
 import ssl
 import struct
 import sys
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -81,11 +82,17 @@ _NO_BODY = frozenset({204, 304})
 _BAD = ("\r", "\n", "\0")
 #: Bodies this long or longer are received into a ``bytes`` in place.
 _IN_PLACE = 64 * 1024
-#: While a body is received in place, the socket wakes the loop only once this many of its
-#: bytes are waiting (``SO_RCVLOWAT``), or the rest of the body is, or the connection ends:
-#: one wake-up per ~120 KiB instead (what a loopback or a fast link delivers between two
+#: While a body is received in place over a fast connection, the socket wakes the loop only
+#: once this many of its bytes are waiting (``SO_RCVLOWAT``), or the rest of the body is, or
+#: the connection ends: one wake-up per ~120 KiB instead (what loopback delivers between two
 #: wake-ups) cost more in the loop than the copies. Bodies shorter than it are not affected.
 LOWAT = 256 * 1024
+#: A connection is fast when its last body of ``_RATE_SAMPLE`` bytes or more arrived at this
+#: rate or more (from its head to its last byte). Only a fast connection waits for ``LOWAT``
+#: bytes: on a slower one (a cloud's 50-100 MB/s per connection) the loop is not what limits
+#: it, and holding bytes back in the socket slowed a rate-capped link by a fifth.
+FAST_BODY = 200 * 2**20
+_RATE_SAMPLE = 2**20
 #: TLS reads ahead of what it decrypts: at most a record (16 KiB and its overhead) may sit
 #: undecrypted in its buffer, so a TLS body asks for that much less than its remaining bytes.
 _TLS_SLACK = 32 * 1024
@@ -163,6 +170,8 @@ class _Conn(asyncio.BufferedProtocol):
         self._sock: Any = None  # the transport's socket (asyncio's TransportSocket)
         self._tls = False
         self._lowat = 1  # the socket's SO_RCVLOWAT
+        self.fast = False  # its last large body arrived at FAST_BODY or more
+        self._began = 0.0  # when the body being received in place began
         self._reset(head_only=False)
 
     def _reset(self, *, head_only: bool) -> None:
@@ -239,6 +248,9 @@ class _Conn(asyncio.BufferedProtocol):
             if self.length is not None:
                 self.length -= nbytes
             if self._filled == len(self._fill):
+                if self.received >= _RATE_SAMPLE:
+                    took = time.monotonic() - self._began
+                    self.fast = took <= 0 or self._filled / took >= FAST_BODY
                 self._fill = None
                 self._set_lowat(1)
                 self._end_body()
@@ -467,7 +479,8 @@ class _Conn(asyncio.BufferedProtocol):
             self._end_body()
             return
         self._fill, self._filled = view[len(rest):], 0
-        if self.length > LOWAT:
+        self._began = time.monotonic()
+        if self.fast and self.length > LOWAT:
             self._aim()
 
     async def receive(self, read_timeout: float, min_rate: float) -> bytes | bytearray:
