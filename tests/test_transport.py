@@ -684,45 +684,42 @@ def _idle_thread_reads(store: CountingStore) -> None:
     assert store.opened == 1
 
 
-def test_pyarrows_io_thread_reuses_its_loop_and_connection_from_read_to_read(
+def test_pyarrows_io_threads_reuse_their_loops_from_read_to_read(
         store: CountingStore, monkeypatch: pytest.MonkeyPatch) -> None:
     """pyarrow calls a file's ``read`` from its own I/O threads, each call with a new Python
-    thread state (and so an empty ``threading.local``): the thread's loop, and the connection
-    it holds, must still be the same from one read to the next."""
+    thread state (and so an empty ``threading.local``): the loops, and the connections they
+    hold, must still be the same from one read to the next."""
     pa = pytest.importorskip("pyarrow")
     pq = pytest.importorskip("pyarrow.parquet")
     pd = pytest.importorskip("pandas")
     import io
 
     import numpy as np
+
+    from attachfs import _blocks
+    from attachfs._net import loops
+
     table = pa.table({f"c{i}": np.random.default_rng(i).random(250_000) for i in range(8)})
     buf = io.BytesIO()  # 16 MB: more than a file fetches whole at its first read
     pq.write_table(table, buf, row_group_size=25_000, compression=None)
     uri = store.put(store.bucket, "t.parquet", buf.getvalue())
     fs = fs_for(store)
-    threads = pa.io_thread_count()
-    pa.set_io_thread_count(1)
-    try:
-        def scan() -> Any:
-            _blocks.shared().clear()  # every scan reads from the store
-            return pa.Table.from_pandas(pd.read_parquet(
-                f"attach::{uri}", columns=["c1"],
-                storage_options={"config": fs.config, "skip_instance_cache": True}))
 
-        from attachfs import _blocks
-        from attachfs._net import loops
+    def scan() -> Any:  # pyarrow's 8 I/O threads, any of which may make a read
+        _blocks.shared().clear()  # every scan reads from the store
+        return pa.Table.from_pandas(pd.read_parquet(
+            f"attach::{uri}", columns=["c1"],
+            storage_options={"config": fs.config, "skip_instance_cache": True}))
 
-        made = []
-        init = loops.Own.__init__
-        monkeypatch.setattr(loops.Own, "__init__", lambda own: (made.append(1), init(own))[1])
+    made = []
+    init = loops.Own.__init__
+    monkeypatch.setattr(loops.Own, "__init__", lambda own: (made.append(1), init(own))[1])
+    assert scan().column("c1") == table.column("c1")
+    made.clear()
+    store.reset_counts()
+    for _ in range(3):
         assert scan().column("c1") == table.column("c1")
-        made.clear()
-        store.reset_counts()
-        for _ in range(3):
-            assert scan().column("c1") == table.column("c1")
-        # Three scans, each with reads on pyarrow's thread: a loop (and a connection) per read
-        # before; the thread's loop is kept now.
-        assert len(store.gets) > 6
-        assert made == []
-    finally:
-        pa.set_io_thread_count(threads)
+    # Three scans, each with reads on pyarrow's threads: a loop (and a connection) per read
+    # before; now the threads share the loops they made in the first scan.
+    assert len(store.gets) > 6
+    assert made == []

@@ -25,10 +25,12 @@ batches) stays on fsspec's loop, where it runs while the caller does something e
   released), and at exit.
 - A thread Python did not start (pyarrow's I/O threads, calling a file's ``read`` through
   ``PyGILState_Ensure``) gets a new Python thread state, and with it an empty
-  ``threading.local``, on each call: its loop is kept by the thread's id instead, or every read
-  would make a loop and a connection and close them again. At most ``FOREIGN_LOOPS`` are kept
-  (the longest idle is closed first); a foreign thread that ends leaves its loop to that, and
-  to exit.
+  ``threading.local``, on each call, so a loop cannot be kept per such thread (every read
+  would make a loop and a connection and close them again). Such threads share a few loops
+  instead: a thread takes the loop it used last if no other runs it now, else any idle one,
+  else a new one (``FOREIGN_LOOPS`` at most). pyarrow's eight I/O threads reading one file
+  (one read at a time) then share one loop and its warm connections; reading several files at
+  once, they use as many loops. These loops live until exit.
 """
 
 from __future__ import annotations
@@ -107,7 +109,8 @@ class Own:
 
 
 _local = threading.local()
-#: Loops of threads Python did not start, by thread id, the least recently used first.
+#: Loops for threads Python did not start, and the one each such thread used last.
+_foreign_loops: list[Own] = []
 _foreign: dict[int, Own] = {}
 _foreign_lock = threading.Lock()
 _DUMMY: Any = getattr(threading, "_DummyThread", ())
@@ -139,24 +142,29 @@ def here() -> Own | None:
 
 
 def _foreign_own() -> Own:
-    """The loop of the calling thread, which Python did not start (see the module docstring)."""
+    """A loop for the calling thread, which Python did not start (see the module docstring):
+    the one it used last if no other thread runs it now, else any idle one, else a new one
+    (at most ``FOREIGN_LOOPS``; past that, the thread waits for its last one)."""
     ident = threading.get_ident()
     pid = os.getpid()
+    made = False
     with _foreign_lock:
-        own = _foreign.pop(ident, None)
-        if own is not None and own.pid != pid:  # the parent's, in a forked child
-            _inherited.append(own)
-            own = None
-        made = own is None
+        if _foreign_loops and _foreign_loops[0].pid != pid:  # the parent's, in a forked child
+            _inherited.extend(_foreign_loops)
+            _foreign_loops.clear()
+            _foreign.clear()
+        last = _foreign.pop(ident, None)
+        own = next((o for o in ([last] if last else []) + _foreign_loops
+                    if not o.lock.locked()), None)
         if own is None:
-            own = Own()
-        _foreign[ident] = own  # the most recently used last
-        retired = []
-        while len(_foreign) > FOREIGN_LOOPS:
-            retired.append(_foreign.pop(next(iter(_foreign))))
-    for old in retired:
-        if old.pid == pid:
-            old.close()
+            if len(_foreign_loops) < FOREIGN_LOOPS:
+                own, made = Own(), True
+                _foreign_loops.append(own)
+            else:
+                own = last or _foreign_loops[0]
+        _foreign[ident] = own  # the most recently seen thread last
+        while len(_foreign) > 4 * FOREIGN_LOOPS:
+            del _foreign[next(iter(_foreign))]
     if made:
         _start_sweeper()
     return own
