@@ -156,6 +156,9 @@ EXPECT: dict[str, dict[str, list[str]]] = {
 }
 
 
+_PYARROW_EXIT_ABORT = "terminate called without an active exception"
+
+
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("lang, code", RECIPES)
 def test_the_recipe_runs_as_written(served, tmp_path, request, lang, code):
@@ -168,6 +171,12 @@ def test_the_recipe_runs_as_written(served, tmp_path, request, lang, code):
         argv = ["bash", "-e", "-c", code]
     done = subprocess.run(argv, env=env, cwd=tmp_path, capture_output=True, text=True,
                           timeout=540)
+    if done.returncode == -signal.SIGABRT and _PYARROW_EXIT_ABORT in done.stderr:
+        # pyarrow's thread pool, torn down at exit after reading through a Python file object,
+        # aborts a process that finished its work about one run in twenty (apache/arrow#34314,
+        # #50482; it happens without attachfs's changes too): once more, and it must pass.
+        done = subprocess.run(argv, env=env, cwd=tmp_path, capture_output=True, text=True,
+                              timeout=540)
     assert done.returncode == 0, f"stdout:\n{done.stdout}\nstderr:\n{done.stderr[-4000:]}"
     assert "Traceback" not in done.stderr
     page = request.node.callspec.id.split(":")[0]
