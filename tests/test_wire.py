@@ -374,3 +374,58 @@ def test_a_body_slower_than_the_minimum_rate_is_too_slow() -> None:
 
     rate, _ = run([pieces], once)
     assert rate is not None and 0 < rate < 10 * KiB
+
+
+def test_bodies_over_tls_arrive_whole_in_place_and_with_the_wake_up_mark(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every cloud is https: TLS decrypts ahead of what it hands over, so a body received in
+    place under the low-water mark must still end (the mark stays below what is left)."""
+    import ssl
+
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_ctx)
+    client_ctx = ssl.create_default_context()
+    ca.configure_trust(client_ctx)
+    monkeypatch.setattr(wire, "_ssl_context", client_ctx)
+    bodies = [os.urandom(n) for n in (16 * wire.LOWAT, 8 * wire.LOWAT + 12_345, 3 * wire.LOWAT,
+                                      100)]
+
+    async def go() -> tuple[list[bytes], list[bool], int]:
+        served = 0
+
+        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            nonlocal served
+            served += 1
+            for body in bodies:
+                await reader.readuntil(b"\r\n\r\n")
+                writer.write(head(206, Content_Length=len(body)) + body)
+                await writer.drain()
+            await reader.read()
+            writer.close()
+
+        server = await asyncio.start_server(serve, "127.0.0.1", 0, ssl=server_ctx)
+        port = server.sockets[0].getsockname()[1]
+        url = yarl.URL(f"https://127.0.0.1:{port}/b/k")
+        pool = wire.Pool(4)
+        got, fast = [], []
+        try:
+            for _ in bodies:
+                resp = await pool.request("GET", url, {}, connect_timeout=5, read_timeout=5,
+                                          in_place=lambda status: status == 206)
+                async with resp:
+                    assert resp.in_place
+                    got.append(await resp.read())
+                (conn,) = [c for idle in pool._idle.values() for c in idle]
+                fast.append(conn.fast)
+        finally:
+            pool.close()
+            server.close()
+            await server.wait_closed()
+        return got, fast, served
+
+    got, fast, served = asyncio.run(go())
+    assert got == bodies
+    assert fast[0] and fast[1]  # loopback: the later bodies were received under the mark
+    assert served == 1
