@@ -2,11 +2,12 @@
 
 aiohttp hands a body over as the chunks its socket reads returned, each copied once more by its
 parser; joining them into one ``bytes`` copies every byte a third time, and handing each chunk
-over through its stream reader costs more than the copies (a 1 GiB read of 8 MiB ranges from a
-loopback server: ~0.78 s through aiohttp, ~0.5 s received as here). An answer that announces
-its length (every 206 of S3, GCS and Azure) needs none of that: its body is received straight
-into a buffer of that length (``asyncio.BufferedProtocol``), one copy from the socket or the
-TLS layer, and one more into the ``bytes`` handed on.
+over through its stream reader costs more than the copies. An answer that announces its length
+(every 206 of S3, GCS and Azure) needs none of that: its body is received straight into the
+``bytes`` object handed on (``asyncio.BufferedProtocol`` and ``new_buffer``), one copy from the
+socket or the TLS layer in all, and on a fast connection the socket wakes the loop once per
+``LOWAT`` bytes. A 1 GiB read of 8 MiB ranges from a loopback server, on one loop: ~0.78 s
+through aiohttp, ~0.45 s received in place, ~0.17 s with the wake-up mark.
 
 This is deliberately a small client, for requests whose shape attachfs controls: a ``GET`` or
 ``HEAD`` without a body, sent straight to the service (never through a proxy: those go through
