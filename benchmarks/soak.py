@@ -163,19 +163,21 @@ def tcp_table() -> list[tuple[int, int, str, int]]:
     return out
 
 
-def socket_states(port: int, pid: int | str = "self", *, inodes: set[int] | None = None,
+def _fd_targets(pid: int | str) -> list[str]:
+    """What each of the process's fds links to (``socket:[inode]``, a path, ``pipe:[...]``)."""
+    targets = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            targets.append(os.readlink(f"/proc/{pid}/fd/{fd}"))
+        except OSError:  # closed meanwhile
+            continue
+    return targets
+
+
+def socket_states(port: int, pid: int | str = "self", *,
                   table: list[tuple[int, int, str, int]] | None = None) -> Counter[str]:
-    """How many of the process's TCP sockets to ``port`` are in each state (its sockets are
-    the inodes ``/proc/PID/fd`` links to, unless given)."""
-    if inodes is None:
-        inodes = set()
-        for fd in os.listdir(f"/proc/{pid}/fd"):
-            try:
-                target = os.readlink(f"/proc/{pid}/fd/{fd}")
-            except OSError:
-                continue
-            if target.startswith("socket:["):
-                inodes.add(int(target[8:-1]))
+    """How many of the process's TCP sockets to ``port`` are in each state."""
+    inodes = {int(t[8:-1]) for t in _fd_targets(pid) if t.startswith("socket:[")}
     return Counter(state for _, rport, state, inode in (table or tcp_table())
                    if inode in inodes and rport == port)
 
@@ -190,24 +192,18 @@ def process_stats(pid: int, port: int) -> dict:
                 out["rss_mib"] = int(line.split()[1]) / 1024
             elif line.startswith("Threads:"):
                 out["threads"] = int(line.split()[1])
-        inodes = set()
-        for fd in os.listdir(f"/proc/{pid}/fd"):
-            try:
-                target = os.readlink(f"/proc/{pid}/fd/{fd}")
-            except OSError:
-                continue
+        for target in _fd_targets(pid):
             out["fds"] += 1
             if target.startswith("socket:["):
                 out["fd_sockets"] += 1
-                inodes.add(int(target[8:-1]))
             elif target.startswith("/") and not target.startswith("/dev/"):
                 out["fd_files"] += 1
             else:
                 out["fd_other"] += 1  # pipes, eventfds, epoll, /dev/...
-    except OSError:
+        table = tcp_table()
+        mine = socket_states(port, pid, table=table)
+    except OSError:  # the process ended
         return out
-    table = tcp_table()
-    mine = socket_states(port, inodes=inodes, table=table)
     out["established"] = mine["ESTABLISHED"]
     out["close_wait"] = mine["CLOSE_WAIT"]
     out["time_wait_client"] = sum(1 for _, rport, s, _ in table

@@ -181,7 +181,6 @@ class _Conn(asyncio.BufferedProtocol):
         self._head = bytearray()
         self.got_any = False
         self.status = 0
-        self.http10 = False
         self.headers: CIMultiDictProxy[str] | None = None
         self.keep_alive = True
         self.length: int | None = None  # body bytes still to come (None: to the end)
@@ -333,7 +332,6 @@ class _Conn(asyncio.BufferedProtocol):
         if version not in ("HTTP/1.1", "HTTP/1.0") or not (code.isdigit() and len(code) == 3):
             raise ValueError(f"bad status line {lines[0][:80]!r}")
         self.status = int(code)
-        self.http10 = version == "HTTP/1.0"
         headers: CIMultiDict[str] = CIMultiDict()
         for line in lines[1:]:
             name, sep, value = line.partition(":")
@@ -343,7 +341,7 @@ class _Conn(asyncio.BufferedProtocol):
         self.headers = CIMultiDictProxy(headers)
         connection = ",".join(headers.getall("Connection", ())).lower()
         self.keep_alive = ("close" not in connection
-                           and (not self.http10 or "keep-alive" in connection))
+                           and (version == "HTTP/1.1" or "keep-alive" in connection))
         codings = ",".join(headers.getall("Transfer-Encoding", ()))
         lengths = {v.strip() for v in ",".join(headers.getall("Content-Length", ())).split(",")
                    if v.strip()}
