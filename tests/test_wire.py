@@ -286,6 +286,25 @@ def test_connections_to_a_host_are_bounded() -> None:
     assert server.connections == 2
 
 
+def test_an_idle_connection_is_closed_after_the_keep_alive_and_one_in_use_is_kept(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """One timer per pool closes what has been idle ``KEEPALIVE_SECONDS``; a connection taken
+    again within that time is kept, and its idle time starts anew."""
+    monkeypatch.setattr(wire, "KEEPALIVE_SECONDS", 0.4)
+
+    async def spaced(pool: wire.Pool, server: Scripted) -> list[int]:
+        idle = []
+        for pause in (0.0, 0.25, 0.25, 1.0):  # 0.5 s in all before the third: still kept
+            await asyncio.sleep(pause)
+            idle.append(sum(len(conns) for conns in pool._idle.values()))
+            await get(pool, server)
+        return idle
+
+    idle, server = run([[head(200, Content_Length=1) + b"a"]] * 4, spaced)
+    assert idle == [0, 1, 1, 0]
+    assert server.connections == 2
+
+
 def test_a_refused_connection_is_aiohttps_connector_error() -> None:
     async def once() -> None:
         server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
@@ -322,6 +341,35 @@ def test_an_answer_that_never_comes_is_a_stall_of_the_response() -> None:
 
     phase, _ = run([[3.0]], once)
     assert phase == "response"
+
+
+def test_a_shorter_read_timeout_after_a_longer_one_times_out_on_its_own_deadline() -> None:
+    """The stall timer is armed once per connection and moved lazily: a wait whose deadline
+    comes before the armed timer's must still end at its own deadline."""
+    async def twice(pool: wire.Pool, server: Scripted) -> str:
+        await get(pool, server, read_timeout=120.0)
+        with pytest.raises(wire.Stalled) as caught:
+            await asyncio.wait_for(get(pool, server, read_timeout=0.3), 10)
+        return caught.value.phase
+
+    phase, server = run([[head(200, Content_Length=1) + b"a"], [30.0]], twice)
+    assert phase == "response"
+    assert server.connections == 1
+
+
+@pytest.mark.parametrize("in_place", [True, False])
+def test_a_body_that_keeps_arriving_within_each_window_is_never_a_stall(in_place: bool) -> None:
+    """Each wait is its own ``read_timeout`` window: pieces that come within it are progress
+    however long the whole body takes (here five pauses, each a quarter of the window)."""
+    pieces: list[bytes | float | str] = [head(200, Content_Length=5)]
+    for byte in b"abcde":
+        pieces += [0.15, bytes([byte])]
+
+    async def once(pool: wire.Pool, server: Scripted) -> tuple[int, bytes]:
+        return await get(pool, server, read_timeout=0.6, in_place=in_place)
+
+    got, _ = run([pieces], once)
+    assert got == (200, b"abcde")
 
 
 def test_a_slow_body_below_the_wake_up_mark_is_progress_not_a_stall() -> None:

@@ -73,14 +73,17 @@ MAX_HEAD = 64 * 1024
 #: The receive buffer for heads and for bodies handed over as they arrive.
 _SCRATCH = 256 * 1024
 #: What is received at most while waiting for an answer's head: a head and the start of its
-#: body. Kept small, so that a body received in place is copied once more only for its first
-#: few bytes, and no medium-sized buffer is allocated between two large ones per answer.
-_HEAD_READ = 16 * 1024
+#: body. Large enough for a whole head and a small read's 16 KiB body in one receive (one
+#: wake-up of the loop, not two); small enough that a body received in place is copied once
+#: more only for its first few bytes, and that no buffer from outside the heap (glibc maps
+#: 128 KiB and more afresh) is allocated between two large ones per answer.
+_HEAD_READ = 32 * 1024
 #: A streamed body pauses its socket past this many unread bytes.
 _HIGH_WATER = 4 * 2**20
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _NO_BODY = frozenset({204, 304})
 _BAD = ("\r", "\n", "\0")
+_FRAMING = frozenset({"connection", "transfer-encoding", "content-length"})
 #: Bodies this long or longer are received into a ``bytes`` in place.
 _IN_PLACE = 64 * 1024
 #: While a body is received in place over a fast connection, the socket wakes the loop only
@@ -163,7 +166,12 @@ class _Conn(asyncio.BufferedProtocol):
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.reused = False
-        self.expiry: asyncio.TimerHandle | None = None
+        self.idle_since = 0.0  # when it went back to the pool
+        self._loop: asyncio.AbstractEventLoop | None = None
+        #: The stall timer: armed once and moved on lazily (``_check_stall``), so a wait costs
+        #: no timer of its own.
+        self._timer: asyncio.TimerHandle | None = None
+        self._deadline = 0.0  # when the pending wait times out
         self._scratch = bytearray(_SCRATCH)
         self._view = memoryview(self._scratch)
         self._waiter: asyncio.Future[None] | None = None
@@ -202,6 +210,7 @@ class _Conn(asyncio.BufferedProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        self._loop = asyncio.get_running_loop()
         self._sock = transport.get_extra_info("socket")
         self._tls = transport.get_extra_info("sslcontext") is not None
         self._lowat = 1
@@ -272,8 +281,7 @@ class _Conn(asyncio.BufferedProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        if self.expiry is not None:
-            self.expiry.cancel()
+        self._stop_timer()
         if self.state == "body" and self.length is None and self.chunked is None:
             self._end_body()
             return
@@ -332,18 +340,24 @@ class _Conn(asyncio.BufferedProtocol):
         if version not in ("HTTP/1.1", "HTTP/1.0") or not (code.isdigit() and len(code) == 3):
             raise ValueError(f"bad status line {lines[0][:80]!r}")
         self.status = int(code)
-        headers: CIMultiDict[str] = CIMultiDict()
+        pairs = []
+        framing: dict[str, list[str]] = {}  # the headers that frame the body, by lower name
         for line in lines[1:]:
             name, sep, value = line.partition(":")
             if not sep or not name or name != name.strip() or line[0] in " \t":
                 raise ValueError(f"bad header line {line[:80]!r}")
-            headers.add(name, value.strip(" \t"))
+            value = value.strip(" \t")
+            pairs.append((name, value))
+            lower = name.lower()
+            if lower in _FRAMING:
+                framing.setdefault(lower, []).append(value)
+        headers = CIMultiDict(pairs)
         self.headers = CIMultiDictProxy(headers)
-        connection = ",".join(headers.getall("Connection", ())).lower()
+        connection = ",".join(framing.get("connection", ())).lower()
         self.keep_alive = ("close" not in connection
                            and (version == "HTTP/1.1" or "keep-alive" in connection))
-        codings = ",".join(headers.getall("Transfer-Encoding", ()))
-        lengths = {v.strip() for v in ",".join(headers.getall("Content-Length", ())).split(",")
+        codings = ",".join(framing.get("transfer-encoding", ()))
+        lengths = {v.strip() for v in ",".join(framing.get("content-length", ())).split(",")
                    if v.strip()}
         if codings:
             if codings.rsplit(",", 1)[-1].strip().lower() != "chunked":
@@ -417,11 +431,17 @@ class _Conn(asyncio.BufferedProtocol):
 
     async def _wait(self, phase: str, read_timeout: float, min_rate: float = 0.0) -> None:
         """Until something arrives (or the answer ends or breaks), at most ``read_timeout``."""
-        loop = asyncio.get_running_loop()
+        loop = self._loop
+        assert loop is not None
         self._waiter = waiter = loop.create_future()
         before = self.received
         start = loop.time()
-        handle = loop.call_at(start + read_timeout, _timed_out, waiter)
+        self._deadline = deadline = start + read_timeout
+        timer = self._timer
+        if timer is None or timer.when() > deadline:
+            if timer is not None:
+                timer.cancel()
+            self._timer = loop.call_at(deadline, self._check_stall)
         try:
             await waiter
         except asyncio.TimeoutError:
@@ -435,9 +455,25 @@ class _Conn(asyncio.BufferedProtocol):
             if rate < min_rate:
                 raise Stalled(phase, rate) from None
         finally:
-            handle.cancel()
             self._waiter = None
         self._raise()
+
+    def _check_stall(self) -> None:
+        """The stall timer: time out the pending wait if its deadline passed, else move on to
+        that deadline (a wait begun since the timer was armed); with no wait pending, stop."""
+        self._timer = None
+        waiter = self._waiter
+        if waiter is None or waiter.done() or self._loop is None:
+            return
+        if self._loop.time() >= self._deadline:
+            waiter.set_exception(asyncio.TimeoutError())
+        else:
+            self._timer = self._loop.call_at(self._deadline, self._check_stall)
+
+    def _stop_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     def _raise(self) -> None:
         if self._error is not None:
@@ -498,11 +534,6 @@ class _Conn(asyncio.BufferedProtocol):
         target, self.target = self.target, None
         assert target is not None
         return target
-
-
-def _timed_out(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_exception(asyncio.TimeoutError())
 
 
 class _Dechunk:
@@ -615,6 +646,7 @@ class Pool:
         self._busy: set[_Conn] = set()
         self._gates: dict[tuple[str, str, int], asyncio.Semaphore] = {}
         self._per_host = per_host
+        self._sweeper: asyncio.TimerHandle | None = None
         self.closed = False
 
     async def request(self, method: str, url: yarl.URL, headers: Mapping[str, str], *,
@@ -669,9 +701,6 @@ class Pool:
         idle = self._idle.get(key)
         while idle:
             conn = idle.pop()
-            if conn.expiry is not None:
-                conn.expiry.cancel()
-                conn.expiry = None
             if not conn.closed and conn.transport is not None and not conn.transport.is_closing():
                 conn.reused = True
                 return conn
@@ -703,22 +732,31 @@ class Pool:
             return
         conn.state = "idle"
         conn.reused = True
-        conn.expiry = asyncio.get_running_loop().call_later(KEEPALIVE_SECONDS, self._expire,
-                                                            conn)
+        loop = conn._loop or asyncio.get_running_loop()
+        conn.idle_since = loop.time()
         self._idle.setdefault(conn.key, []).append(conn)
+        if self._sweeper is None:
+            self._sweeper = loop.call_at(conn.idle_since + KEEPALIVE_SECONDS, self._sweep, loop)
 
-    def _expire(self, conn: _Conn) -> None:
-        idle = self._idle.get(conn.key)
-        if idle and conn in idle:
-            idle.remove(conn)
-            self._discard(conn)
+    def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Close the connections idle for ``KEEPALIVE_SECONDS``; come back when the next one
+        will have been (one timer per pool, not one per answer)."""
+        self._sweeper = None
+        now = loop.time()
+        oldest = None
+        for idle in self._idle.values():
+            for conn in [c for c in idle if now - c.idle_since >= KEEPALIVE_SECONDS]:
+                idle.remove(conn)
+                self._discard(conn)
+            for conn in idle:
+                oldest = conn.idle_since if oldest is None else min(oldest, conn.idle_since)
+        if oldest is not None and not self.closed:
+            self._sweeper = loop.call_at(oldest + KEEPALIVE_SECONDS, self._sweep, loop)
 
     def _discard(self, conn: _Conn) -> None:
         self._busy.discard(conn)
         conn.keep_alive = False
-        if conn.expiry is not None:
-            conn.expiry.cancel()
-            conn.expiry = None
+        conn._stop_timer()
         if conn.transport is not None and not conn.transport.is_closing():
             conn.transport.close()
 
@@ -728,6 +766,9 @@ class Pool:
         if self.pid != os.getpid():
             return
         self.closed = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         for idle in self._idle.values():
             for conn in idle:
                 self._discard(conn)
@@ -746,14 +787,24 @@ def _request(method: str, url: yarl.URL, headers: Mapping[str, str]) -> bytes:
     target = url.raw_path_qs or "/"
     lines = [f"{method} {target} HTTP/1.1", f"Host: {host}", "Accept: */*",
              "Accept-Encoding: gzip, deflate"]
-    for name, value in headers.items():
-        if any(c in name or c in value for c in _BAD) or not name or ":" in name:
-            raise ValueError(f"refusing to send header {name!r}: a header name or value must "
-                             "not contain CR, LF or NUL")
-        lines.append(f"{name}: {value}")
-    if any(c in target for c in _BAD) or " " in target:
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    text = "\r\n".join(lines)
+    # One scan of the whole request for CR, LF and NUL: the only line breaks are the ones
+    # put in above (one per line), else some name or value carries one.
+    if (text.count("\r") != len(lines) - 1 or text.count("\n") != len(lines) - 1
+            or "\0" in text):
+        for name, value in headers.items():
+            if any(c in name or c in value for c in _BAD):
+                raise ValueError(f"refusing to send header {name!r}: a header name or value "
+                                 "must not contain CR, LF or NUL")
         raise ValueError("refusing to send a request whose target has a space, CR, LF or NUL")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8")
+    if " " in target:
+        raise ValueError("refusing to send a request whose target has a space, CR, LF or NUL")
+    for name in headers:
+        if not name or ":" in name:
+            raise ValueError(f"refusing to send header {name!r}: a header name must not be "
+                             "empty or contain a colon")
+    return (text + "\r\n\r\n").encode("utf-8")
 
 
 def _connect_error(key: tuple[str, str, int], err: OSError) -> aiohttp.ClientError:
