@@ -84,6 +84,7 @@ from .._errors import (
 )
 from .._redact import hidden_values, redact, redact_text
 from .._rules import Operation, denied_hint
+from .part import ContentRange
 from .retry import Retry, retry_after_in
 
 if TYPE_CHECKING:
@@ -250,8 +251,6 @@ def raise_for_status(uri: str, backend: str, status: int, code: str | Said | Non
 def check_body(status: int, headers: Mapping[str, str], body: bytes) -> None:
     """Raise ``Retry`` for a 206 body shorter than its ``Content-Range`` says. The body itself
     is never inspected: whatever a 2xx carries is the object."""
-    from .part import ContentRange
-
     announced = ContentRange.parse(headers.get("Content-Range")) if status == 206 else None
     if announced is not None and len(body) < announced.length:
         raise Retry(f"short body: {len(body)} of the {announced.length} bytes of "

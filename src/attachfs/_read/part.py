@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -45,13 +46,20 @@ class ContentRange:
 
     @classmethod
     def parse(cls, value: str | None) -> ContentRange | None:
-        m = _CONTENT_RANGE.fullmatch(value.strip()) if value else None
-        if m is None:
-            return None
-        first, last = int(m[1]), int(m[2])
-        if last < first:
-            return None
-        return cls(first, last, None if m[3] == "*" else int(m[3]))
+        return _parse_content_range(value) if value else None
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_content_range(value: str) -> ContentRange | None:
+    """Parsed once per distinct value: an answer's is read by more than one check, and the
+    ranges of a scan repeat from object to object."""
+    m = _CONTENT_RANGE.fullmatch(value.strip())
+    if m is None:
+        return None
+    first, last = int(m[1]), int(m[2])
+    if last < first:
+        return None
+    return ContentRange(first, last, None if m[3] == "*" else int(m[3]))
 
 
 def range_header(start: int, end: int | None) -> str:

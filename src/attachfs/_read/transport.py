@@ -205,5 +205,6 @@ def answered(route: Route, start: int, version: str | None, if_none_match: str |
         raise changed(route.uri, version)
     check_body(answer.status, answer.headers, answer.body)
     size = answer.size if answer.size is not None else start + len(answer.body)
-    meta = {name: answer.headers[name] for name in META_HEADERS if name in answer.headers}
+    get = answer.headers.get
+    meta = {name: value for name in META_HEADERS if (value := get(name)) is not None}
     return Part(answer.body, start, size, answered_version, meta=meta)
