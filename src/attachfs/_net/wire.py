@@ -73,11 +73,10 @@ MAX_HEAD = 64 * 1024
 #: The receive buffer for heads and for bodies handed over as they arrive.
 _SCRATCH = 256 * 1024
 #: What is received at most while waiting for an answer's head: a head and the start of its
-#: body. Large enough for a whole head and a small read's 16 KiB body in one receive (one
-#: wake-up of the loop, not two); small enough that a body received in place is copied once
-#: more only for its first few bytes, and that no buffer from outside the heap (glibc maps
-#: 128 KiB and more afresh) is allocated between two large ones per answer.
-_HEAD_READ = 32 * 1024
+#: body, parsed and copied from where they were received. Large enough for a whole head and a
+#: 64 KiB body in one receive (one wake-up of the loop, not two); small enough that a large
+#: body received in place is copied once more only for its first few bytes.
+_HEAD_READ = 80 * 1024
 #: A streamed body pauses its socket past this many unread bytes.
 _HIGH_WATER = 4 * 2**20
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -266,11 +265,18 @@ class _Conn(asyncio.BufferedProtocol):
             elif len(self._fill) - self._filled < self._lowat:
                 self._aim()
             return
-        data = self._scratch[:nbytes]
         if self.state == "head":
-            self._on_head(data)
+            # The common answer: its whole head in this one receive. It is parsed where it
+            # was received, and the body's first bytes copied from there once.
+            end = -1 if self._head else self._scratch.find(b"\r\n\r\n", 0, nbytes)
+            if 0 <= end <= MAX_HEAD:
+                self._answer(bytes(self._view[:end]), self._view[end + 4:nbytes])
+                if self.state == "head":  # an interim answer: the real one follows
+                    self._on_head(b"")
+            else:
+                self._on_head(self._view[:nbytes])
         elif self.state == "body":
-            self._on_body(bytes(data))
+            self._on_body(bytes(self._view[:nbytes]))
         else:  # bytes nobody asked for: the connection cannot be trusted with another request
             self._broken(aiohttp.ClientPayloadError("the server sent bytes after its answer"))
 
@@ -299,7 +305,9 @@ class _Conn(asyncio.BufferedProtocol):
 
     # -- parsing ----------------------------------------------------------------------------
 
-    def _on_head(self, data: bytearray | bytes) -> None:
+    def _on_head(self, data: bytes | memoryview) -> None:
+        """A head cut across receives (or following an interim answer): gathered, then
+        parsed."""
         self._head += data
         while self.state == "head":
             end = self._head.find(b"\r\n\r\n")
@@ -310,28 +318,33 @@ class _Conn(asyncio.BufferedProtocol):
                 return
             head, rest = bytes(self._head[:end]), bytes(self._head[end + 4:])
             self._head = bytearray()
-            try:
-                self._parse_head(head)
-            except ValueError as err:
-                self._broken(aiohttp.ClientPayloadError(f"the answer cannot be parsed: {err}"))
-                return
-            if 100 <= self.status < 200:  # an interim answer: the real one follows
-                self._head = bytearray(rest)
-                continue
-            self.state = "body"
-            waiter = self._waiter
-            if waiter is not None and not waiter.done():
-                waiter.set_result(None)
-            if self.head_only or self.status in _NO_BODY or self.length == 0:
-                self._end_body()
-                if rest:
-                    self._broken(aiohttp.ClientPayloadError(
-                        "the server sent bytes after its answer"))
-            elif (self.length is not None and self.chunked is None
-                    and self.in_place is not None and self.in_place(self.status)):
-                self._start_in_place(rest)
-            elif rest:
-                self._on_body(rest)
+            self._answer(head, rest)
+
+    def _answer(self, head: bytes, rest: bytes | memoryview) -> None:
+        """A whole head, and what followed it in the same receive (valid only during this
+        call: it may be a view of the receive buffer)."""
+        try:
+            self._parse_head(head)
+        except ValueError as err:
+            self._broken(aiohttp.ClientPayloadError(f"the answer cannot be parsed: {err}"))
+            return
+        if 100 <= self.status < 200:  # an interim answer: the real one follows
+            self._head = bytearray(rest)
+            return
+        self.state = "body"
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        if self.head_only or self.status in _NO_BODY or self.length == 0:
+            self._end_body()
+            if rest:
+                self._broken(aiohttp.ClientPayloadError(
+                    "the server sent bytes after its answer"))
+        elif (self.length is not None and self.chunked is None
+                and self.in_place is not None and self.in_place(self.status)):
+            self._start_in_place(rest)
+        elif rest:
+            self._on_body(bytes(rest))
 
     def _parse_head(self, head: bytes) -> None:
         lines = head.decode("utf-8", "surrogateescape").split("\r\n")
@@ -498,13 +511,19 @@ class _Conn(asyncio.BufferedProtocol):
             self.transport.resume_reading()
         return data
 
-    def _start_in_place(self, rest: bytes) -> None:
+    def _start_in_place(self, rest: bytes | memoryview) -> None:
         """Receive the rest of this body (its ``length`` bytes) straight into its buffer."""
         assert self.length is not None
         length = self.length
         if len(rest) > length:
             self._broken(aiohttp.ClientPayloadError(
                 "the server sent more than the Content-Length it announced"))
+            return
+        if len(rest) == length:  # all of it came with the head
+            self.target = bytes(rest)
+            self.received += length
+            self.length = 0
+            self._end_body()
             return
         self.target, view = new_buffer(length)
         view[:len(rest)] = rest
