@@ -11,14 +11,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-import yarl
-
 from .._credentials import azure
 from .._limits import Limits
 from .._uri import AZURE_PUBLIC_SUFFIX
 from .errors import Said, changed, raise_for_status, said
 from .part import Part, range_header, ranged, size_from
-from .transport import answered, exchange
+from .transport import answered, exchange, object_url
 
 if TYPE_CHECKING:
     from .._config import Config
@@ -40,7 +38,7 @@ async def read(client: Any, route: Route, start: int, end: int | None, version: 
     suffix = loc.endpoint_suffix or AZURE_PUBLIC_SUFFIX
     base = (az_cfg.endpoint_url.format(account=account) if az_cfg and az_cfg.endpoint_url
             else f"https://{account}.blob.{suffix}").rstrip("/")
-    url = yarl.URL(f"{base}/{loc.bucket}/{quote(loc.key, safe='/~')}", encoded=True)
+    url = object_url(base, f"/{loc.bucket}/{quote(loc.key, safe='/~')}")
     headers = {"x-ms-version": API_VERSION}
     if ranged(start, end):
         headers["x-ms-range"] = range_header(start, end)

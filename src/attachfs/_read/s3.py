@@ -30,8 +30,6 @@ import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import yarl
-
 from .._credentials import aws
 from .._credentials.refresh import Refreshable
 from .._limits import Limits
@@ -40,7 +38,7 @@ from .._uri import S3Endpoint, s3_partition
 from . import sigv4
 from .errors import Refused, raise_for_status, said
 from .part import Part, range_header, ranged
-from .transport import Answer, answered, exchange
+from .transport import Answer, answered, exchange, object_url
 
 if TYPE_CHECKING:
     from .._config import Config
@@ -126,8 +124,7 @@ async def _send(config: Config | None, route: Route, limits: Limits, region: str
     if creds is not None:
         sigv4.sign(method, host, path, query, headers, access_key=creds.access_key,
                    secret_key=creds.secret_key, token=creds.token, region=region)
-    url = yarl.URL(base + path + ("?" + sigv4.canonical_query(query) if query else ""),
-                   encoded=True)
+    url = object_url(base, path, sigv4.canonical_query(query))
     return await exchange(route, limits, url, headers, start=start, end=end, redirects=False,
                           method=method)
 

@@ -51,7 +51,7 @@ if TYPE_CHECKING:
 
     from .._rules import Route
 
-__all__ = ["RANGE_IGNORED", "Answer", "answered", "exchange"]
+__all__ = ["RANGE_IGNORED", "Answer", "answered", "exchange", "object_url"]
 
 #: How much of an error answer's body is kept: its error document, never a whole object.
 ERROR_BODY_BYTES = 64 * 1024
@@ -71,6 +71,23 @@ class Answer:
     headers: CIMultiDictProxy[str]
     body: bytes
     size: int | None = None
+
+
+def object_url(base: str, path: str, query: str = "") -> yarl.URL:
+    """``base`` (a scheme, host and perhaps a path; a trailing ``/`` is not part of it)
+    followed by ``path`` and ``?query``, both already encoded and kept byte for byte. Without
+    a query the base is parsed once and only the path is new (parsing a whole URL costs more
+    than the rest of building the request); a query goes through the whole parse (yarl's
+    ``with_query`` would encode it again)."""
+    if query:
+        return yarl.URL(f"{base.rstrip('/')}{path}?{query}", encoded=True)
+    parsed = _parsed(base)
+    return parsed.with_path(parsed.raw_path.rstrip("/") + path, encoded=True)
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed(base: str) -> yarl.URL:
+    return yarl.URL(base, encoded=True)
 
 
 async def exchange(route: Route, limits: Limits, url: yarl.URL, headers: dict[str, str], *,
