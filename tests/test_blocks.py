@@ -90,6 +90,7 @@ class SlowServer(LocalHTTPServer):
         self.pause = 0.005
         self.peers: set[int] = set()
         self.started = self.completed = 0
+        self.events: list[tuple[str, str | None]] = []  # ("start" | "end", Range)
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         answer = await super()._handle(request)
@@ -101,12 +102,14 @@ class SlowServer(LocalHTTPServer):
         stream = web.StreamResponse(status=answer.status, headers=answer.headers)
         stream.content_length = len(body)
         self.started += 1
+        self.events.append(("start", request.headers.get("Range")))
         await stream.prepare(request)
         for i in range(0, len(body), 1 << 16):
             await stream.write(body[i:i + (1 << 16)])
             await asyncio.sleep(self.pause)
         await stream.write_eof()
         self.completed += 1
+        self.events.append(("end", request.headers.get("Range")))
         return stream
 
 
@@ -570,3 +573,39 @@ def test_closing_a_file_with_readahead_in_flight_keeps_its_connection(slow_serve
     # read-ahead was answered to its end.
     assert server.completed == server.started
     assert len(server.peers) <= 4, server.peers
+
+
+def test_a_read_takes_over_the_read_ahead_it_needs_that_has_not_begun(slow_server, monkeypatch):
+    """Read-ahead waits for a place at the file's gate; a read that needs a span whose
+    read-ahead is still waiting fetches it itself at once (not behind the read-ahead it does
+    not need yet), and that read-ahead then fetches nothing: every span is asked for once."""
+    from attachfs import _file
+
+    monkeypatch.setattr(_file, "PREFETCH_CONCURRENCY", 1)
+    server, config, uris = slow_server
+    uri = uris[-2]
+    _blocks.shared().clear()
+    fs = attachfs.filesystem(config=config, skip_instance_cache=True)
+    whole = fs.cat_file(uri)
+    _blocks.shared().clear()
+    ahead = [(1 * MiB, 2 * MiB), (2 * MiB, 3 * MiB), (3 * MiB, 4 * MiB)]
+    with fs.open(uri) as f:
+        head = f.read(16)
+        server.clear_requests()
+        server.events.clear()
+        f._prefetch(ahead, stream=False)  # noqa: SLF001 - three spans, one at a time
+        f.seek(3 * MiB)
+        last = f.read(MiB)  # the third: still waiting behind the first two
+        taken = [fl for fl in f._inflight if fl.start == 3 * MiB]  # noqa: SLF001
+        assert not taken, "the span read now is no longer a read-ahead in flight"
+        f.seek(MiB)
+        first = f.read(2 * MiB)  # the first two, from their read-ahead
+    assert (head, first, last) == (whole[:16], whole[MiB:3 * MiB], whole[3 * MiB:])
+    asked_for = sorted(span(r, 4 * MiB) for r in of(uri, server.requests)
+                       if r.method == "GET")
+    assert asked_for == ahead, asked_for
+    # The gate lets one read-ahead go at a time; the span taken over went beside the first
+    # (the second waited for the gate), not after it.
+    order = server.events
+    assert order.index(("start", "bytes=3145728-4194303")) < order.index(
+        ("end", "bytes=1048576-2097151")), order

@@ -36,10 +36,11 @@ from __future__ import annotations
 import asyncio
 import io
 import os
+import threading
 from collections import deque
 from collections.abc import Coroutine
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 from fsspec.asyn import sync
@@ -105,14 +106,28 @@ def _check_cache_type(cache_type: str | None) -> str:
                      f"{DEFAULT_CACHE!r})")
 
 
+class _Claim:
+    """Who fetches a read-ahead: the read-ahead itself once it holds a place at the gate
+    (``started``), else a read that needs it now and fetches it at once (``taken``). Settled
+    under the file's claim lock, from either thread, exactly once."""
+
+    __slots__ = ("started", "taken")
+
+    def __init__(self) -> None:
+        self.started = False
+        self.taken = False
+
+
 @dataclass
 class _Flight:
-    """A read-ahead in flight: its span, and whether it is a stream's window."""
+    """A read-ahead in flight: its span, whether it is a stream's window, and its claim.
+    Its future's result is None when a read took the span over."""
 
     start: int
     end: int
-    future: Future[Part]
+    future: Future[Part | None]
     stream: bool
+    claim: _Claim = field(default_factory=_Claim)
 
 
 class _Opener(Protocol):
@@ -159,6 +174,7 @@ class AttachFile(AbstractBufferedFile):
         self.key: ObjectKey = key if key is not None else object_key(route, fs.config)
         self._local = _Local()
         self._inflight: list[_Flight] = []
+        self._claims = threading.Lock()
         self._window: tuple[int, bytes] | None = None  # an fsspec cache's first answer
         self._scan: Scan | None = None
         self._footer_checked = False
@@ -254,6 +270,9 @@ class AttachFile(AbstractBufferedFile):
         self._harvest()
         pieces, gaps = self._lookup(start, end)
         waits = [f for f in self._inflight if any(f.start < ge and gs < f.end for gs, ge in gaps)]
+        taken = self._take_over(waits)
+        if taken:
+            waits = [f for f in waits if f not in taken]
         missing = _subtract(gaps, [(f.start, f.end) for f in waits])
         if self._auto_readahead is not None and self._pattern.streaming:
             self._fit_window(self._auto_readahead)
@@ -263,13 +282,11 @@ class AttachFile(AbstractBufferedFile):
         if self._prefetch_parquet:
             self._prefetch([span for s, e in self._parquet_ahead(start, end)
                             for span in self._missing(s, e)], stream=False)
-        fetch = [span for s, e in plan.fetch for span in self._missing(s, e)]
+        wanted = _union(list(plan.fetch) + [(f.start, f.end) for f in taken])
+        fetch = [span for s, e in wanted for span in self._missing(s, e)]
         if fetch:
             pieces += [(_offset(part), part.data) for part in self._run(self._fetch_all(fetch))]
-        gate = self._gate
         for flight in waits:
-            if gate is not None and not flight.future.done():  # needed now: next in line
-                self._loop().call_soon_threadsafe(gate.promote, (flight.start, flight.end))
             part = self._wait(flight.future)
             pieces.append((_offset(part), part.data))
         data = self._assemble(pieces, start, end)
@@ -488,27 +505,49 @@ class AttachFile(AbstractBufferedFile):
     def _prefetch(self, spans: list[Span], *, stream: bool) -> None:
         for s, e in spans:
             if e > s:
-                future = asyncio.run_coroutine_threadsafe(self._gated(s, e), self._loop())
-                self._inflight.append(_Flight(s, e, future, stream))
+                claim = _Claim()
+                future = asyncio.run_coroutine_threadsafe(self._gated(s, e, claim), self._loop())
+                self._inflight.append(_Flight(s, e, future, stream, claim))
 
-    async def _gated(self, start: int, end: int) -> Part:
+    def _take_over(self, flights: list[_Flight]) -> list[_Flight]:
+        """The read-aheads among ``flights`` that have not begun (they wait for a place at the
+        gate, or for their loop to start them): a read that needs one now fetches it itself,
+        at once and on its own loop, rather than wait behind read-ahead it does not need yet.
+        They leave the flights in the air; their own fetch will not happen."""
+        taken = []
+        with self._claims:
+            for flight in flights:
+                if not flight.claim.started:
+                    flight.claim.taken = True
+                    taken.append(flight)
+        if taken:
+            self._inflight = [f for f in self._inflight if not f.claim.taken]
+        return taken
+
+    async def _gated(self, start: int, end: int, claim: _Claim) -> Part | None:
         if self._gate is None:
             self._gate = Gate(PREFETCH_CONCURRENCY)
         gate = self._gate
-        await gate.acquire((start, end))
+        await gate.acquire()
         try:
+            with self._claims:
+                if claim.taken:
+                    return None  # a read needed it first, and fetched it
+                claim.started = True
             parts = await self._fetch_all([(start, end)])
         finally:
             gate.release()
         return parts[0]
 
-    def _wait(self, future: Future[Part]) -> Part:
+    def _wait(self, future: Future[Part | None]) -> Part:
+        """The part of a read-ahead that had begun (only one not begun is taken over)."""
         try:
             part = future.result()
         except IntegrityError:
             if self._shared is not None:
                 self._shared.forget(self.key, self.version)
             raise
+        assert part is not None
         self._harvest()
         return part
 
@@ -520,7 +559,9 @@ class AttachFile(AbstractBufferedFile):
             if not future.done():
                 pending.append(flight)
             elif not future.cancelled() and future.exception() is None:
-                self._keep(future.result(), stream=flight.stream)
+                part = future.result()
+                if part is not None:
+                    self._keep(part, stream=flight.stream)
         self._inflight = pending
 
     def _parquet_ahead(self, start: int, end: int) -> list[Span]:
@@ -645,10 +686,12 @@ class AttachFile(AbstractBufferedFile):
     def _kept_on_close(self, stream: bool) -> Any:
         shared, key, version, size = self._shared, self.key, self.version, self._size or 0
 
-        def keep(future: Future[Part]) -> None:
+        def keep(future: Future[Part | None]) -> None:
             if shared is None or future.cancelled() or future.exception() is not None:
                 return
             part = future.result()
+            if part is None:
+                return
             if (part.version is not None and part.version == version
                     and (not stream or size <= shared.max_bytes // 8)):
                 shared.put(key, part.version, _offset(part), part.data)
@@ -695,6 +738,17 @@ def _options(options: dict[str, Any]) -> dict[str, Any]:
                              f"{'non-negative int' if kind is int else kind.__name__}, "
                              f"not {value!r}")
     return options
+
+
+def _union(spans: list[Span]) -> list[Span]:
+    """``spans`` sorted, the overlapping and touching ones made one."""
+    out: list[Span] = []
+    for s, e in sorted(spans):
+        if out and s <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], e))
+        else:
+            out.append((s, e))
+    return out
 
 
 def _subtract(spans: list[Span], holes: list[Span]) -> list[Span]:
