@@ -609,3 +609,28 @@ def test_a_read_takes_over_the_read_ahead_it_needs_that_has_not_begun(slow_serve
     order = server.events
     assert order.index(("start", "bytes=3145728-4194303")) < order.index(
         ("end", "bytes=1048576-2097151")), order
+
+
+def test_a_streams_windows_never_land_in_the_shared_cache_however_far_behind_they_are(http):
+    """A stream of a large object keeps only its windows, dropped as it passes, whether its
+    read-ahead kept up or the reads caught up with windows not begun yet (here the loop that
+    fetches ahead is held up before every read): those are waited for, not taken over by the
+    reads, which would keep the bytes they fetched as a random read's are, in the shared
+    cache."""
+    config, put, _ = http
+    data = os.urandom(48 * MiB)  # past an eighth of the shared cache: a stream's is its own
+    uri = put("stream.bin", data)
+    _blocks.shared().clear()
+    fs = attachfs.filesystem(config=config, skip_instance_cache=True)
+    got = []
+    with fs.open(uri) as f:
+        while True:
+            fs.loop.call_soon_threadsafe(time.sleep, 0.05)  # the windows asked for wait
+            chunk = f.read(8 * MiB)
+            if not chunk:
+                break
+            got.append(chunk)
+            # At most the two reads before the stream showed (each a random read then),
+            # never a window.
+            assert _blocks.shared().stats()["bytes"] <= 16 * MiB
+    assert b"".join(got) == data

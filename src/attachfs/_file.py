@@ -510,14 +510,17 @@ class AttachFile(AbstractBufferedFile):
                 self._inflight.append(_Flight(s, e, future, stream, claim))
 
     def _take_over(self, flights: list[_Flight]) -> list[_Flight]:
-        """The read-aheads among ``flights`` that have not begun (they wait for a place at the
-        gate, or for their loop to start them): a read that needs one now fetches it itself,
-        at once and on its own loop, rather than wait behind read-ahead it does not need yet.
-        They leave the flights in the air; their own fetch will not happen."""
+        """The fetches ahead among ``flights`` that have not begun (they wait for a place at
+        the gate, or for their loop to start them): a read that needs one now fetches it
+        itself, at once and on its own loop, rather than wait behind fetches it does not need
+        yet. They leave the flights in the air; their own fetch will not happen. A stream's
+        windows are not taken over: they are asked for in the order they are read, none waits
+        behind one that is read later, and a window fetched by the read itself would be kept
+        as a random read's bytes are (in the shared cache), not dropped as the stream passes."""
         taken = []
         with self._claims:
             for flight in flights:
-                if not flight.claim.started:
+                if not flight.claim.started and not flight.stream:
                     flight.claim.taken = True
                     taken.append(flight)
         if taken:
