@@ -649,6 +649,7 @@ class AttachFile(AbstractBufferedFile):
             self._pid = os.getpid()
             self._inflight = []
             self._gate = None
+            self._claims = threading.Lock()  # another thread may have held it at the fork
         return loop
 
     # -- the rest of the file interface ------------------------------------------------------
