@@ -202,7 +202,9 @@ class _Conn(asyncio.BufferedProtocol):
         self._error: BaseException | None = None
         #: Whether an answer of this status is received in place (``Response.read``).
         self.in_place: Callable[[int], bool] | None = None
-        self.target: bytes | bytearray | None = None
+        #: Where the caller wants a body of exactly its length received (else a new buffer).
+        self.into: memoryview | None = None
+        self.target: bytes | bytearray | memoryview | None = None
 
     # -- asyncio's side ---------------------------------------------------------------------
 
@@ -519,13 +521,21 @@ class _Conn(asyncio.BufferedProtocol):
             self._broken(aiohttp.ClientPayloadError(
                 "the server sent more than the Content-Length it announced"))
             return
+        into = self.into if self.into is not None and len(self.into) == length else None
         if len(rest) == length:  # all of it came with the head
-            self.target = bytes(rest)
+            if into is not None:
+                into[:] = rest
+                self.target = into
+            else:
+                self.target = bytes(rest)
             self.received += length
             self.length = 0
             self._end_body()
             return
-        self.target, view = new_buffer(length)
+        if into is not None:
+            self.target = view = into
+        else:
+            self.target, view = new_buffer(length)
         view[:len(rest)] = rest
         self.received += len(rest)
         self.length -= len(rest)
@@ -537,7 +547,8 @@ class _Conn(asyncio.BufferedProtocol):
         if self.fast and self.length > LOWAT:
             self._aim()
 
-    async def receive(self, read_timeout: float, min_rate: float) -> bytes | bytearray:
+    async def receive(self, read_timeout: float, min_rate: float
+                      ) -> bytes | bytearray | memoryview:
         """The body being received in place, once all of it is. Each wait is one
         ``read_timeout`` window (nothing wakes this before the body's end): fewer than
         ``min_rate`` bytes per second in one is too slow, none at all a stall."""
@@ -638,12 +649,13 @@ class Response:
         """Whether the body is being received in place (``read`` returns it)."""
         return self._conn.target is not None
 
-    async def read(self) -> bytes:
-        """The whole body, received in place (``in_place``)."""
+    async def read(self) -> bytes | memoryview:
+        """The whole body, received in place (``in_place``): the ``into`` view it was asked
+        to fill, else a new ``bytes``."""
         if self._conn.target is None:
             raise ValueError("this answer's body is not received in place; use readany()")
         data = await self._conn.receive(self._read_timeout, self._min_rate)
-        return data if isinstance(data, bytes) else bytes(data)
+        return data if isinstance(data, (bytes, memoryview)) else bytes(data)
 
     def release(self) -> None:
         self._pool.release(self._conn)
@@ -670,10 +682,12 @@ class Pool:
 
     async def request(self, method: str, url: yarl.URL, headers: Mapping[str, str], *,
                       connect_timeout: float, read_timeout: float, min_rate: float = 0.0,
-                      in_place: Callable[[int], bool] | None = None) -> Response:
+                      in_place: Callable[[int], bool] | None = None,
+                      into: memoryview | None = None) -> Response:
         """Send ``method url`` with ``headers`` and wait for the answer's head. An answer whose
         status ``in_place`` accepts and whose length is announced is received into its final
-        buffer from its first byte on (``Response.read``); any other is read with
+        buffer from its first byte on (``Response.read``): ``into`` when the body is exactly as
+        long as it (a part of a larger buffer), else a new ``bytes``; any other is read with
         ``readany``."""
         if self.closed:
             raise RuntimeError("the connection pool is closed")
@@ -696,6 +710,7 @@ class Pool:
                 self._busy.add(conn)
                 conn._reset(head_only=method == "HEAD")
                 conn.in_place = in_place
+                conn.into = into
                 conn.state = "head"
                 assert conn.transport is not None
                 conn.transport.write(data)

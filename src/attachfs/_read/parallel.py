@@ -41,6 +41,7 @@ from .._limits import (
     PARTS_IN_FLIGHT,
     RANGES_IN_FLIGHT,
 )
+from .._net import wire
 from . import transport
 from .errors import changed
 from .part import Part
@@ -174,10 +175,17 @@ async def read(one: One, host: Hashable, uri: str, start: int, end: int | None,
         return await measured(one, host, start, end, version)
     size = part_size(None if end is None else end - start, parts)
     if known is False and version is not None and end is not None:
-        # A slow link and a version to pin every part to: all of them at once.
+        # A slow link and a version to pin every part to: all of them at once, each received
+        # straight into its place in one buffer (no join of the parts afterwards).
         spans = _spans(start, end, size)
-        return _joined(uri, version, start, spans,
-                       await _parts(one, spans, version, parts, host))
+        buffer, view = wire.new_buffer(end - start)
+        slices = [view[s - start:e - start] for s, e in spans]
+        got = await _parts(one, spans, version, parts, host, into=slices)
+        # Every part received into its own slice (the answer is that very view): the buffer
+        # is the window. A part that came otherwise (shorter: the object ends inside it)
+        # leaves the buffer unfinished, and the parts are joined.
+        whole = all(p.data is v for p, v in zip(got, slices, strict=True))
+        return _joined(uri, version, start, spans, got, buffer if whole else None)
     # The first part alone: it tells the size and the version, and measures the link (not
     # measured lately: a larger sample, which a cold start skews less).
     alone = max(size, MEASURE_SAMPLE) if known is None else size
@@ -204,15 +212,19 @@ def _spans(start: int, stop: int, size: int) -> list[tuple[int, int]]:
 
 
 async def _parts(one: One, spans: list[tuple[int, int]], version: str | None, parts: int,
-                 host: Hashable) -> list[Part]:
+                 host: Hashable, into: list[memoryview] | None = None) -> list[Part]:
     """Each of ``spans``, ``parts`` at a time, in order. A part that alone carried more than
-    ``FAST_CONNECTION`` shows ``host`` fast (parts share the link: none is faster than it)."""
+    ``FAST_CONNECTION`` shows ``host`` fast (parts share the link: none is faster than it).
+    With ``into`` (a view per span), each part's answer is received into its view when it is
+    exactly that long (``transport.INTO``)."""
     out: list[Part | None] = [None] * len(spans)
     queue = iter(enumerate(spans))
 
     async def worker() -> None:
         for i, (s, e) in queue:
             began = time.monotonic()
+            if into is not None:  # this worker's task only: each task has its own context
+                transport.INTO.set(into[i])
             part = out[i] = await one(s, e, version)
             now = time.monotonic()
             if len(part.data) >= FAST_CONNECTION * (now - began):  # (``_measured`` skips
@@ -223,10 +235,11 @@ async def _parts(one: One, spans: list[tuple[int, int]], version: str | None, pa
 
 
 def _joined(uri: str, version: str | None, start: int, spans: list[tuple[int, int]],
-            parts: list[Part]) -> Part:
+            parts: list[Part], buffer: bytes | bytearray | None = None) -> Part:
     """One Part of ``parts``, the answers to consecutive ``spans`` from ``start``. Pinned to one
     version, every part is as long as its span within the object: only a change of the object
-    makes one differ (or the sizes they tell)."""
+    makes one differ (or the sizes they tell). ``buffer``: every part was received into its
+    slice of it, so it is the whole range already, with no copy."""
     size = max(p.size for p in parts)
     if size < 0:  # the whole range lies past the object's end
         return dataclasses.replace(parts[0], data=b"", start=start, size=-1)
@@ -235,8 +248,12 @@ def _joined(uri: str, version: str | None, start: int, spans: list[tuple[int, in
             raise changed(uri, version)
     # The first answer's Part, with every part's bytes: what else it says of the object
     # (its version, its metadata) is what every pinned part said.
-    return dataclasses.replace(parts[0], data=b"".join(p.data for p in parts), start=start,
-                               size=size, version=parts[0].version or version)
+    if buffer is not None:
+        data = buffer if isinstance(buffer, bytes) else bytes(buffer)
+    else:
+        data = b"".join(p.data for p in parts)
+    return dataclasses.replace(parts[0], data=data, start=start, size=size,
+                               version=parts[0].version or version)
 
 
 async def read_ranges(fetch: One, uri: str, ranges: Sequence[tuple[int, int | None]],

@@ -30,10 +30,11 @@ stored, and ``Content-Length`` counts them.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import aiohttp
 import yarl
@@ -51,7 +52,7 @@ if TYPE_CHECKING:
 
     from .._rules import Route
 
-__all__ = ["RANGE_IGNORED", "Answer", "answered", "exchange", "object_url"]
+__all__ = ["INTO", "RANGE_IGNORED", "Answer", "answered", "exchange", "object_url"]
 
 #: How much of an error answer's body is kept: its error document, never a whole object.
 ERROR_BODY_BYTES = 64 * 1024
@@ -59,6 +60,11 @@ ERROR_BODY_BYTES = 64 * 1024
 #: one is not split into parts, each of which would be sent the object again from byte 0.
 RANGE_IGNORED: dict[str, None] = {}
 _MAX_IGNORED = 1024
+#: Set (in one part's task) to the slice of a larger buffer that part's answer belongs in: a
+#: direct answer of exactly that length is received into it, and its Answer's body is that
+#: view; any other answer gets a buffer of its own.
+INTO: contextvars.ContextVar[memoryview | None] = contextvars.ContextVar("attachfs_into",
+                                                                         default=None)
 
 
 @dataclass(frozen=True)
@@ -126,12 +132,16 @@ async def _direct(route: Route, limits: Limits, url: yarl.URL, headers: dict[str
         resp = await pool.direct().request(method, url, headers,
                                            connect_timeout=limits.connect_timeout,
                                            read_timeout=limits.read_timeout,
-                                           min_rate=limits.min_rate, in_place=whole)
+                                           min_rate=limits.min_rate, in_place=whole,
+                                           into=INTO.get())
         async with resp:
             if redirects and resp.status in _REDIRECTS:
                 return None
             if resp.in_place:  # the common answer: a body of known length, in place
-                body = await resp.read()
+                # A view of the INTO buffer when it was received there: only a 2xx is, and
+                # only parallel.read sets INTO, which makes its parts one buffer again; the
+                # readers on the way pass a 2xx body on untouched.
+                body = cast(bytes, await resp.read())
                 size = len(body) if resp.status == 200 else _announced(resp.headers)
                 return Answer(resp.status, resp.headers, body, size)
             return await _answer(resp, route, limits, start, end, shown)
