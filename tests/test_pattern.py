@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 import attachfs
 from attachfs._blocks import BlockCache, Extents, assemble
+from attachfs._file import _union
 from attachfs._parquet import Layout, Scan, footer_span
 from attachfs._pattern import Pattern
 from attachfs._read.cached import cache_uri, object_key
@@ -271,16 +272,6 @@ def test_row_groups_read_whole_by_index_fetch_nothing_ahead(parquet_file):
 def test_a_file_that_is_not_parquet_has_no_footer():
     assert footer_span(b"not a parquet file", 100) is None
     assert footer_span(b"\xff\xff\xff\x7fPAR1", 100) is None  # a length past the start
-
-
-def _union(spans):
-    out = []
-    for s, e in sorted(spans):
-        if out and s <= out[-1][1]:
-            out[-1] = (out[-1][0], max(out[-1][1], e))
-        else:
-            out.append((s, e))
-    return out
 
 
 def test_a_gate_lets_waiters_in_in_order_and_passes_on_a_cancelled_turn():

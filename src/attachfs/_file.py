@@ -40,7 +40,7 @@ import threading
 from collections import deque
 from collections.abc import Coroutine
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 from fsspec.asyn import sync
@@ -127,7 +127,7 @@ class _Flight:
     end: int
     future: Future[Part | None]
     stream: bool
-    claim: _Claim = field(default_factory=_Claim)
+    claim: _Claim
 
 
 class _Opener(Protocol):

@@ -522,6 +522,7 @@ class _Conn(asyncio.BufferedProtocol):
                 "the server sent more than the Content-Length it announced"))
             return
         into = self.into if self.into is not None and len(self.into) == length else None
+        self.into = None  # the caller's: not kept past this answer
         if len(rest) == length:  # all of it came with the head
             if into is not None:
                 into[:] = rest

@@ -129,11 +129,14 @@ async def _direct(route: Route, limits: Limits, url: yarl.URL, headers: dict[str
         # All of a body is kept for a 2xx, except a 200 that ignored the range asked for (the
         # whole object: only the range is kept, below).
         whole = _WHOLE if ranged(start, end) else _SUCCESS
+        into = INTO.get()
+        if into is not None and (end is None or start < 0 or len(into) != end - start):
+            into = None  # only the request for exactly that slice's bytes goes there
         resp = await pool.direct().request(method, url, headers,
                                            connect_timeout=limits.connect_timeout,
                                            read_timeout=limits.read_timeout,
                                            min_rate=limits.min_rate, in_place=whole,
-                                           into=INTO.get())
+                                           into=into)
         async with resp:
             if redirects and resp.status in _REDIRECTS:
                 return None
