@@ -10,8 +10,10 @@ So the window finds that point, per host, the way a TCP sender probes its path: 
 ``MIN_WINDOW`` and grows by ``GROWTH`` each epoch (``EPOCH`` windows of completions) while the
 completion rate grows by ``RATE_GAIN`` or more; after two epochs in a row that it does not, the
 window goes back to the one that gave the best rate and stays there. The next batch to the same
-host starts from that window (and goes on growing if the last one stopped before it settled);
-after ``RELEARN`` seconds a batch probes again from there. On a local link (a
+host starts from that window (and, if the last one stopped before it settled, goes on growing,
+judged against the best rate that one saw); after ``RELEARN`` seconds a batch probes again
+from there. The window never exceeds ``CEILING`` times the connections the pool opens to a
+host (``POOL_CONNECTIONS_PER_HOST``): past that, requests only wait for a connection. On a local link (a
 round trip well under a millisecond) more than ``MIN_WINDOW`` never pays; on a cloud-like one
 (30 ms to the first byte) the window grows to what the CPU can feed, and no further.
 
@@ -34,6 +36,8 @@ from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar, cast
 
+from .._limits import POOL_CONNECTIONS_PER_HOST
+
 __all__ = ["Batch", "run_all"]
 
 J = TypeVar("J")
@@ -46,6 +50,11 @@ GROWTH = 1.5
 RATE_GAIN = 1.2
 #: Completions per epoch, in windows: enough for a rate that is not one round's noise.
 EPOCH = 3
+#: The largest window, in connections a host may have at once (the pool's limit): a request
+#: past them waits for a connection. One waiting behind each connection takes it the moment it
+#: is free (more than pays: no gap between one answer and the next request); more only hold
+#: memory, and every object they hold is work for the garbage collector.
+CEILING = 2
 #: Seconds a host's window is kept before a batch probes again.
 RELEARN = 120.0
 #: Objects a paced batch keeps started and not yet taken, at least.
@@ -61,6 +70,8 @@ class _Learned:
     size: int
     settled: bool  # the window stopped paying off at this size (else: still growing)
     when: float
+    best: int = 0  # while growing: the window that gave the best rate so far, and that rate
+    rate: float = 0.0
 
 
 _windows: dict[Hashable, _Learned] = {}
@@ -71,7 +82,7 @@ class _Window:
 
     def __init__(self, host: Hashable, limit: int, *, learn: bool = True):
         self.host = host
-        self.limit = max(1, limit)
+        self.limit = max(1, min(limit, CEILING * POOL_CONNECTIONS_PER_HOST))
         self.learn = learn
         learned = _windows.get(host)
         now = time.monotonic()
@@ -80,6 +91,14 @@ class _Window:
         start = MIN_WINDOW if learned is None else learned.size
         self.size = max(1, min(self.limit, max(MIN_WINDOW, start)))
         self.best_size, self.best_rate = self.size, 0.0
+        #: A batch that goes on growing a window is judged against the best rate the last
+        #: one saw (against nothing, its first epoch would always grow the window), and its
+        #: first epoch is not judged: it includes the wait for the first answers, so its rate
+        #: reads low.
+        self._warming = False
+        if self.growing and learned is not None and learned.rate > 0:
+            self.best_size = max(1, min(self.limit, learned.best or self.size))
+            self.best_rate, self._warming = learned.rate, True
         self.strikes = 0  # epochs in a row whose rate did not grow
         self.active = 0
         self._count = 0
@@ -100,7 +119,9 @@ class _Window:
         if not self.growing or self._count < EPOCH * self.size or now <= began:
             return
         rate = self._count / (now - began)
-        if self._full:  # else the batch, not the window, limited this epoch
+        if self._warming:
+            self._warming = False
+        elif self._full:  # else the batch, not the window, limited this epoch
             if rate >= RATE_GAIN * self.best_rate and self.size < self.limit:
                 self.best_size, self.best_rate, self.strikes = self.size, rate, 0
                 self.size = min(self.limit, math.ceil(self.size * GROWTH))
@@ -116,7 +137,8 @@ class _Window:
         _windows.pop(self.host, None)
         if len(_windows) >= MAX_HOSTS:
             del _windows[next(iter(_windows))]
-        _windows[self.host] = _Learned(self.size, not self.growing, time.monotonic())
+        _windows[self.host] = _Learned(self.size, not self.growing, time.monotonic(),
+                                       self.best_size, self.best_rate)
 
 
 class Batch(Generic[J, R]):
