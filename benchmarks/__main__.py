@@ -71,7 +71,11 @@ def parse_args(argv):
 
 
 def parse_cases(text: str) -> list[str]:
-    ids = [c.strip() for c in text.split(",")] if "," in text else list(text)
+    # "bc" is b and c; a case id of two letters ("eb") is that case, alone or among commas.
+    if "," in text or text in CASES:
+        ids = [c.strip() for c in text.split(",") if c.strip()]
+    else:
+        ids = list(text)
     out: list[str] = []
     for c in ids:
         out += ["ea", "eb", "ed"] if c == "e" else [c]

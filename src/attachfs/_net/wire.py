@@ -112,11 +112,17 @@ def _new_bytes() -> Callable[[int], tuple[bytes | bytearray, memoryview]] | None
     new = ctypes.pythonapi.PyBytes_FromStringAndSize
     new.restype = ctypes.py_object
     new.argtypes = (ctypes.c_void_p, ctypes.c_ssize_t)
+    # A writable view straight onto memory (a ctypes array over it would make a new ctypes
+    # type for every length, each a reference cycle for the garbage collector).
+    view_of = ctypes.pythonapi.PyMemoryView_FromMemory
+    view_of.restype = ctypes.py_object
+    view_of.argtypes = (ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_int)
+    writable = 0x200  # PyBUF_WRITE
     offset = sys.getsizeof(b"") - 1  # where a bytes object's contents start
 
     def make(n: int) -> tuple[bytes, memoryview]:
         data = new(None, n)
-        return data, memoryview((ctypes.c_char * n).from_address(id(data) + offset)).cast("B")
+        return data, view_of(id(data) + offset, n, writable)
 
     probe, view = make(64)
     view[:] = bytes(range(64))
@@ -640,7 +646,13 @@ class Response:
         self.status = conn.status
         assert conn.headers is not None
         self.headers: CIMultiDictProxy[str] = conn.headers
-        self.content = self  # read_body reads ``resp.content.readany()``
+
+    @property
+    def content(self) -> Response:
+        """Itself: ``read_body`` reads ``resp.content.readany()``, as of an aiohttp answer. A
+        property, not an attribute: ``self.content = self`` would make every answer a
+        reference cycle, freed only by the garbage collector, with its headers."""
+        return self
 
     async def readany(self) -> bytes:
         return await self._conn.readany(self._read_timeout)
