@@ -45,6 +45,19 @@ ADVISORY_SECONDS = 15 * 60
 MANDATORY_SECONDS = 10 * 60
 
 
+class Stale:
+    """The type of ``STALE``: what ``Refreshable.current`` returns when ``get`` must be
+    awaited."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "STALE"
+
+
+STALE = Stale()
+
+
 @dataclass(frozen=True)
 class Lease(Generic[T]):
     """A credential value and the time (clock seconds) it stops being valid."""
@@ -105,6 +118,15 @@ class Refreshable(Generic[T]):
     def fresh(self) -> bool:
         """A lease is held and no refresh is due yet (``get`` would return it at once)."""
         return not self._needs(self.advisory)
+
+    def current(self) -> T | Stale:
+        """The value, when a lease is held and no refresh is due (what ``get`` would return
+        at once, without a coroutine); else ``STALE``: then ``await get()``. One read of the
+        lease, so another thread's refresh or ``invalidate`` cannot come in between."""
+        lease = self._lease
+        if lease is None or self.clock() >= lease.expires_at - self.advisory:
+            return STALE
+        return lease.value
 
     def get_sync(self) -> T:
         """The current value, refreshing first if needed (blocking; not for event loops)."""

@@ -57,23 +57,7 @@ async def read(client: Any, route: Route, start: int = 0, end: int | None = None
     if route.backend == "http":  # resumed and retried attempt by attempt, through the guard
         return await http.read(client, route, start, end, version, config, limits,
                                if_none_match)
-    reader = _READERS[route.backend]
-
-    async def one(start: int, end: int | None, version: str | None) -> Part:
-        async def attempt(n: int) -> Part:
-            return await reader(client, route, start, end, version, config, limits,
-                                if_none_match)
-
-        loc = route.location
-        now = retry._now()
-        limiter = throttle.limiter(throttle.key(route.backend, loc.bucket, loc.account), now)
-        try:
-            return await retry.run(attempt, what=_Reading(route.uri), limits=limits,
-                                   deadline=now + limits.total_timeout, classify=transient,
-                                   throttle=limiter)
-        except Unsatisfiable:
-            return http.unsatisfiable(start, version)
-
+    one = _One(_READERS[route.backend], client, route, config, limits, if_none_match)
     if if_none_match is None and start >= 0 and limits.parts_in_flight > 1:
         link = host(route, config)
         # Worth parts only when there are at least two whole ones: a read just over a part
@@ -83,6 +67,46 @@ async def read(client: Any, route: Route, start: int = 0, end: int | None = None
                                        limits.parts_in_flight)
         return await parallel.measured(one, link, start, end, version)
     return await one(start, end, version)
+
+
+class _One:
+    """``one(start, end, version)``: one GET of a read, retried within its budget. An object
+    with slots rather than a closure per read: a batch of small objects keeps thousands of
+    reads in flight, and every cell and function a read makes is more for the garbage
+    collector to walk."""
+
+    __slots__ = ("client", "config", "if_none_match", "limits", "reader", "route")
+
+    def __init__(self, reader: Reader, client: Any, route: Route, config: Config | None,
+                 limits: Limits, if_none_match: str | None) -> None:
+        self.reader, self.client, self.route = reader, client, route
+        self.config, self.limits, self.if_none_match = config, limits, if_none_match
+
+    async def __call__(self, start: int, end: int | None, version: str | None) -> Part:
+        route, limits = self.route, self.limits
+        loc = route.location
+        now = retry._now()
+        limiter = throttle.limiter(throttle.key(route.backend, loc.bucket, loc.account), now)
+        try:
+            return await retry.run(_Attempt(self, start, end, version), what=_Reading(route.uri),
+                                   limits=limits, deadline=now + limits.total_timeout,
+                                   classify=transient, throttle=limiter)
+        except Unsatisfiable:
+            return http.unsatisfiable(start, version)
+
+
+class _Attempt:
+    """``attempt(n)`` of ``retry.run``: the reader's request for one range."""
+
+    __slots__ = ("end", "one", "start", "version")
+
+    def __init__(self, one: _One, start: int, end: int | None, version: str | None) -> None:
+        self.one, self.start, self.end, self.version = one, start, end, version
+
+    def __call__(self, n: int) -> Awaitable[Part]:
+        one = self.one
+        return one.reader(one.client, one.route, self.start, self.end, self.version, one.config,
+                          one.limits, one.if_none_match)
 
 
 class _Reading:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from .._credentials import azure
+from .._credentials.refresh import Stale
 from .._limits import Limits
 from .._uri import AZURE_PUBLIC_SUFFIX
 from .errors import Said, changed, raise_for_status, said
@@ -47,7 +48,10 @@ async def read(client: Any, route: Route, start: int, end: int | None, version: 
     if if_none_match:
         headers["If-None-Match"] = if_none_match
     if route.grant.kind == "azure-app":
-        token = await azure.token_lease(config, route.grant).get()
+        lease = azure.token_lease(config, route.grant)
+        token = lease.current()
+        if isinstance(token, Stale):
+            token = await lease.get()
         headers["Authorization"] = f"Bearer {token.token}"
     answer = await exchange(route, limits, url, headers, start=start, end=end)
     if answer.status in (200, 206, 304):

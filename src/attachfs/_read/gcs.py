@@ -29,6 +29,7 @@ from urllib.parse import quote, urlsplit
 import yarl
 
 from .._credentials import gcp
+from .._credentials.refresh import Stale
 from .._limits import Limits
 from .errors import raise_for_status, said
 from .part import Part, range_header, ranged
@@ -82,7 +83,10 @@ async def read(client: Any, route: Route, start: int, end: int | None, version: 
         headers["Range"] = range_header(start, end)
     lease = gcp.token_lease(config, route.grant)
     if lease is not None:
-        headers["Authorization"] = f"Bearer {await lease.get()}"
+        token = lease.current()
+        if isinstance(token, Stale):
+            token = await lease.get()
+        headers["Authorization"] = f"Bearer {token}"
     answer = await exchange(route, limits, url, headers, start=start, end=end)
     if answer.status in (200, 206, 304):
         return answered(route, start, version, if_none_match, answer, "x-goog-generation")

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from .._credentials import aws
-from .._credentials.refresh import Refreshable
+from .._credentials.refresh import Refreshable, Stale
 from .._limits import Limits
 from .._redact import redact
 from .._uri import S3Endpoint, s3_partition
@@ -161,7 +161,11 @@ async def read(client: Any, route: Route, start: int, end: int | None, version: 
             headers["x-amz-expected-bucket-owner"] = route.grant.expected_bucket_owner
         if route.requester_pays:
             headers["x-amz-request-payer"] = "requester"
-        creds = None if lease is None else await lease.get()
+        creds = None
+        if lease is not None:
+            creds = lease.current()  # fresh: taken with no coroutine per request
+            if isinstance(creds, Stale):
+                creds = await lease.get()
         answer = await _send(config, route, limits, region, creds, headers, start=start,
                              end=end)
         if answer.status in (200, 206, 304):
