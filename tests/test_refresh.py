@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from attachfs._credentials.refresh import Lease, Refreshable
+from attachfs._credentials.refresh import STALE, Lease, Refreshable
 
 HOUR = 3600.0
 
@@ -59,6 +59,24 @@ def test_first_use_fetches_once_then_reuses(creds, source):
     assert creds.get_sync() == "token-1"
     assert asyncio.run(creds.get()) == "token-1"
     assert source.calls == 1
+
+
+@pytest.mark.parametrize("elapsed", [0, HOUR - 901, HOUR - 899, HOUR - 599, HOUR + 10])
+def test_current_is_the_value_only_when_get_would_return_it_at_once(creds, source, clock,
+                                                                   elapsed):
+    """The read path takes ``current()`` without a coroutine and awaits ``get()`` on STALE:
+    the two must agree on when a lease is good enough as it is."""
+    assert creds.current() is STALE  # nothing fetched yet
+    assert source.calls == 0
+    creds.get_sync()
+    clock.now += elapsed
+    fresh = creds.fresh()
+    assert (creds.current() == "token-1") is fresh
+    assert (creds.current() is STALE) is not fresh
+    assert fresh is (elapsed < HOUR - 900)
+    creds.invalidate()
+    assert creds.current() is STALE
+    assert source.calls == 1  # current() never fetches
 
 
 @pytest.mark.parametrize("elapsed,expected,calls", [
