@@ -7,7 +7,9 @@ over through its stream reader costs more than the copies. An answer that announ
 ``bytes`` object handed on (``asyncio.BufferedProtocol`` and ``new_buffer``), one copy from the
 socket or the TLS layer in all, and on a fast connection the socket wakes the loop once per
 ``LOWAT`` bytes. A 1 GiB read of 8 MiB ranges from a loopback server, on one loop: ~0.78 s
-through aiohttp, ~0.45 s received in place, ~0.17 s with the wake-up mark.
+through aiohttp, ~0.45 s received in place, ~0.17 s with the wake-up mark. A buffer of a
+column chunk's size (``_POPULATE`` to ``_POPULATE_MAX``) has its pages mapped in one call
+before its body arrives, not one fault per page as it is written (``_populate``).
 
 This is deliberately a small client, for requests whose shape attachfs controls: a ``GET`` or
 ``HEAD`` without a body, sent straight to the service (never through a proxy: those go through
@@ -122,12 +124,60 @@ def _new_bytes() -> Callable[[int], tuple[bytes | bytearray, memoryview]] | None
 
     def make(n: int) -> tuple[bytes, memoryview]:
         data = new(None, n)
-        return data, view_of(id(data) + offset, n, writable)
+        address = id(data) + offset
+        if _POPULATE <= n <= _POPULATE_MAX:
+            _populate(address, n)
+        return data, view_of(address, n, writable)
 
     probe, view = make(64)
     view[:] = bytes(range(64))
     del view
     return make if probe == bytes(range(64)) and hash(probe) == hash(bytes(range(64))) else None
+
+
+def _madvise() -> Callable[[int, int, int], int] | None:
+    """libc's ``madvise``, where there is one to call."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        call = libc.madvise
+    except (OSError, AttributeError):
+        return None
+    call.restype = ctypes.c_int
+    call.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
+    return call
+
+
+_madvise_call = _madvise()
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+#: Linux's MADV_POPULATE_WRITE (5.14 and later): map a range's pages writable in one call.
+_MADV_POPULATE_WRITE = 23
+#: Buffers of these lengths have their pages mapped before the body is received (a column
+#: chunk, a block of a random read). For a 64 KiB body the call cost more than the faults it
+#: saved; for one of 8 MiB (a stream's window) it held the loop before the first byte, while
+#: the faults it saved overlapped with the body's arrival: a sequential read of 1 GiB took a
+#: tenth longer.
+_POPULATE = 512 * 1024
+_POPULATE_MAX = 2 * 2**20
+
+
+def _populate(address: int, n: int) -> None:
+    """Map the pages of a new buffer in one system call, before a body is received into it.
+
+    Memory the allocator just took from the system is mapped page by page as it is first
+    written: one fault per 4 KiB, ~2 us each on a virtual machine, which was a third of the
+    time to receive a 1 MiB body on loopback (and every 64 KiB object paid 16). Asking for
+    all of a buffer's pages at once costs one call. Pages already mapped are left as they
+    are; where the call is not known (an older kernel), it is not asked again."""
+    global _madvise_call
+    call = _madvise_call
+    if call is None:
+        return
+    start = address - address % _PAGE
+    if call(start, address + n - start, _MADV_POPULATE_WRITE) != 0:
+        if ctypes.get_errno() in (22, 38):  # EINVAL, ENOSYS: not this kernel's
+            _madvise_call = None
 
 
 _make_bytes = _new_bytes()
