@@ -10,7 +10,6 @@ remembers what it measured of a link per endpoint and bucket.
 
 from __future__ import annotations
 
-import gc
 import json
 import math
 import os
@@ -250,58 +249,66 @@ def test_a_cookie_set_in_one_answer_is_never_sent_again(store: CountingStore) ->
 
 # -- garbage ------------------------------------------------------------------------------------
 
+_CYCLES_SCRIPT = r"""
+import gc, json, sys
+import attachfs
+from attachfs._read import parallel
+
+config, bucket, part = json.loads(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+parallel.PART_SIZE, parallel.MIN_PART_SIZE, parallel.MEASURE_SAMPLE = part, part // 4, part
+fs = attachfs.filesystem(config=config, skip_instance_cache=True)
+small = [f"s3://{bucket}/s{i}" for i in range(40)]
+large = f"s3://{bucket}/large"
+
+def opened():
+    for uri in small[:10]:
+        with fs.open(uri) as f:
+            f.read(50)
+    with fs.open(large, block_size=part) as f:
+        while f.read(part // 2):
+            pass
+
+reads = {
+    "cat": lambda: fs.cat(small),
+    "cat_file": lambda: [fs.cat_file(u) for u in small[:10]] + [fs.cat_file(large)],
+    "cat_ranges": lambda: fs.cat_ranges(small, [0] * 40, [80] * 40),
+    "a range in parts": lambda: fs.cat_file(large, 5, 5 * part),
+    "open and read": opened,
+    "info": lambda: [fs.info(u) for u in small[:10]],
+}
+left = {}
+for name, read in reads.items():
+    read()  # warm: pools, leases, caches, lazily built tables
+    gc.collect()
+    gc.disable()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    read()
+    gc.collect()
+    if gc.garbage:
+        left[name] = sorted({f"{type(o).__module__}.{type(o).__qualname__}" for o in gc.garbage})
+    gc.set_debug(0)
+    gc.garbage.clear()
+    gc.enable()
+print(json.dumps(left))
+"""
+
+
 def test_reads_leave_no_reference_cycles_behind(store: CountingStore) -> None:
     """Every object a read makes is freed when the read is done, by reference counting alone.
     An object in a reference cycle (an answer that refers to itself, a type made per length)
     waits for the garbage collector, whose passes over every live object were a fifth of the
     CPU of a batch of small objects; and until then it holds what it refers to, headers and all.
-    Each kind of read, once warmed up, is run with the collector off: nothing it leaves may be
-    found by a collection."""
-    fs = fs_for(store)
-    small = [f"s3://{store.bucket}/s{i}" for i in range(40)]
-    for i in range(len(small)):
+    Each kind of read, once warmed up, is run with the collector off, in a fresh interpreter
+    (nothing another test left behind can show up): a collection then finds nothing."""
+    for i in range(40):
         store.put(store.bucket, f"s{i}", os.urandom(100 + 1000 * i))
-    large = f"s3://{store.bucket}/large"
     store.put(store.bucket, "large", os.urandom(6 * PART + 17))
-
-    def opened() -> None:
-        for uri in small[:10]:
-            with fs.open(uri) as f:
-                f.read(50)
-        with fs.open(large, block_size=PART) as f:
-            while f.read(PART // 2):
-                pass
-
-    reads: dict[str, Callable[[], object]] = {
-        "cat": lambda: fs.cat(small),
-        "cat_file": lambda: [fs.cat_file(u) for u in small[:10]] + [fs.cat_file(large)],
-        "cat_ranges": lambda: fs.cat_ranges(small, [0] * 40, [80] * 40),
-        "a range in parts": lambda: fs.cat_file(large, 5, 5 * PART),
-        "open and read": opened,
-        "info": lambda: [fs.info(u) for u in small[:10]],
-    }
-    left: dict[str, list[str]] = {}
-    was_enabled = gc.isenabled()
-    try:
-        for name, read in reads.items():
-            read()  # warm: pools, leases, caches, lazily built tables
-            gc.collect()
-            gc.disable()
-            gc.set_debug(gc.DEBUG_SAVEALL)
-            read()
-            gc.collect()
-            if gc.garbage:
-                left[name] = sorted({f"{type(o).__module__}.{type(o).__qualname__}"
-                                     for o in gc.garbage})
-            gc.set_debug(0)
-            gc.garbage.clear()
-            gc.enable()
-    finally:
-        gc.set_debug(0)
-        gc.garbage.clear()
-        if was_enabled:
-            gc.enable()
-    assert left == {}
+    config = {"platform": {"aws": {"endpoint_url": store.url, "region": "us-east-1"}}}
+    out = subprocess.run([sys.executable, "-c", _CYCLES_SCRIPT, json.dumps(config),
+                          store.bucket, str(PART)],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == {}
 
 
 # -- the window and the pieces ----------------------------------------------------------------
