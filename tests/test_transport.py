@@ -362,23 +362,30 @@ def test_a_window_never_grows_past_twice_the_connections_of_a_host() -> None:
     assert not window.growing
 
 
-def test_a_batch_that_goes_on_growing_is_judged_against_the_last_ones_best_rate() -> None:
-    """A batch that ended while its window was still growing leaves its best rate behind; the
-    next one does not take its first epoch for a gain over nothing, and settles back on the
-    window that gave that rate when a larger one does not pay."""
+def test_short_batches_go_on_where_the_last_one_stopped_and_settle() -> None:
+    """Batches shorter than the two epochs it takes to judge a window (a window of 36 is
+    done in 200 objects): each goes on where the last stopped, judged against the best rate
+    it saw and with its strikes, so where the CPU is the limit the window settles, instead
+    of every batch taking its first epoch for a gain over nothing and growing it again."""
     host = ("resumed", object())
     window = batch._Window(host, limit=1000)
     now = _epochs(window, lambda size: min(size / 0.03, 2000.0), epochs=3)
     assert window.growing  # stopped mid-probe, as a short batch does
     window.remember()
-    learned = batch._windows[host]
-    assert learned.rate > 0 and learned.best < learned.size
-    for _ in range(5):  # batch after batch, the CPU (2,000 a second) is the limit
+    start = batch._windows[host].size
+    sizes = []
+    for _ in range(6):  # each batch: two epochs (its first one only warms up), CPU-bound
         window = batch._Window(host, limit=1000)
-        now = _epochs(window, lambda size: 2000.0, now=now, epochs=4)
+        now = _epochs(window, lambda size: 2000.0, now=now, epochs=2)
         window.remember()
-    assert batch._windows[host].size <= learned.size
-    assert batch._windows[host].settled
+        sizes.append(batch._windows[host].size)
+    learned = batch._windows[host]
+    assert learned.settled, sizes
+    knee = 2000.0 * 0.03  # the requests in flight the CPU can feed
+    assert knee / batch.GROWTH <= learned.size <= knee * batch.GROWTH, sizes
+    # At most one step past the window that settled was probed, whatever the batches' count.
+    assert max(sizes) <= math.ceil(learned.size * batch.GROWTH), sizes
+    assert start <= learned.size * batch.GROWTH
 
 
 def test_a_window_that_never_pays_stays_at_its_minimum() -> None:

@@ -10,12 +10,13 @@ So the window finds that point, per host, the way a TCP sender probes its path: 
 ``MIN_WINDOW`` and grows by ``GROWTH`` each epoch (``EPOCH`` windows of completions) while the
 completion rate grows by ``RATE_GAIN`` or more; after two epochs in a row that it does not, the
 window goes back to the one that gave the best rate and stays there. The next batch to the same
-host starts from that window (and, if the last one stopped before it settled, goes on growing,
-judged against the best rate that one saw); after ``RELEARN`` seconds a batch probes again
-from there. The window never exceeds ``CEILING`` times the connections the pool opens to a
-host (``POOL_CONNECTIONS_PER_HOST``): past that, requests only wait for a connection. On a local link (a
-round trip well under a millisecond) more than ``MIN_WINDOW`` never pays; on a cloud-like one
-(30 ms to the first byte) the window grows to what the CPU can feed, and no further.
+host starts from that window (and, if the last one stopped before it settled, goes on where
+it stopped: judged against the best rate it saw, its epochs that did not pay still counted);
+after ``RELEARN`` seconds a batch probes again from there. The window never exceeds
+``CEILING`` times the connections the pool opens to a host (``POOL_CONNECTIONS_PER_HOST``):
+past that, requests only wait for a connection. On a local link (a round trip well under a
+millisecond) more than ``MIN_WINDOW`` never pays; on a cloud-like one (30 ms to the first
+byte) the window grows to what the CPU can feed, and no further.
 
 A batch whose results are taken one by one (``cat_iter``) is also paced by its consumer: it
 keeps at most ``max(PACE, taken)`` objects started and not yet taken (and never more than the
@@ -70,8 +71,11 @@ class _Learned:
     size: int
     settled: bool  # the window stopped paying off at this size (else: still growing)
     when: float
-    best: int = 0  # while growing: the window that gave the best rate so far, and that rate
+    # While growing: the window that gave the best rate so far, that rate, and the epochs
+    # since that did not beat it.
+    best: int = 0
     rate: float = 0.0
+    strikes: int = 0
 
 
 _windows: dict[Hashable, _Learned] = {}
@@ -91,15 +95,16 @@ class _Window:
         start = MIN_WINDOW if learned is None else learned.size
         self.size = max(1, min(self.limit, max(MIN_WINDOW, start)))
         self.best_size, self.best_rate = self.size, 0.0
-        #: A batch that goes on growing a window is judged against the best rate the last
-        #: one saw (against nothing, its first epoch would always grow the window), and its
-        #: first epoch is not judged: it includes the wait for the first answers, so its rate
-        #: reads low.
+        self.strikes = 0  # epochs in a row whose rate did not grow
+        #: A batch that goes on growing a window goes on where the last one stopped (judged
+        #: against nothing, its first epoch would always grow the window, and batches shorter
+        #: than three epochs would grow it without end), and its first epoch is not judged:
+        #: it includes the wait for the first answers, so its rate reads low.
         self._warming = False
         if self.growing and learned is not None and learned.rate > 0:
             self.best_size = max(1, min(self.limit, learned.best or self.size))
-            self.best_rate, self._warming = learned.rate, True
-        self.strikes = 0  # epochs in a row whose rate did not grow
+            self.best_rate, self.strikes = learned.rate, learned.strikes
+            self._warming = True
         self.active = 0
         self._count = 0
         self._began: float | None = None
@@ -138,7 +143,7 @@ class _Window:
         if len(_windows) >= MAX_HOSTS:
             del _windows[next(iter(_windows))]
         _windows[self.host] = _Learned(self.size, not self.growing, time.monotonic(),
-                                       self.best_size, self.best_rate)
+                                       self.best_size, self.best_rate, self.strikes)
 
 
 class Batch(Generic[J, R]):
