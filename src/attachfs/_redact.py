@@ -32,7 +32,7 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import unquote
 
-__all__ = ["hidden_values", "install_log_scrubbing", "redact", "redact_path", "redact_text",
+__all__ = ["Redacted", "hidden_values", "install_log_scrubbing", "redact", "redact_path", "redact_text",
            "remember", "scrub"]
 
 MASK = "REDACTED"
@@ -85,6 +85,27 @@ def redact(url: Any) -> str:
         return head
     parts = re.split(r"([?#])", tail)
     return head + "".join(p if p in ("?", "#") else _params(p) for p in parts)
+
+
+class Redacted:
+    """A URI as a message shows it (after ``prefix``), redacted only when a message is made:
+    redacting costs per request, and most requests never fail. Calling it, ``str``, ``repr``
+    and its pickle all give the redacted text (a log record may carry it as an argument, and a
+    handler may keep, repr or pickle that): the raw URI never leaves it. Slotted, not a
+    closure: thousands of reads in flight each hold one."""
+
+    __slots__ = ("prefix", "uri")
+
+    def __init__(self, uri: str, prefix: str = "") -> None:
+        self.uri, self.prefix = uri, prefix
+
+    def __call__(self) -> str:
+        return f"{self.prefix}{redact(self.uri)}"
+
+    __str__ = __repr__ = __call__
+
+    def __reduce__(self) -> tuple[type[str], tuple[str]]:
+        return str, (self(),)
 
 
 def redact_path(path: str) -> str:

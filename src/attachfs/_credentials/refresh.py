@@ -112,7 +112,9 @@ class Refreshable(Generic[T]):
         return self._lease
 
     def _needs(self, window: float) -> bool:
-        lease = self._lease
+        return self._due(self._lease, window)
+
+    def _due(self, lease: Lease[T] | None, window: float) -> bool:
         return lease is None or self.clock() >= lease.expires_at - window
 
     def fresh(self) -> bool:
@@ -124,23 +126,23 @@ class Refreshable(Generic[T]):
         at once, without a coroutine); else ``STALE``: then ``await get()``. One read of the
         lease, so another thread's refresh or ``invalidate`` cannot come in between."""
         lease = self._lease
-        if lease is None or self.clock() >= lease.expires_at - self.advisory:
+        if lease is None or self._due(lease, self.advisory):
             return STALE
         return lease.value
 
     def get_sync(self) -> T:
         """The current value, refreshing first if needed (blocking; not for event loops)."""
-        if self.fresh():
-            return self._lease.value  # type: ignore[union-attr]
-        return self._refresh()
+        value = self.current()
+        return self._refresh() if isinstance(value, Stale) else value
 
     async def get(self) -> T:
         """The current value. A refresh, if needed, runs in a worker thread, once per loop,
         awaited by the caller that started it; in the advisory window the other callers go on
         with the still-valid lease meanwhile, in the mandatory window they await that same
         refresh (no thread hop and no lock per waiting request)."""
-        if self.fresh():
-            return self._lease.value  # type: ignore[union-attr]
+        value = self.current()
+        if not isinstance(value, Stale):
+            return value
         loop = asyncio.get_running_loop()
         task = self._inflight.get(loop)
         if task is None or task.done():

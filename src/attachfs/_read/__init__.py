@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .._limits import Limits
-from .._redact import redact
+from .._redact import Redacted
 from . import azure, gcs, http, parallel, retry, s3, throttle
 from .errors import Unsatisfiable, guarded, reraise, transient, translate
 from .part import Part
@@ -109,23 +109,13 @@ class _Attempt:
                           one.limits, one.if_none_match)
 
 
-class _Reading:
-    """``reading <uri>``, the URI redacted only when a message is made (a retry, a failure):
-    redacting costs per request. A log record carries it as an argument, so its repr and its
-    pickle are the redacted text too: the raw URI never leaves it."""
+class _Reading(Redacted):
+    """``reading <uri>``: what the retry loop names a read in its messages and log records."""
 
-    __slots__ = ("uri",)
+    __slots__ = ()
 
     def __init__(self, uri: str) -> None:
-        self.uri = uri
-
-    def __str__(self) -> str:
-        return f"reading {redact(self.uri)}"
-
-    __repr__ = __str__
-
-    def __reduce__(self) -> tuple[type[str], tuple[str]]:
-        return str, (str(self),)
+        super().__init__(uri, "reading ")
 
 
 async def read_ranges(client: Any, route: Route, ranges: Sequence[tuple[int, int | None]], *,

@@ -42,7 +42,7 @@ import yarl
 from .._errors import ReadTimeout
 from .._limits import Limits
 from .._net import pool, wire
-from .._redact import redact
+from .._redact import Redacted
 from .body import Chunks, read_body
 from .errors import changed, check_body
 from .part import META_HEADERS, ContentRange, Part, ranged
@@ -102,7 +102,7 @@ async def exchange(route: Route, limits: Limits, url: yarl.URL, headers: dict[st
     """One GET over the shared pool, asking for bytes ``[start, end)`` (``start < 0``: the last
     ``-start`` bytes); the caller put the matching ``Range`` header in ``headers``. (``method``
     "HEAD": the answer's headers only.)"""
-    shown = _Shown(route.uri)
+    shown = Redacted(route.uri)
     if route.proxy is None:
         answer = await _direct(route, limits, url, headers, start, end, redirects, method, shown)
         if answer is not None:
@@ -116,19 +116,6 @@ async def exchange(route: Route, limits: Limits, url: yarl.URL, headers: dict[st
         raise ReadTimeout.connecting(shown(), limits.connect_timeout) from err
     except (asyncio.TimeoutError, TimeoutError) as err:  # waiting for the response headers
         raise ReadTimeout.stalled(shown(), limits.read_timeout, "response") from err
-
-
-class _Shown:
-    """``shown()``: the URI as a message may show it, redacted only when a failure asks
-    (redacting costs per request); an object with a slot, not a closure per request."""
-
-    __slots__ = ("uri",)
-
-    def __init__(self, uri: str) -> None:
-        self.uri = uri
-
-    def __call__(self) -> str:
-        return redact(self.uri)
 
 
 async def _direct(route: Route, limits: Limits, url: yarl.URL, headers: dict[str, str],
