@@ -184,6 +184,40 @@ def test_pandas_parquet_columns_read_a_fraction_of_the_file(s3_at_http):
     assert asked_bytes(server, len(data)) <= 0.3 * len(data)
 
 
+def test_parquet_reads_reuse_the_buffers_of_dropped_chunks_and_never_those_held(s3_at_http):
+    """Column chunks are received into buffers that earlier reads' dropped chunks leave: a
+    frame still held (and pyarrow's zero-copy views of its chunks) keeps every byte."""
+    import io
+
+    import numpy as np
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    from attachfs import _blocks
+    from attachfs._net import buffers
+
+    config, put, server = s3_at_http
+    n = 400_000
+    frame = pd.DataFrame({f"c{i}": np.random.default_rng(i).random(n) for i in range(4)})
+    buf = io.BytesIO()
+    frame.to_parquet(buf, row_group_size=n // 4)
+    uri = put("reuse.parquet", buf.getvalue())
+    fs = attachfs.filesystem(config=config, skip_instance_cache=True)
+    with fs.open(uri) as f:
+        held = pq.ParquetFile(f).read_row_group(0).column("c1")  # zero-copy over a chunk
+    before = buffers.stats()
+    frames = []
+    for _ in range(3):
+        _blocks.shared().clear()  # the next read fetches again, into the buffers let go
+        frames.append(pd.read_parquet(f"attach::{uri}", columns=["c1", "c3"],
+                                      storage_options={"config": config}))
+    for got in frames:
+        pd.testing.assert_frame_equal(got, frame[["c1", "c3"]])
+    assert held.to_numpy().tolist() == frame["c1"][:n // 4].tolist()
+    if buffers._reuse:
+        assert buffers.stats()["reused"] > before["reused"]
+
+
 @pytest.mark.parametrize("backend", ["s3", "gcs", "azure"])
 def test_an_object_replaced_mid_read_raises_integrity_error(peers, attach_config, backend):
     store = new_store(backend, peers)

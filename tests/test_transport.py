@@ -497,17 +497,17 @@ def test_a_windows_parts_are_received_into_one_buffer_exactly(
     and the window is joined, exact either way."""
     import asyncio
 
-    from attachfs._net import wire
+    from attachfs._net import buffers
 
     made: list[bytes | bytearray] = []
-    new_buffer = wire.new_buffer
+    new_buffer = buffers.new_buffer
 
     def recording(n: int) -> Any:
         buffer, view = new_buffer(n)
         made.append(buffer)
         return buffer, view
 
-    monkeypatch.setattr(wire, "new_buffer", recording)
+    monkeypatch.setattr(buffers, "new_buffer", recording)
     data = os.urandom(MiB)
     uri = store.put(store.bucket, "window.bin", data)
     fs = fs_for(store)

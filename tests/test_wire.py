@@ -7,9 +7,7 @@ when the server pauses or hangs up. Counted at the server: connections made, req
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import os
-import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -479,50 +477,3 @@ def test_bodies_over_tls_arrive_whole_in_place_and_with_the_wake_up_mark(
     assert got == bodies
     assert fast[0] and fast[1]  # loopback: the later bodies were received under the mark
     assert served == 1
-
-
-# -- buffers ----------------------------------------------------------------------------------
-
-@pytest.mark.skipif(wire._make_bytes is None, reason="bytes filled in place is CPython's")
-@pytest.mark.parametrize("n", [wire._IN_PLACE, wire._POPULATE - 1, wire._POPULATE, 1000615,
-                               wire._POPULATE_MAX, wire._POPULATE_MAX + 1, 8 * 2**20])
-def test_a_buffers_pages_are_mapped_at_once_only_for_the_lengths_that_gain(
-        n: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    """One madvise call over whole pages covering exactly the buffer's contents, for buffers
-    of _POPULATE to _POPULATE_MAX bytes; the buffer is a bytes object filled in place."""
-    calls: list[tuple[int, int, int]] = []
-
-    def madvise(start: int, length: int, advice: int) -> int:
-        calls.append((start, length, advice))
-        return 0
-
-    monkeypatch.setattr(wire, "_madvise_call", madvise)
-    data, view = wire.new_buffer(n)
-    view[:] = b"\x07" * n
-    assert type(data) is bytes and data == b"\x07" * n
-    if wire._POPULATE <= n <= wire._POPULATE_MAX:
-        ((start, length, advice),) = calls
-        contents = id(data) + sys.getsizeof(b"") - 1
-        assert advice == wire._MADV_POPULATE_WRITE
-        assert start % wire._PAGE == 0 and start <= contents < start + wire._PAGE
-        assert start + length == contents + n
-    else:
-        assert calls == []
-
-
-@pytest.mark.parametrize("errno,kept", [(22, False), (38, False), (12, True), (4, True)])
-def test_a_kernel_without_the_call_is_not_asked_again(errno: int, kept: bool,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    """EINVAL or ENOSYS: this kernel does not know MADV_POPULATE_WRITE (before Linux 5.14),
-    so it is not asked again; another failure (ENOMEM, EINTR) is this call's alone."""
-    calls = []
-
-    def madvise(start: int, length: int, advice: int) -> int:
-        calls.append(start)
-        ctypes.set_errno(errno)
-        return -1
-
-    monkeypatch.setattr(wire, "_madvise_call", madvise)
-    wire._populate(1 << 20, 1 << 20)
-    assert calls == [1 << 20]
-    assert (wire._madvise_call is madvise) is kept

@@ -7,9 +7,9 @@ over through its stream reader costs more than the copies. An answer that announ
 ``bytes`` object handed on (``asyncio.BufferedProtocol`` and ``new_buffer``), one copy from the
 socket or the TLS layer in all, and on a fast connection the socket wakes the loop once per
 ``LOWAT`` bytes. A 1 GiB read of 8 MiB ranges from a loopback server, on one loop: ~0.78 s
-through aiohttp, ~0.45 s received in place, ~0.17 s with the wake-up mark. A buffer of a
-column chunk's size (``_POPULATE`` to ``_POPULATE_MAX``) has its pages mapped in one call
-before its body arrives, not one fault per page as it is written (``_populate``).
+through aiohttp, ~0.45 s received in place, ~0.17 s with the wake-up mark. The buffers come
+from ``buffers``: pages mapped at once, and reused once nobody holds them (``seal`` when a
+body is complete).
 
 This is deliberately a small client, for requests whose shape attachfs controls: a ``GET`` or
 ``HEAD`` without a body, sent straight to the service (never through a proxy: those go through
@@ -45,12 +45,10 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import ctypes
 import os
 import socket
 import ssl
 import struct
-import sys
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -59,6 +57,8 @@ import aiohttp
 import yarl
 from aiohttp.client_reqrep import ConnectionKey
 from multidict import CIMultiDict, CIMultiDictProxy
+
+from .buffers import new_buffer, seal
 
 try:
     import fcntl
@@ -85,8 +85,6 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 _NO_BODY = frozenset({204, 304})
 _BAD = ("\r", "\n", "\0")
 _FRAMING = frozenset({"connection", "transfer-encoding", "content-length"})
-#: Bodies this long or longer are received into a ``bytes`` in place.
-_IN_PLACE = 64 * 1024
 #: While a body is received in place over a fast connection, the socket wakes the loop only
 #: once this many of its bytes are waiting (``SO_RCVLOWAT``), or the rest of the body is, or
 #: the connection ends: one wake-up per ~120 KiB instead (what loopback delivers between two
@@ -103,96 +101,6 @@ _RATE_SAMPLE = 2**20
 _TLS_SLACK = 32 * 1024
 
 _ssl_context: ssl.SSLContext | None = None
-
-
-def _new_bytes() -> Callable[[int], tuple[bytes | bytearray, memoryview]] | None:
-    """CPython's way to make a ``bytes`` of a given length to be written before anyone sees
-    it (``PyBytes_FromStringAndSize(NULL, n)``, what ``io.BufferedReader.read(n)`` receives
-    into), with a writable view of its contents; None where that is not CPython's layout."""
-    if sys.implementation.name != "cpython":
-        return None
-    new = ctypes.pythonapi.PyBytes_FromStringAndSize
-    new.restype = ctypes.py_object
-    new.argtypes = (ctypes.c_void_p, ctypes.c_ssize_t)
-    # A writable view straight onto memory (a ctypes array over it would make a new ctypes
-    # type for every length, each a reference cycle for the garbage collector).
-    view_of = ctypes.pythonapi.PyMemoryView_FromMemory
-    view_of.restype = ctypes.py_object
-    view_of.argtypes = (ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_int)
-    writable = 0x200  # PyBUF_WRITE
-    offset = sys.getsizeof(b"") - 1  # where a bytes object's contents start
-
-    def make(n: int) -> tuple[bytes, memoryview]:
-        data = new(None, n)
-        address = id(data) + offset
-        if _POPULATE <= n <= _POPULATE_MAX:
-            _populate(address, n)
-        return data, view_of(address, n, writable)
-
-    probe, view = make(64)
-    view[:] = bytes(range(64))
-    del view
-    return make if probe == bytes(range(64)) and hash(probe) == hash(bytes(range(64))) else None
-
-
-def _madvise() -> Callable[[int, int, int], int] | None:
-    """libc's ``madvise``, where there is one to call."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        call = libc.madvise
-    except (OSError, AttributeError):
-        return None
-    call.restype = ctypes.c_int
-    call.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
-    return call
-
-
-_madvise_call = _madvise()
-_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
-#: Linux's MADV_POPULATE_WRITE (5.14 and later): map a range's pages writable in one call.
-_MADV_POPULATE_WRITE = 23
-#: Buffers of these lengths have their pages mapped before the body is received (a column
-#: chunk, a block of a random read). For a 64 KiB body the call cost more than the faults it
-#: saved; for one of 8 MiB (a stream's window) it held the loop before the first byte, while
-#: the faults it saved overlapped with the body's arrival: a sequential read of 1 GiB took a
-#: tenth longer.
-_POPULATE = 512 * 1024
-_POPULATE_MAX = 2 * 2**20
-
-
-def _populate(address: int, n: int) -> None:
-    """Map the pages of a new buffer in one system call, before a body is received into it.
-
-    Memory the allocator just took from the system is mapped page by page as it is first
-    written: one fault per 4 KiB, ~2 us each on a virtual machine, which was a third of the
-    time to receive a 1 MiB body on loopback. Asking for all of a buffer's pages at once costs
-    one call (which lengths gain from it: ``_POPULATE``). Pages already mapped are left as they
-    are; where the call is not known (an older kernel), it is not asked again."""
-    global _madvise_call
-    call = _madvise_call
-    if call is None:
-        return
-    start = address - address % _PAGE
-    if call(start, address + n - start, _MADV_POPULATE_WRITE) != 0:
-        if ctypes.get_errno() in (22, 38):  # EINVAL, ENOSYS: not this kernel's
-            _madvise_call = None
-
-
-_make_bytes = _new_bytes()
-
-
-def new_buffer(n: int) -> tuple[bytes | bytearray, memoryview]:
-    """A buffer of ``n`` bytes to receive a body into, and a writable view of it: a ``bytes``
-    object filled in place (no second copy to hand it on as ``bytes``; a large bytearray is
-    zero-filled and copied once more, which costs as much as receiving it), or elsewhere
-    than CPython a ``bytearray``. Until every byte is written the contents are whatever the
-    allocator left there: it must not be handed on before then."""
-    if _make_bytes is not None and n >= _IN_PLACE:
-        return _make_bytes(n)
-    buffer = bytearray(n)
-    return buffer, memoryview(buffer)
 
 
 class Stalled(asyncio.TimeoutError):
@@ -620,6 +528,7 @@ class _Conn(asyncio.BufferedProtocol):
             raise
         target, self.target = self.target, None
         assert target is not None
+        seal(target)  # every byte is in, and this connection writes no more into it
         return target
 
 

@@ -41,7 +41,7 @@ from .._limits import (
     PARTS_IN_FLIGHT,
     RANGES_IN_FLIGHT,
 )
-from .._net import wire
+from .._net import buffers
 from . import transport
 from .errors import changed
 from .part import Part
@@ -178,14 +178,17 @@ async def read(one: One, host: Hashable, uri: str, start: int, end: int | None,
         # A slow link and a version to pin every part to: all of them at once, each received
         # straight into its place in one buffer (no join of the parts afterwards).
         spans = _spans(start, end, size)
-        buffer, view = wire.new_buffer(end - start)
+        buffer, view = buffers.new_buffer(end - start)
         slices = [view[s - start:e - start] for s, e in spans]
         got = await _parts(one, spans, version, parts, host, into=slices)
         # Every part received into its own slice (the answer is that very view): the buffer
         # is the window. A part that came otherwise (shorter: the object ends inside it)
         # leaves the buffer unfinished, and the parts are joined.
         whole = all(p.data is v for p, v in zip(got, slices, strict=True))
-        return _joined(uri, version, start, spans, got, buffer if whole else None)
+        joined = _joined(uri, version, start, spans, got, buffer if whole else None)
+        if whole:
+            buffers.seal(buffer)  # every part is in, and no connection writes into it now
+        return joined
     # The first part alone: it tells the size and the version, and measures the link (not
     # measured lately: a larger sample, which a cold start skews less).
     alone = max(size, MEASURE_SAMPLE) if known is None else size
