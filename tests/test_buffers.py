@@ -354,3 +354,21 @@ def aiohttp_payload_error() -> type[BaseException]:
     import aiohttp
 
     return aiohttp.ClientPayloadError
+
+
+@needs_reuse
+def test_zero_recycle_bytes_turns_reuse_off(pool: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(buffers.ENV, "0")
+    reused = buffers.stats()["reused"]
+    for byte in range(3):
+        assert fill(MiB, byte) == bytes([byte]) * MiB
+    assert buffers.stats()["tracked"] == 0 and buffers.stats()["reused"] == reused
+
+
+@needs_reuse
+@pytest.mark.parametrize("value", ["64MB", "-1", "1.5"])
+def test_a_bad_recycle_bytes_is_an_error_that_names_the_variable(
+        pool: None, monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv(buffers.ENV, value)
+    with pytest.raises(ValueError, match="ATTACHFS_RECYCLE_BYTES must be"):
+        buffers.new_buffer(MiB)

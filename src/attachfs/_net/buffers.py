@@ -18,7 +18,8 @@ them again. Two measures, both here:
   received into it: its length is set to the new body's, its cached hash cleared, and its
   pages are already mapped. The buffers remembered are at most ``RECYCLE_BYTES`` in all and
   ``_TRACKED`` in number (the oldest are forgotten first): the memory kept alive for reuse
-  alone, past what callers hold, is never more than ``RECYCLE_BYTES``. A buffer that
+  alone, past what callers hold, is never more than ``RECYCLE_BYTES`` (64 MiB;
+  ``ATTACHFS_RECYCLE_BYTES`` sets it, 0 turns reuse off). A buffer that
   someone still holds (a ``read`` result, a cache entry, a ``memoryview``, a NumPy or pyarrow
   array over it) is never written again; one never sealed (a body that failed halfway, a
   window whose parts were not all received in place) is never reused. Only CPython with a
@@ -40,7 +41,7 @@ from typing import Any
 
 from .. import _fork
 
-__all__ = ["RECYCLE_BYTES", "RECYCLE_MAX", "RECYCLE_MIN", "new_buffer", "seal", "stats"]
+__all__ = ["ENV", "RECYCLE_BYTES", "RECYCLE_MAX", "RECYCLE_MIN", "new_buffer", "seal", "stats"]
 
 #: Bodies this long or longer are received into a ``bytes`` in place.
 _IN_PLACE = 64 * 1024
@@ -50,8 +51,10 @@ _IN_PLACE = 64 * 1024
 RECYCLE_MIN = 256 * 1024
 RECYCLE_MAX = 32 * 2**20
 #: The buffers remembered for reuse, in bytes at most (held or free; the oldest are forgotten
-#: first): the most memory kept alive for reuse alone.
+#: first): the most memory kept alive for reuse alone. ``ATTACHFS_RECYCLE_BYTES`` sets it
+#: (0: no buffer is reused).
 RECYCLE_BYTES = 64 * 2**20
+ENV = "ATTACHFS_RECYCLE_BYTES"
 #: Buffers remembered at once (held by someone or free), at most.
 _TRACKED = 256
 #: Linux's MADV_POPULATE_WRITE (5.14 and later): map a range's pages writable in one call.
@@ -188,7 +191,7 @@ def new_buffer(n: int) -> tuple[bytes | bytearray, memoryview]:
     if layout is None or n < _IN_PLACE:
         buffer = bytearray(n)
         return buffer, memoryview(buffer)
-    if _reuse and RECYCLE_MIN <= n <= RECYCLE_MAX:
+    if _reuse and RECYCLE_MIN <= n <= RECYCLE_MAX and _bound():
         return _recycled(layout, n)
     data = layout.new(None, n)
     if _POPULATE <= n <= _POPULATE_MAX:
@@ -228,6 +231,21 @@ def _recycled(layout: _Layout, n: int) -> tuple[bytes, memoryview]:
         return made, layout.view(made, n)
 
 
+def _bound() -> int:
+    """``RECYCLE_BYTES``, or what ``ATTACHFS_RECYCLE_BYTES`` says."""
+    value = os.environ.get(ENV, "").strip()
+    if not value:
+        return RECYCLE_BYTES
+    try:
+        n = int(value)
+    except ValueError:
+        raise ValueError(f"{ENV} must be a number of bytes (0: no buffer is reused), "
+                         f"not {value!r}") from None
+    if n < 0:
+        raise ValueError(f"{ENV} must be 0 or more bytes, not {n}")
+    return n
+
+
 def _remember(entry: _Entry) -> None:
     """Remember ``entry``, forgetting the oldest buffers past ``_TRACKED`` of them or past
     ``RECYCLE_BYTES`` in all (a free one forgotten is released; a held one stays its
@@ -236,7 +254,8 @@ def _remember(entry: _Entry) -> None:
     _entries.append(entry)
     _by_id[id(entry.data)] = entry
     _tracked_bytes += entry.capacity
-    while _entries and (len(_entries) > _TRACKED or _tracked_bytes > RECYCLE_BYTES):
+    bound = _bound()
+    while _entries and (len(_entries) > _TRACKED or _tracked_bytes > bound):
         old = _entries.pop(0)
         del _by_id[id(old.data)]
         _tracked_bytes -= old.capacity
