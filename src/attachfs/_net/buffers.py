@@ -251,10 +251,10 @@ def _remember(entry: _Entry) -> None:
     ``RECYCLE_BYTES`` in all (a free one forgotten is released; a held one stays its
     holder's)."""
     global _tracked_bytes
+    bound = _bound()
     _entries.append(entry)
     _by_id[id(entry.data)] = entry
     _tracked_bytes += entry.capacity
-    bound = _bound()
     while _entries and (len(_entries) > _TRACKED or _tracked_bytes > bound):
         old = _entries.pop(0)
         del _by_id[id(old.data)]
