@@ -184,6 +184,39 @@ def test_pandas_parquet_columns_read_a_fraction_of_the_file(s3_at_http):
     assert asked_bytes(server, len(data)) <= 0.3 * len(data)
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_parquet_row_groups_read_by_index_out_of_order_request_what_they_read(s3_at_http,
+                                                                            seed):
+    """read_row_group(i, columns=[...]) in a random order (one not beginning with the first
+    row group): the chunks of those columns in those row groups, the footer, nothing more."""
+    import io
+    import random
+
+    import numpy as np
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    config, put, server = s3_at_http
+    n = 400_000
+    frame = pd.DataFrame({f"c{i}": np.random.default_rng(i).random(n) for i in range(6)})
+    buf = io.BytesIO()
+    frame.to_parquet(buf, row_group_size=n // 20)
+    data = buf.getvalue()
+    uri = put(f"random-{seed}.parquet", data)
+    meta = pq.read_metadata(io.BytesIO(data))
+    order = random.Random(seed).sample(range(1, 20), 6)
+    fs = attachfs.filesystem(config=config, skip_instance_cache=True)
+    server.clear_requests()
+    with fs.open(uri) as f:
+        pf = pq.ParquetFile(f)
+        for i in order:
+            got = pf.read_row_group(i, columns=["c1", "c4"])
+            assert got.column("c4").to_pylist()[:3] == frame["c4"][i * n // 20:][:3].tolist()
+    needed = sum(meta.row_group(i).column(c).total_compressed_size for i in order
+                 for c in (1, 4))
+    assert asked_bytes(server, len(data)) <= 1.1 * needed + 64 * 1024  # and the footer's
+
+
 def test_parquet_reads_reuse_the_buffers_of_dropped_chunks_and_never_those_held(s3_at_http):
     """Column chunks are received into buffers that earlier reads' dropped chunks leave: a
     frame still held (and pyarrow's zero-copy views of its chunks) keeps every byte."""

@@ -8,13 +8,13 @@ import io
 import random
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import attachfs
 from attachfs._blocks import BlockCache, Extents, assemble
 from attachfs._file import _union
-from attachfs._parquet import Layout, Scan, footer_span
+from attachfs._parquet import FIRST_WINDOW, Layout, Scan, footer_span
 from attachfs._pattern import Pattern
 from attachfs._read.cached import cache_uri, object_key
 
@@ -247,18 +247,71 @@ def test_a_column_scan_in_any_order_fetches_those_columns_ahead(parquet_file):
     assert (5, 1) in fetched
 
 
+def chunks_in(layout: Layout, spans: list[tuple[int, int]]) -> set[tuple[int, int]]:
+    return {(rg, col) for rg in range(len(layout.chunks)) for col in range(6)
+            for s, e in spans if s <= layout.chunks[rg][col][0] < e}
+
+
 def test_a_scan_fetches_ahead_every_column_it_read_before_its_second_row_group(parquet_file):
     """pyarrow reads a projection row group by row group: when the first column comes round
-    to its second row group, the others have been read only once, and are fetched ahead too."""
+    to its second row group, the others have been read only once, and are fetched ahead too,
+    FIRST_WINDOW chunks at first, in row-group order; each read of one of them lets twice as
+    many be ahead, until every chunk of those columns is fetched."""
     layout = layout_of(parquet_file)
     scan = Scan(layout, max_ahead=64 * MiB)
     assert scan.observe(*layout.chunks[0][1]) == []
     assert scan.observe(*layout.chunks[0][4]) == []
-    ahead = scan.observe(*layout.chunks[1][1])
-    fetched = {(rg, col) for rg in range(10) for col in range(6)
-               for s, e in ahead if s <= layout.chunks[rg][col][0] < e}
-    assert fetched == {(rg, col) for rg in range(10) for col in (1, 4)} - {(0, 1), (0, 4),
-                                                                           (1, 1)}
+    first = chunks_in(layout, scan.observe(*layout.chunks[1][1]))
+    assert first == {(1, 4), (2, 1), (2, 4), (3, 1)}  # the next FIRST_WINDOW, in order
+    assert len(first) == FIRST_WINDOW
+    fetched = set(first)
+    read = {(0, 1), (0, 4), (1, 1)}
+    for rg in range(1, 10):
+        for col in (1, 4):
+            if (rg, col) in read:
+                continue
+            read.add((rg, col))
+            fetched |= chunks_in(layout, scan.observe(*layout.chunks[rg][col]))
+            assert len(fetched - read) <= scan.window
+    assert fetched | {(0, 1), (0, 4), (1, 1)} == {(rg, col) for rg in range(10)
+                                                  for col in (1, 4)}
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_row_groups_read_by_index_in_an_order_not_from_the_first_fetch_nothing_ahead(
+        parquet_file, data):
+    """pq.ParquetFile(f).read_row_group(i, columns=[...]) for row groups in any order that does
+    not begin with the first: every chunk of the columns asked for, nothing else."""
+    layout = layout_of(parquet_file)
+    groups = data.draw(st.permutations(range(10)).filter(lambda p: p[0] != 0))
+    order = groups[:data.draw(st.integers(2, 10))]
+    columns = data.draw(st.lists(st.integers(0, 5), min_size=1, max_size=5, unique=True))
+    scan = Scan(layout, max_ahead=64 * MiB)
+    for rg in order:
+        for col in sorted(columns):
+            assert scan.observe(*layout.chunks[rg][col]) == []
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_reads_that_turn_away_from_a_scan_leave_at_most_the_window_fetched_for_nothing(
+        parquet_file, data):
+    """Any reads of chunks (a scan seen or not): what is fetched ahead and not read is never
+    more than FIRST_WINDOW doubled once per chunk fetched ahead that was read."""
+    layout = layout_of(parquet_file)
+    reads = data.draw(st.lists(st.tuples(st.integers(0, 9), st.integers(0, 5)), max_size=40))
+    scan = Scan(layout, max_ahead=64 * MiB)
+    fetched: set[tuple[int, int]] = set()
+    read: set[tuple[int, int]] = set()
+    hits = 0
+    for rg, col in [(0, 2), (1, 2)] + reads:  # begins as a scan of column 2
+        hits += (rg, col) in fetched - read
+        read.add((rg, col))
+        fetched |= chunks_in(layout, scan.observe(*layout.chunks[rg][col]))
+        assert len(fetched - read) <= FIRST_WINDOW * 2**hits
 
 
 def test_row_groups_read_whole_by_index_fetch_nothing_ahead(parquet_file):

@@ -3,11 +3,21 @@
 pandas hands pyarrow a Python file object, and pyarrow then reads the column chunks one at a
 time through it: one request after another, where pyarrow's own S3 client has several in
 flight. Once the footer is read, its metadata says where every column chunk is; once the reads
-show a scan (a column read in two row groups), the chunks of every column read so far, in
-every row group, are fetched concurrently, as many bytes ahead of the reads as ``max_ahead``
-allows (pyarrow has asked for all of them already; they reach the file one by one). Row groups
-read whole (``read_row_group``, every column), in any
-order, fetch nothing ahead: what is fetched stays what is read.
+show a scan, the chunks of every column read so far are fetched ahead, row group by row group,
+concurrently (pyarrow has asked for all of them already; they reach the file one by one).
+
+A scan is a column read in two row groups, by reads that began with the file's first row
+group: pyarrow's scans (``read_table``, ``read_parquet``, ``iter_batches``) start there and
+arrive a few row groups out of order, while ``read_row_group`` calls in a random order, the
+other way to read a column in two row groups, almost never start there. What is fetched ahead
+is bounded twice: at most ``window`` chunks not read yet (``FIRST_WINDOW`` when the scan is
+seen, doubled by every read of one: a scan soon has all it needs in flight, and reads that
+turn away at once leave ``FIRST_WINDOW`` chunks fetched for nothing), and at most
+``max_ahead`` bytes. Reads that look like a scan for a while and then stop (the first few row
+groups read in order, and no more) leave what was fetched ahead of them: pyarrow's own client
+reads exactly, but it knows its caller's plan; a file only sees the reads. Row groups read
+whole (``read_row_group``, every column), in any order, fetch nothing ahead: what is fetched
+stays what is read.
 
 The footer is parsed by pyarrow itself (``pyarrow.parquet.read_metadata``), and only when the
 caller has already imported it: a file that merely ends in ``PAR1`` costs no import.
@@ -20,13 +30,18 @@ import struct
 import sys
 from typing import Any
 
-__all__ = ["Layout", "Scan", "footer_span"]
+__all__ = ["FIRST_WINDOW", "Layout", "Scan", "footer_span"]
 
 Span = tuple[int, int]
 
 _MAGIC = b"PAR1"
 #: Chunks closer than this are fetched as one range (pyarrow's ``hole_size_limit``).
 _HOLE = 8192
+#: Chunks fetched ahead and not read yet, at most, when a scan is first seen; every read of
+#: one doubles it. (Adding one instead, as TCP's slow start does per acknowledgement, made a
+#: read_parquet over loopback a fifth slower: pyarrow's reads of the first row groups arrive
+#: in any order, and most found their chunk not yet asked for.)
+FIRST_WINDOW = 4
 
 
 def footer_span(tail: bytes, size: int) -> Span | None:
@@ -49,6 +64,8 @@ class Layout:
                       for col, (s, e) in enumerate(cols) if e > s)
         self._starts = [s for s, _, _, _ in flat]
         self._flat = flat
+        #: The first row group that has bytes: where a scan begins.
+        self.first_group = min((rg for _, _, rg, _ in flat), default=0)
 
     @classmethod
     def parse(cls, footer: bytes) -> Layout | None:
@@ -98,26 +115,34 @@ class Scan:
         self.issued: set[tuple[int, int]] = set()
         self.ahead: dict[tuple[int, int], int] = {}  # fetched ahead, not read yet: bytes
         self.whole = False           # row groups are read whole: nothing is fetched ahead
+        self.first: int | None = None  # the row group of the first chunk read
+        self.window = FIRST_WINDOW   # chunks fetched ahead and not read yet, at most
 
     def observe(self, start: int, end: int) -> list[Span]:
         """A read of ``[start, end)``; returns the spans to fetch ahead now.
 
-        A scan is a column read in two row groups, while no read took a whole row group:
-        pyarrow reads a column projection chunk by chunk (its reads, issued together, arrive
-        here one at a time and not quite in order), and ``read_row_group``/``read_table`` of
-        every column read each row group as one range, which says nothing of the next one."""
+        A scan is a column read in two row groups, by reads that began with the first row
+        group, while no read took a whole row group: pyarrow reads a column projection chunk
+        by chunk (its reads, issued together, arrive here one at a time and not quite in
+        order), and ``read_row_group``/``read_table`` of every column read each row group as
+        one range, which says nothing of the next one."""
         touched = self.layout.touched(start, end)
         if not touched or self.whole:
             return []
+        if self.first is None:
+            self.first = min(rg for rg, _ in touched)
         for rg, col in touched:
             self.rows.setdefault(col, set()).add(rg)
             self.issued.add((rg, col))
-            self.ahead.pop((rg, col), None)
+            if self.ahead.pop((rg, col), None) is not None:
+                self.window *= 2  # a chunk fetched ahead was read: the scan goes on
         groups = {rg for rg, _ in touched}
         if any(len([c for r, c in touched if r == rg]) == len(self.layout.chunks[rg])
                for rg in groups):
             self.whole = True
             return []
+        if self.first != self.layout.first_group:
+            return []  # row groups read by index, from the middle: not a scan
         if not any(len(rows) >= 2 for rows in self.rows.values()):
             return []
         # A scan has begun: pyarrow reads a projection row group by row group, so every column
@@ -131,7 +156,7 @@ class Scan:
             wanted = [(self.layout.chunks[rg][col], (rg, col)) for col in sorted(columns)
                       if (rg, col) not in self.issued and col < len(self.layout.chunks[rg])]
             for (s, e), chunk in sorted(wanted):
-                if total + (e - s) > self.max_ahead:
+                if total + (e - s) > self.max_ahead or len(self.ahead) >= self.window:
                     return spans
                 self.issued.add(chunk)
                 self.ahead[chunk] = e - s
