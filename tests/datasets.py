@@ -11,6 +11,7 @@ import io
 import tarfile
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -31,6 +32,18 @@ def parquet_bytes(table: pa.Table, row_group_size: int = 100) -> bytes:
     buf = io.BytesIO()
     pq.write_table(table, buf, row_group_size=row_group_size)
     return buf.getvalue()
+
+
+def random_columns(rows: int, columns: int, row_groups: int) -> tuple[Any, bytes]:
+    """A pandas DataFrame of ``columns`` float columns ``c0``... of random values (seeded by
+    column), and its parquet bytes in ``row_groups`` row groups."""
+    import pandas as pd
+
+    frame = pd.DataFrame({f"c{i}": np.random.default_rng(i).random(rows)
+                          for i in range(columns)})
+    buf = io.BytesIO()
+    frame.to_parquet(buf, row_group_size=rows // row_groups)
+    return frame, buf.getvalue()
 
 
 def zarr_files(values: np.ndarray, chunks: tuple[int, ...]) -> dict[str, bytes]:

@@ -405,15 +405,12 @@ def test_info_of_a_prefix_is_a_directory_and_of_a_missing_key_not_found(s3):
 
 
 def test_read_parquet_fetches_its_column_chunks_together(s3):
-    import numpy as np
     import pandas as pd
 
+    from datasets import random_columns
+
     fs, put, storage = s3
-    n = 200_000
-    frame = pd.DataFrame({f"c{i}": np.random.default_rng(i).random(n) for i in range(10)})
-    buf = io.BytesIO()
-    frame.to_parquet(buf, row_group_size=n // 20)
-    data = buf.getvalue()
+    frame, data = random_columns(200_000, 10, 20)
     uri = put("table.parquet", data)
     storage.clear_requests()
     storage.delay = 0.02  # requests sent together overlap at the proxy
@@ -634,3 +631,15 @@ def test_a_streams_windows_never_land_in_the_shared_cache_however_far_behind_the
             # never a window.
             assert _blocks.shared().stats()["bytes"] <= 16 * MiB
     assert b"".join(got) == data
+
+
+@pytest.mark.parametrize("value", ["128MB", "-1", "1e6"])
+def test_a_bad_block_cache_bound_is_an_error_that_names_the_variable(
+        monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    from attachfs import _blocks
+
+    monkeypatch.setenv(_blocks.ENV, value)
+    with pytest.raises(ValueError, match="ATTACHFS_BLOCK_CACHE_BYTES must be"):
+        _blocks._configured_bytes()
+    monkeypatch.setenv(_blocks.ENV, " 4096 ")
+    assert _blocks._configured_bytes() == 4096

@@ -12,6 +12,7 @@ import uuid
 import pytest
 
 import attachfs
+from datasets import random_columns
 from stores import new_store
 
 MiB = 2**20
@@ -165,17 +166,10 @@ def test_seeks_fetch_what_is_asked_not_megabytes(s3_at_http):
 
 
 def test_pandas_parquet_columns_read_a_fraction_of_the_file(s3_at_http):
-    import numpy as np
     import pandas as pd
 
     config, put, server = s3_at_http
-    n = 400_000
-    frame = pd.DataFrame({f"c{i}": np.random.default_rng(i).random(n) for i in range(10)})
-    import io
-
-    buf = io.BytesIO()
-    frame.to_parquet(buf, row_group_size=n // 20)
-    data = buf.getvalue()
+    frame, data = random_columns(400_000, 10, 20)
     uri = put("table.parquet", data)
     server.clear_requests()
     got = pd.read_parquet(f"attach::{uri}", columns=["c1", "c7"],
@@ -192,16 +186,11 @@ def test_parquet_row_groups_read_by_index_out_of_order_request_what_they_read(s3
     import io
     import random
 
-    import numpy as np
-    import pandas as pd
     import pyarrow.parquet as pq
 
     config, put, server = s3_at_http
     n = 400_000
-    frame = pd.DataFrame({f"c{i}": np.random.default_rng(i).random(n) for i in range(6)})
-    buf = io.BytesIO()
-    frame.to_parquet(buf, row_group_size=n // 20)
-    data = buf.getvalue()
+    frame, data = random_columns(n, 6, 20)
     uri = put(f"random-{seed}.parquet", data)
     meta = pq.read_metadata(io.BytesIO(data))
     order = random.Random(seed).sample(range(1, 20), 6)
@@ -220,9 +209,6 @@ def test_parquet_row_groups_read_by_index_out_of_order_request_what_they_read(s3
 def test_parquet_reads_reuse_the_buffers_of_dropped_chunks_and_never_those_held(s3_at_http):
     """Column chunks are received into buffers that earlier reads' dropped chunks leave: a
     frame still held (and pyarrow's zero-copy views of its chunks) keeps every byte."""
-    import io
-
-    import numpy as np
     import pandas as pd
     import pyarrow.parquet as pq
 
@@ -231,10 +217,8 @@ def test_parquet_reads_reuse_the_buffers_of_dropped_chunks_and_never_those_held(
 
     config, put, server = s3_at_http
     n = 400_000
-    frame = pd.DataFrame({f"c{i}": np.random.default_rng(i).random(n) for i in range(4)})
-    buf = io.BytesIO()
-    frame.to_parquet(buf, row_group_size=n // 4)
-    uri = put("reuse.parquet", buf.getvalue())
+    frame, data = random_columns(n, 4, 4)
+    uri = put("reuse.parquet", data)
     fs = attachfs.filesystem(config=config, skip_instance_cache=True)
     with fs.open(uri) as f:
         held = pq.ParquetFile(f).read_row_group(0).column("c1")  # zero-copy over a chunk

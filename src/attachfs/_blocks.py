@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._fork import at_fork
-from ._limits import BLOCK_CACHE_BYTES, INFO_TTL
+from ._limits import BLOCK_CACHE_BYTES, INFO_TTL, bytes_setting
 
 __all__ = ["BlockCache", "Extents", "ObjectKey", "shared"]
 
@@ -269,17 +269,7 @@ class BlockCache:
 
 
 def _configured_bytes() -> int:
-    value = os.environ.get(ENV, "").strip()
-    if not value:
-        return BLOCK_CACHE_BYTES
-    try:
-        n = int(value)
-    except ValueError:
-        raise ValueError(f"{ENV} must be a number of bytes (0: no shared block cache), "
-                         f"not {value!r}") from None
-    if n < 0:
-        raise ValueError(f"{ENV} must be 0 or more bytes, not {n}")
-    return n
+    return bytes_setting(ENV, os.environ.get(ENV), BLOCK_CACHE_BYTES, "no shared block cache")
 
 
 _shared: BlockCache | None = None

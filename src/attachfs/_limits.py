@@ -16,7 +16,8 @@ __all__ = ["BLOCK_CACHE_BYTES", "CACHE_BLOCK", "CACHE_MAX_BYTES", "FAST_CONNECTI
            "FINISH_ON_CLOSE", "FIRST_BLOCK", "HEAD_FETCH", "INFO_TTL", "LIMIT_FIELDS", "Limits",
            "MAX_READAHEAD", "MIN_FETCH", "MIN_PART_SIZE", "PARTS_IN_FLIGHT", "PART_SIZE",
            "POOL_CONNECTIONS", "POOL_CONNECTIONS_PER_HOST", "POOL_READ_BUFFER",
-           "PREFETCH_CONCURRENCY", "RANGES_IN_FLIGHT", "SPECULATION_ALLOWANCE", "TAIL"]
+           "PREFETCH_CONCURRENCY", "RANGES_IN_FLIGHT", "SPECULATION_ALLOWANCE", "TAIL",
+           "bytes_setting"]
 
 #: The disk cache's size bound when a config or ``cache=`` names only a directory.
 CACHE_MAX_BYTES = 10 * 2**30
@@ -134,3 +135,18 @@ LIMIT_FIELDS: dict[str, tuple[type, float, float]] = {
     "backoff_cap": (float, 0.0, 3600.0),
 }
 assert set(LIMIT_FIELDS) == {f.name for f in fields(Limits)}
+
+
+def bytes_setting(name: str, value: str | None, default: int, zero: str) -> int:
+    """A bound in bytes that the environment variable ``name`` sets (its ``value``; unset or
+    blank: ``default``); ``zero`` says what 0 means, for the error a bad value gets."""
+    value = (value or "").strip()
+    if not value:
+        return default
+    try:
+        n = int(value)
+    except ValueError:
+        raise ValueError(f"{name} must be a number of bytes (0: {zero}), not {value!r}") from None
+    if n < 0:
+        raise ValueError(f"{name} must be 0 or more bytes, not {n}")
+    return n

@@ -40,6 +40,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import _fork
+from .._limits import bytes_setting
 
 __all__ = ["ENV", "RECYCLE_BYTES", "RECYCLE_MAX", "RECYCLE_MIN", "new_buffer", "seal", "stats"]
 
@@ -233,17 +234,7 @@ def _recycled(layout: _Layout, n: int) -> tuple[bytes, memoryview]:
 
 def _bound() -> int:
     """``RECYCLE_BYTES``, or what ``ATTACHFS_RECYCLE_BYTES`` says."""
-    value = os.environ.get(ENV, "").strip()
-    if not value:
-        return RECYCLE_BYTES
-    try:
-        n = int(value)
-    except ValueError:
-        raise ValueError(f"{ENV} must be a number of bytes (0: no buffer is reused), "
-                         f"not {value!r}") from None
-    if n < 0:
-        raise ValueError(f"{ENV} must be 0 or more bytes, not {n}")
-    return n
+    return bytes_setting(ENV, os.environ.get(ENV), RECYCLE_BYTES, "no buffer is reused")
 
 
 def _remember(entry: _Entry) -> None:
