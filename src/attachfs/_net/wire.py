@@ -66,7 +66,7 @@ try:
 except ImportError:  # not POSIX: bytes waiting in a socket are not known
     pass
 
-__all__ = ["KEEPALIVE_SECONDS", "Pool", "Response", "Stalled", "new_buffer"]
+__all__ = ["KEEPALIVE_SECONDS", "Pool", "Response", "Stalled"]
 
 #: Seconds an idle pooled connection is kept (aiohttp's default keep-alive).
 KEEPALIVE_SECONDS = 15.0
