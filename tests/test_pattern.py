@@ -241,8 +241,7 @@ def test_a_column_scan_in_any_order_fetches_those_columns_ahead(parquet_file):
     ahead = []
     for rg, col in order:
         ahead += scan.observe(*layout.chunks[rg][col])
-    fetched = {(rg, col) for rg in range(10) for col in range(6)
-               for s, e in ahead if s <= layout.chunks[rg][col][0] < e}
+    fetched = chunks_in(layout, ahead)
     assert fetched and {col for _, col in fetched} <= {1, 4}
     assert (5, 1) in fetched
 
@@ -351,3 +350,17 @@ def test_a_gate_lets_waiters_in_in_order_and_passes_on_a_cancelled_turn():
         return order
 
     assert asyncio.run(scenario()) == ["a", "b", "d", "e"]
+
+
+def test_a_scan_after_the_footers_tail_read_is_still_seen(parquet_file):
+    """pyarrow reads a file's last 64 KiB for its footer, which also covers the end of the
+    last row group: that read is not where reads began, and a scan from the first row group
+    after it is still a scan (pq.ParquetFile(f).iter_batches(columns=[...]) on one file)."""
+    layout = layout_of(parquet_file)
+    scan = Scan(layout, max_ahead=64 * MiB)
+    size = len(parquet_file)
+    assert layout.touched(size - 64 * 1024, size)  # the tail read reaches into a chunk
+    assert scan.observe(size - 64 * 1024, size) == []
+    assert scan.observe(*layout.chunks[0][1]) == []
+    assert chunks_in(layout, scan.observe(*layout.chunks[1][1])) == {(2, 1), (3, 1), (4, 1),
+                                                                     (5, 1)}

@@ -9,7 +9,9 @@ concurrently (pyarrow has asked for all of them already; they reach the file one
 A scan is a column read in two row groups, by reads that began with the file's first row
 group: pyarrow's scans (``read_table``, ``read_parquet``, ``iter_batches``) start there and
 arrive a few row groups out of order, while ``read_row_group`` calls in a random order, the
-other way to read a column in two row groups, almost never start there. What is fetched ahead
+other way to read a column in two row groups, almost never start there. (pyarrow's read of
+the file's last 64 KiB for the footer, which may cover the end of the last row group, reads
+no chunk and does not count.) What is fetched ahead
 is bounded twice: at most ``window`` chunks not read yet (``FIRST_WINDOW`` when the scan is
 seen, doubled by every read of one: a scan soon has all it needs in flight, and reads that
 turn away at once leave ``FIRST_WINDOW`` chunks fetched for nothing), and at most
@@ -66,6 +68,8 @@ class Layout:
         self._flat = flat
         #: The first row group that has bytes: where a scan begins.
         self.first_group = min((rg for _, _, rg, _ in flat), default=0)
+        #: Where the column chunks end (the footer follows).
+        self.chunks_end = max((e for _, e, _, _ in flat), default=0)
 
     @classmethod
     def parse(cls, footer: bytes) -> Layout | None:
@@ -127,8 +131,8 @@ class Scan:
         order), and ``read_row_group``/``read_table`` of every column read each row group as
         one range, which says nothing of the next one."""
         touched = self.layout.touched(start, end)
-        if not touched or self.whole:
-            return []
+        if not touched or self.whole or end > self.layout.chunks_end:
+            return []  # a read into the footer (pyarrow's tail read for it) reads no chunk
         if self.first is None:
             self.first = min(rg for rg, _ in touched)
         for rg, col in touched:
